@@ -1,0 +1,24 @@
+"""genlab dashboard: `streamlit run app.py`.
+
+Navigation and the shared sidebar (model picker, device) live here; each view is a file
+in views/ that calls the genlab engine.
+"""
+import streamlit as st
+
+from views import common
+
+st.set_page_config(page_title="genlab", page_icon="🧬", layout="wide")
+
+PAGES = [
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/latent_explorer.py", title="Latent Explorer", icon=":material/tune:"),
+    st.Page("views/interpolation.py", title="Interpolation", icon=":material/linear_scale:"),
+    st.Page("views/manifold.py", title="VAE Manifold", icon=":material/grid_on:"),
+    st.Page("views/training.py", title="Training", icon=":material/monitoring:"),
+]
+
+nav = st.navigation(PAGES)
+with st.sidebar:
+    common.model_picker()
+    st.caption(f"Device: {common.device()}")
+nav.run()

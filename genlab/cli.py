@@ -1,0 +1,187 @@
+"""Command line: python -m genlab train | eval | sample | list."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import data, metrics, store, viz
+from .device import describe, pick_device
+from .models import VAEConfig, build, n_params
+from .train import Divergence, Progress, TrainConfig, fit
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: position, loss, speed and ETA."""
+
+    def __init__(self, label: str, stream=sys.stderr, width: int = 24):
+        self.label, self.stream, self.width = label, stream, width
+
+    def __call__(self, p: Progress) -> None:
+        filled = int(self.width * p.fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        loss = p.recent.get("loss", float("nan"))
+        rate = p.step / max(p.elapsed, 1e-9)
+        eta = time.strftime("%M:%S", time.gmtime(p.eta)) if p.eta < 3600 else f"{p.eta / 3600:.1f}h"
+        line = (f"\r{self.label} epoch {p.epoch}/{p.epochs} [{bar}] {100 * p.fraction:5.1f}% "
+                f"loss {loss:8.3f}  {rate:6.1f} steps/s  ETA {eta}")
+        self.stream.write(line + ("\n" if p.epoch_done and p.epoch == p.epochs else ""))
+        self.stream.flush()
+
+
+def _parse_hidden(s: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in s.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, e.g. 500,250 (got {s!r})")
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("--hidden sizes must be positive")
+    return sizes
+
+
+def test_metrics(model, dataset: str, device, k: int = 1000, limit: int | None = None, verbose: bool = True) -> dict:
+    """Test -ELBO (and its terms) and the importance-weighted NLL on the fixed binarized test set."""
+    test = data.load_images(dataset, "test", device, limit=limit)
+    x = metrics.binarized_test_set(test.x) if model.config.likelihood == "bernoulli" else test.x
+    out = {f"test_{key}": round(v, 3) for key, v in metrics.elbo_metrics(model, x).items() if key != "loss"}
+    if not model.is_autoencoder and k > 0:
+        t0 = time.perf_counter()
+
+        def tick(done, total):
+            if verbose:
+                sys.stderr.write(f"\rimportance-weighted NLL, k={k}: {done}/{total} images")
+                sys.stderr.flush()
+
+        r = metrics.iw_nll(model, x, k=k, progress=tick)
+        if verbose:
+            sys.stderr.write(f"  ({time.perf_counter() - t0:.0f} s)\n")
+        out.update({f"iw_nll_k{k}": round(r["nll"], 3), f"iw_nll_k{k}_stderr": round(r["stderr"], 3)})
+    out["test_images"] = len(x)
+    out["test_binarization_seed"] = 0
+    return out
+
+
+def cmd_train(a) -> int:
+    device = pick_device(a.device)
+    torch.manual_seed(a.seed)
+    ds = data.load_images(a.dataset, "train", device, limit=a.limit)
+    val = data.load_images(a.dataset, "val", device) if a.dataset == "mnist" else data.load_images(a.dataset, "test", device)
+    cfg = VAEConfig(image_shape=tuple(ds.x.shape[1:]), hidden=a.hidden, latent_dim=a.latent,
+                    likelihood=a.likelihood, sigma=a.sigma, learn_sigma=a.learn_sigma, beta=a.beta,
+                    autoencoder=(a.family == "ae"))
+    model = build("vae", cfg).to(device)
+    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                       binarize=(a.likelihood == "bernoulli"))
+    print(f"training {a.family} (latent {a.latent}, {n_params(model):,} parameters) on {ds.name} "
+          f"({len(ds)} images) on {describe(device)}", file=sys.stderr)
+    try:
+        history = fit(model, ds.x, tcfg, val_x=val.x, callback=ProgressBar(a.family))
+    except Divergence as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 1
+    model.fit_latent_prior(ds.x)
+    m = test_metrics(model, a.dataset, device, k=a.eval_k) if a.eval_k >= 0 else {}
+    dataset = {"name": a.dataset, "split": "train", "n": len(ds), "binarized": tcfg.binarize,
+               "binarization": "dynamic (a fresh Bernoulli draw per batch)" if tcfg.binarize else "none"}
+    paths = store.save(model, a.out, dataset=dataset, history=history.to_dict(), metrics=m,
+                       train_config=vars(tcfg) | {"device": str(device)})
+    print(json.dumps(m, indent=1))
+    print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(a) -> int:
+    device = pick_device(a.device)
+    model, card = store.load(a.path, device)
+    m = test_metrics(model, card.get("dataset", {}).get("name", "mnist"), device, k=a.k, limit=a.limit)
+    print(json.dumps(m, indent=1))
+    if a.write:
+        store.update_card(a.path, metrics=m)
+        print(f"metrics written to {a.path}.json", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(a) -> int:
+    device = pick_device(a.device)
+    model, _ = store.load(a.path, device)
+    g = torch.Generator(device=device).manual_seed(a.seed)
+    with torch.inference_mode():
+        images = model.decode(model.prior_sample(a.n, g))
+    arr = viz.grid_array(images, nrow=a.nrow, upscale=a.upscale)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_bytes(viz.png_bytes(arr, compress_level=6))
+    print(f"wrote {a.out} ({a.n} samples, seed {a.seed})", file=sys.stderr)
+    return 0
+
+
+def cmd_list(a) -> int:
+    for p in store.list_checkpoints(a.folder):
+        try:
+            card = store.read_card(p)
+        except store.CheckpointError as e:
+            print(f"{p.name}: unreadable ({e})")
+            continue
+        m = card.get("metrics", {})
+        nll = next((f"{k}={v}" for k, v in m.items() if k.startswith("iw_nll") and "stderr" not in k), "")
+        print(f"{p.name:24s} {card['family']:6s} latent {card['config'].get('latent_dim')}  "
+              f"-ELBO {m.get('test_neg_elbo', '-')}  {nll}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m genlab", description="genlab: train, evaluate and sample generative models")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    t.add_argument("family", choices=["vae", "ae"], help="vae, or ae for the plain autoencoder")
+    t.add_argument("--latent", type=int, default=20, help="latent dimensions (default 20)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--out", required=True, help="checkpoint path without suffix, e.g. checkpoints/my-vae")
+    t.add_argument("--dataset", choices=["mnist", "digits8"], default="mnist")
+    t.add_argument("--hidden", type=_parse_hidden, default=(500, 250), help="hidden sizes, e.g. 500,250")
+    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
+    t.add_argument("--sigma", type=float, default=0.1, help="Gaussian decoder std (initial value if learned)")
+    t.add_argument("--learn-sigma", action="store_true", help="learn the Gaussian decoder's std")
+    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    t.add_argument("--eval-k", type=int, default=1000, help="importance samples for the test NLL (0: ELBO only, -1: skip)")
+    t.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="test -ELBO and importance-weighted NLL of a checkpoint")
+    e.add_argument("path")
+    e.add_argument("--k", type=int, default=1000, help="importance samples per image (default 1000)")
+    e.add_argument("--limit", type=int, default=None, help="score only the first N test images")
+    e.add_argument("--write", action="store_true", help="store the metrics in the checkpoint's card")
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("sample", help="write a grid of samples to a PNG")
+    s.add_argument("path")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True)
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--nrow", type=int, default=8)
+    s.add_argument("--upscale", type=int, default=2)
+    s.add_argument("--device", default=None)
+    s.set_defaults(func=cmd_sample)
+
+    ls = sub.add_parser("list", help="list the checkpoints in a folder")
+    ls.add_argument("folder", nargs="?", default="checkpoints")
+    ls.set_defaults(func=cmd_list)
+
+    a = ap.parse_args(argv)
+    if getattr(a, "epochs", 1) < 1 or getattr(a, "latent", 1) < 1:
+        ap.error("--epochs and --latent must be at least 1")
+    try:
+        return a.func(a)
+    except (store.CheckpointError, data.DataError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

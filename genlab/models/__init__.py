@@ -1,0 +1,5 @@
+"""Model families. Importing this package registers every family."""
+from .base import GenerativeModel, build, config_from_dict, families, n_params, register
+from .vae import VAE, VAEConfig
+
+__all__ = ["GenerativeModel", "build", "config_from_dict", "families", "n_params", "register", "VAE", "VAEConfig"]

@@ -1,0 +1,164 @@
+"""Variational autoencoder (Kingma & Welling, 2014) with MLP encoder and decoder, and the
+plain autoencoder as its KL-free contrast.
+
+    q(z|x) = N(mu(x), diag(exp(logvar(x))))      p(z) = N(0, I)
+    -ELBO  = E_q[-log p(x|z)] + KL(q(z|x) || p(z))   (the "reconstruction" and "KL" terms)
+    loss   = reconstruction + beta * KL
+
+The decoder is Bernoulli (binary cross-entropy on logits) or Gaussian with a fixed or a
+learned shared standard deviation. With `autoencoder=True` the code is z = mu(x), there is
+no KL term, and the "prior" is a diagonal Gaussian fitted to the training codes afterwards.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .base import register
+
+
+@dataclass
+class VAEConfig:
+    image_shape: tuple[int, ...] = (1, 28, 28)
+    hidden: tuple[int, ...] = (500, 250)
+    latent_dim: int = 20
+    likelihood: str = "bernoulli"  # "bernoulli" or "gaussian"
+    sigma: float = 0.1  # Gaussian decoder std (its initial value when learned)
+    learn_sigma: bool = False
+    beta: float = 1.0
+    autoencoder: bool = False
+
+    def __post_init__(self):
+        if self.likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {self.likelihood!r}")
+        if self.latent_dim < 1 or any(h < 1 for h in self.hidden):
+            raise ValueError("latent_dim and hidden sizes must be positive")
+        if self.sigma <= 0 or self.beta < 0:
+            raise ValueError("sigma must be > 0 and beta >= 0")
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, closed form. Shape of mu."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+@register("vae", VAEConfig)
+class VAE(nn.Module):
+    data_kind = "image"
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        d = math.prod(config.image_shape)
+        n_out = config.latent_dim * (1 if config.autoencoder else 2)
+        self.encoder = mlp([d, *config.hidden, n_out])
+        self.decoder = mlp([config.latent_dim, *reversed(config.hidden), d])
+        if config.likelihood == "gaussian":
+            self.log_sigma = nn.Parameter(torch.tensor(math.log(config.sigma)), requires_grad=config.learn_sigma)
+        # the prior's location and scale: N(0, I) for the VAE, fitted to the codes for the AE
+        self.register_buffer("latent_loc", torch.zeros(config.latent_dim))
+        self.register_buffer("latent_scale", torch.ones(config.latent_dim))
+
+    @property
+    def is_autoencoder(self) -> bool:
+        return self.config.autoencoder
+
+    # ------------------------------------------------------------------ encoder
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, C, H, W) -> mu (B, Z) and logvar (B, Z); logvar is None for the autoencoder."""
+        h = self.encoder(x.flatten(1))
+        if self.config.autoencoder:
+            return h, None
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior means (B, Z): the point each image maps to."""
+        return self.posterior(x)[0]
+
+    # ------------------------------------------------------------------ decoder
+    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, D)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, Z) -> mean images (B, C, H, W) in [0, 1]."""
+        return torch.sigmoid(self.decoder(z)).view(z.shape[0], *self.config.image_shape)
+
+    def decode_sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw x ~ p(x|z) instead of taking its mean: Bernoulli pixels, or Gaussian noise."""
+        mean = self.decode(z)
+        if self.config.likelihood == "bernoulli":
+            return torch.bernoulli(mean, generator=generator)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
+        return (mean + self.log_sigma.exp() * noise).clamp(0, 1)
+
+    def log_px_given_z(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per example (B,), from decoder logits (B, D) and data x (B, ...)."""
+        x = x.flatten(1)
+        if self.config.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+        log_sigma = self.log_sigma.clamp(min=math.log(1e-3))
+        err = (x - torch.sigmoid(logits)) / log_sigma.exp()
+        return -(0.5 * err.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)).sum(1)
+
+    # ------------------------------------------------------------------ prior
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=self.latent_loc.device)
+        return self.latent_loc + self.latent_scale * eps  # (n, Z)
+
+    @torch.no_grad()
+    def fit_latent_prior(self, x: torch.Tensor, batch_size: int = 2048) -> None:
+        """Autoencoder only: set the prior to a diagonal Gaussian fitted to the codes of x."""
+        if not self.config.autoencoder:
+            return
+        codes = torch.cat([self.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        self.latent_loc.copy_(codes.mean(0))
+        self.latent_scale.copy_(codes.std(0).clamp_min(1e-6))
+
+    # ------------------------------------------------------------------ objective
+    def loss_terms(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Batch means of the loss, -ELBO, reconstruction and KL, and the KL per dimension."""
+        mu, logvar = self.posterior(x)  # (B, Z) each
+        if logvar is None:  # plain autoencoder: deterministic code, no KL
+            recon = -self.log_px_given_z(self.decoder(mu), x)  # (B,)
+            loss = recon.mean()
+            return {"loss": loss, "recon": loss}
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * eps  # reparameterisation
+        recon = -self.log_px_given_z(self.decoder(z), x)  # (B,)
+        kl_dim = gaussian_kl(mu, logvar)  # (B, Z)
+        kl = kl_dim.sum(1)  # (B,)
+        return {
+            "loss": (recon + self.config.beta * kl).mean(),
+            "neg_elbo": (recon + kl).mean(),
+            "recon": recon.mean(),
+            "kl": kl.mean(),
+            "kl_dim": kl_dim.mean(0),
+        }
+
+    def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.parameters(), lr=lr)]
+
+    def train_step(self, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None = None
+                   ) -> dict[str, torch.Tensor]:
+        (opt,) = optimizers
+        terms = self.loss_terms(batch, generator)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        return {k: v.detach() for k, v in terms.items()}

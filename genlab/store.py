@@ -1,0 +1,182 @@
+"""Checkpoints: `name.safetensors` (tensors only) + `name.json` (the card).
+
+The card holds the family, the config that rebuilds the architecture, the data set, the
+training history, metrics, the genlab version and the SHA-256 of the weights file. Loading
+checks all of it before building anything, and nothing is ever unpickled. Writes go to a
+temporary file in the same folder and are renamed into place.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__
+from .models import base as _base
+
+FORMAT = "genlab-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "format_version", "family", "config", "weights_sha256")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be loaded; the message says which file and why."""
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | None = None,
+         history: dict | None = None, metrics: dict | None = None, train_config: dict | None = None,
+         extra: dict | None = None) -> tuple[Path, Path]:
+    """Write model weights and card atomically.
+
+    Args:
+        model: a registered family's model (has .family and a dataclass .config).
+        path: "folder/name" (a .json or .safetensors suffix is dropped).
+        dataset, history, metrics, train_config, extra: card sections (JSON-ready dicts).
+    Returns:
+        (weights path, card path).
+    """
+    weights_path, card_path = _paths(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    blob = st_save(tensors, metadata={"format": FORMAT})
+    card = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "genlab_version": __version__,
+        "name": card_path.stem,
+        "family": model.family,
+        "config": dataclasses.asdict(model.config),
+        "dataset": dataset or {},
+        "train_config": train_config or {},
+        "history": history or {},
+        "metrics": metrics or {},
+        "n_params": _base.n_params(model),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        "weights_bytes": len(blob),
+        "tensors": {k: list(v.shape) for k, v in tensors.items()},
+        **(extra or {}),
+    }
+    _atomic_write(weights_path, blob)
+    _atomic_write(card_path, json.dumps(card, indent=1).encode())
+    return weights_path, card_path
+
+
+def read_card(path: str | os.PathLike) -> dict:
+    """The validated card of a checkpoint (no weights read). Raises CheckpointError."""
+    _, card_path = _paths(path)
+    if not card_path.exists():
+        raise CheckpointError(f"{card_path}: card not found (a checkpoint is NAME.json + NAME.safetensors)")
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{card_path}: not valid JSON ({e}); the card is corrupt or truncated") from e
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{card_path}: the card must be a JSON object")
+    missing = [k for k in REQUIRED if k not in card]
+    if missing:
+        raise CheckpointError(f"{card_path}: not a genlab card, missing {missing}")
+    if card["format"] != FORMAT or card["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{card_path}: format {card['format']!r} v{card['format_version']} "
+                              f"is not {FORMAT!r} v{FORMAT_VERSION}")
+    if card["family"] not in _base.families():
+        raise CheckpointError(f"{card_path}: unknown model family {card['family']!r}; "
+                              f"this genlab knows {', '.join(_base.families())}")
+    return card
+
+
+def _parse_weights(weights_path: Path, card: dict) -> dict[str, torch.Tensor]:
+    if not weights_path.exists():
+        raise CheckpointError(f"{weights_path}: weights file not found")
+    blob = weights_path.read_bytes()
+    head = blob[:4]
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise CheckpointError(f"{weights_path}: this is a pickle or a torch.save zip, not safetensors; "
+                              f"genlab never unpickles files. Re-save the weights with safetensors.")
+    if len(blob) != card.get("weights_bytes", len(blob)) or hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
+        raise CheckpointError(f"{weights_path}: {len(blob)} bytes whose SHA-256 does not match the card; "
+                              f"the file is truncated or was modified")
+    try:
+        return st_load(blob)
+    except Exception as e:  # safetensors raises its own error type for bad headers
+        raise CheckpointError(f"{weights_path}: not a valid safetensors file ({e})") from e
+
+
+def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Load a checkpoint, validated, in eval mode on `device`.
+
+    Args:
+        path: "folder/name" or either of its two files.
+        device: where the weights go.
+    Returns:
+        (model, card).
+    Raises:
+        CheckpointError: missing or truncated files, a pickle, an unknown family, a config
+            that does not build, or tensors whose names or shapes do not match the config.
+    """
+    weights_path, card_path = _paths(path)
+    card = read_card(card_path)
+    try:
+        model = _base.build(card["family"], card["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{card_path}: config does not build a {card['family']} model: {e}") from e
+    tensors = _parse_weights(weights_path, card)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    problems = [f"missing {k}" for k in expected if k not in got]
+    problems += [f"unexpected {k}" for k in got if k not in expected]
+    problems += [f"{k}: file has {got[k]}, config expects {expected[k]}"
+                 for k in expected if k in got and got[k] != expected[k]]
+    if problems:
+        raise CheckpointError(f"{weights_path}: tensors do not match the card's config: " + "; ".join(problems[:5]))
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval(), card
+
+
+def update_card(path: str | os.PathLike, **sections) -> dict:
+    """Merge sections (e.g. metrics={...}) into an existing card, atomically."""
+    _, card_path = _paths(path)
+    card = read_card(card_path)
+    for k, v in sections.items():
+        if isinstance(v, dict) and isinstance(card.get(k), dict):
+            card[k] = {**card[k], **v}
+        else:
+            card[k] = v
+    _atomic_write(card_path, json.dumps(card, indent=1).encode())
+    return card
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """Base paths ("folder/name") of every card in a folder, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.with_suffix("") for p in folder.glob("*.json") if p.with_suffix(".safetensors").exists())

@@ -1,0 +1,171 @@
+"""Streamlit glue shared by the pages: cached models and data, the model picker, URL state,
+and showing image grids. Pages stay thin: widgets, calls into genlab, rendering."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+import torch
+
+import genlab
+from genlab import data as gdata
+from genlab import viz
+from genlab.jobs import JobManager
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "vae-mnist-z20"
+
+
+def checkpoint_dir() -> Path:
+    return Path(os.environ.get("GENLAB_CHECKPOINTS", ROOT / "checkpoints"))
+
+
+@st.cache_resource(show_spinner=False)
+def device() -> torch.device:
+    return genlab.pick_device()
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    """One per server process: bounds the training jobs all sessions can run at once."""
+    return JobManager()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _list_models(folder: str, stamp: int) -> list[dict]:
+    out = []
+    for p in genlab.list_checkpoints(folder):
+        try:
+            card = genlab.read_card(p)
+        except genlab.CheckpointError as e:
+            out.append({"name": p.name, "error": str(e)})
+            continue
+        cfg = card["config"]
+        kind = "AE" if cfg.get("autoencoder") else card["family"].upper()
+        out.append({"name": p.name, "family": card["family"], "latent_dim": cfg.get("latent_dim"),
+                    "label": f"{p.name}  ({kind}, z={cfg.get('latent_dim')})"})
+    return out
+
+
+def list_models() -> list[dict]:
+    """Every loadable checkpoint in the checkpoint folder (refreshed when the folder changes)."""
+    folder = checkpoint_dir()
+    stamp = folder.stat().st_mtime_ns if folder.exists() else 0
+    return [m for m in _list_models(str(folder), stamp) if "error" not in m]
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _load(path: str, stamp: tuple[int, int]):
+    model, card = genlab.load(path, device())
+    model.requires_grad_(False)  # shared across sessions: read-only
+    return model, card
+
+
+def load_model(name: str):
+    """(model, card) for a checkpoint name, shared across sessions, reloaded when its files change."""
+    base = checkpoint_dir() / name
+    w, c = base.with_name(name + ".safetensors"), base.with_name(name + ".json")
+    stamp = (w.stat().st_mtime_ns if w.exists() else 0, c.stat().st_mtime_ns if c.exists() else 0)
+    return _load(str(base), stamp)
+
+
+@st.cache_resource(show_spinner="Loading the MNIST test set…")
+def test_set(name: str = "mnist") -> gdata.ImageSet:
+    return gdata.load_images(name, "test", device())
+
+
+@st.cache_resource(show_spinner="Encoding the test set…", max_entries=8)
+def _test_codes(name: str, stamp: tuple[int, int]):
+    model, card = load_model(name)
+    ds = test_set(card.get("dataset", {}).get("name", "mnist"))
+    with torch.inference_mode():
+        codes = torch.cat([model.encode(ds.x[i:i + 2000]) for i in range(0, len(ds), 2000)])
+    return codes.cpu(), ds.y.cpu()
+
+
+def test_codes(name: str):
+    """Posterior means (N, Z) of the model's test set, and the labels (N,); computed once per model."""
+    base = checkpoint_dir() / name
+    stamp = tuple((base.with_name(name + s).stat().st_mtime_ns) for s in (".safetensors", ".json"))
+    return _test_codes(name, stamp)
+
+
+# ----------------------------------------------------------------------------- sidebar / model
+def model_picker() -> str | None:
+    """The sidebar's model selectbox; its value lives in session state and the URL (?model=)."""
+    models = list_models()
+    names = [m["name"] for m in models]
+    if not names:
+        st.sidebar.error(f"No checkpoints in {checkpoint_dir()}. Train one on the Training page "
+                         "or with `python -m genlab train vae --out checkpoints/NAME`.")
+        return None
+    if "_select_model" in st.session_state:  # set by a page (e.g. after saving a checkpoint)
+        st.session_state["model"] = st.session_state.pop("_select_model")
+    if "model" not in st.session_state:
+        wanted = st.query_params.get("model")
+        fallback = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+        if wanted and wanted not in names:
+            st.session_state["_notice"] = f"The link asked for model “{wanted}”, which is not here; showing {fallback}."
+        st.session_state["model"] = wanted if wanted in names else fallback
+    elif st.session_state["model"] not in names:
+        st.session_state["model"] = names[0]
+    labels = {m["name"]: m["label"] for m in models}
+    st.sidebar.selectbox("Model", names, key="model", format_func=lambda n: labels.get(n, n),
+                         help="Checkpoints found in the checkpoints/ folder. Every page uses this model.")
+    st.query_params["model"] = st.session_state["model"]
+    return st.session_state["model"]
+
+
+def current_model():
+    """(name, model, card) of the picked model, or a message and stop when there is none."""
+    name = st.session_state.get("model")
+    if not name:
+        st.info("No model is loaded. Pick one in the sidebar, or train one on the Training page.")
+        st.stop()
+    try:
+        model, card = load_model(name)
+    except genlab.CheckpointError as e:
+        st.error(f"This checkpoint cannot be loaded: {e}")
+        st.stop()
+    return name, model, card
+
+
+def show_notice() -> None:
+    msg = st.session_state.pop("_notice", None)
+    if msg:
+        st.warning(msg)
+
+
+# ----------------------------------------------------------------------------- URL state
+def url_default(key: str, parse: Callable[[object], object]) -> None:
+    """Seed widget `key` from the URL the first time this page shows it (values are clamped)."""
+    if key not in st.session_state:
+        st.session_state[key] = parse(st.query_params.get(key))
+
+
+def url_write(*keys: str) -> None:
+    """Reflect these widgets' values in the URL so a link reproduces the view."""
+    for k in keys:
+        v = st.session_state.get(k)
+        if v is not None:
+            st.query_params[k] = str(v)
+
+
+# ----------------------------------------------------------------------------- images
+def show_grid(images: torch.Tensor, nrow: int, upscale: int = 2, caption: str | None = None,
+              padding: int = 2) -> None:
+    """One PNG for the whole grid (one request), pixels repeated so digits stay crisp."""
+    arr = viz.grid_array(images, nrow=nrow, upscale=upscale, padding=padding)
+    st.image(viz.png_bytes(arr), caption=caption, width=arr.shape[1])
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator(device=device()).manual_seed(int(seed))
+
+
+def upscale_for(model, target_px: int = 84) -> int:
+    """Integer pixel repeat that shows one image at about `target_px` pixels."""
+    side = model.config.image_shape[-1] if hasattr(model.config, "image_shape") else 28
+    return max(1, round(target_px / side))

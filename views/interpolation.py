@@ -1,0 +1,93 @@
+"""Interpolation: endpoints from seeds or encoded test images; lerp and slerp; a strip of
+N steps; the norm along each path; download as an animated GIF."""
+import math
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from genlab import latent, viz
+from genlab.pagestate import parse_choice, parse_int
+from views import common
+
+st.title("Interpolation")
+common.show_notice()
+name, model, card = common.current_model()
+Z = model.latent_dim
+can_encode = hasattr(model, "encode")
+SOURCES = ["seed", "test image"] if can_encode else ["seed"]
+METHODS = ["slerp", "lerp", "both"]
+up = common.upscale_for(model, 56)
+test = common.test_set(card.get("dataset", {}).get("name", "mnist")) if can_encode else None
+
+
+def endpoint(tag: str, default_seed: int, default_index: int):
+    """Widgets for one endpoint; returns (code (Z,), original image or None, description)."""
+    common.url_default(f"{tag}_src", lambda v: parse_choice(v, SOURCES, "test image" if can_encode else "seed"))
+    common.url_default(f"{tag}_seed", lambda v: parse_int(v, 0, 2**31 - 1, default_seed))
+    common.url_default(f"{tag}_idx", lambda v: parse_int(v, 0, len(test) - 1 if test else 0, default_index))
+    src = st.radio(f"Endpoint {tag}", SOURCES, key=f"{tag}_src", horizontal=True)
+    if src == "seed":
+        st.number_input("seed", 0, 2**31 - 1, step=1, key=f"{tag}_seed")
+        with torch.inference_mode():
+            z = model.prior_sample(1, common.generator(st.session_state[f"{tag}_seed"]))[0]
+        return z, None, f"seed {st.session_state[f'{tag}_seed']}"
+    pick = st.radio("pick by", ["index", "label"], key=f"{tag}_by", horizontal=True)
+    if pick == "label":
+        c1, c2 = st.columns(2)
+        digit = c1.selectbox("digit", list(range(10)), index=default_index % 10, key=f"{tag}_digit")
+        idx_of = (test.y == digit).nonzero().flatten()
+        k = c2.number_input("which one", 0, len(idx_of) - 1, 0, key=f"{tag}_k",
+                            help=f"There are {len(idx_of)} test images of a {digit}.")
+        st.session_state[f"{tag}_idx"] = int(idx_of[k])
+    st.number_input(f"test image index (0–{len(test) - 1})", 0, len(test) - 1, step=1, key=f"{tag}_idx",
+                    disabled=(pick == "label"))
+    i = st.session_state[f"{tag}_idx"]
+    x = test.x[i:i + 1]
+    with torch.inference_mode():
+        z = model.encode(x)[0]
+    return z, x, f"test image {i} (label {int(test.y[i])})"
+
+
+cols = st.columns(2)
+with cols[0]:
+    za, xa, da = endpoint("a", 1, 3)
+with cols[1]:
+    zb, xb, db = endpoint("b", 2, 2)
+
+common.url_default("method", lambda v: parse_choice(v, METHODS, "both"))
+common.url_default("steps", lambda v: parse_int(v, 3, 24, 10))
+c1, c2 = st.columns(2)
+c1.radio("Path", METHODS, key="method", horizontal=True,
+         help="lerp: the straight line. slerp: the great circle, with the norm blended linearly; "
+              "it keeps codes at the norms the prior makes typical.")
+c2.slider("Steps", 3, 24, key="steps")
+common.url_write("a_src", "a_seed", "a_idx", "b_src", "b_seed", "b_idx", "method", "steps")
+steps = st.session_state["steps"]
+methods = ["lerp", "slerp"] if st.session_state["method"] == "both" else [st.session_state["method"]]
+
+frames, norms = {}, {}
+for m in methods:
+    path = latent.interpolate(za, zb, steps, m)  # (steps, Z)
+    with torch.inference_mode():
+        imgs = model.decode(path)
+    if xa is not None or xb is not None:  # the original test images at the ends
+        ends = [t if t is not None else model.decode(p[None]) for t, p in ((xa, path[0]), (xb, path[-1]))]
+        imgs = torch.cat([ends[0], imgs, ends[1]])
+    frames[m] = imgs
+    norms[m] = path.norm(dim=1).cpu()
+    cap = f"{m}: {da} → {db}" + ("  (outer tiles: the original test images)" if xa is not None or xb is not None else "")
+    common.show_grid(imgs, nrow=len(imgs), upscale=up, caption=cap)
+
+fig = go.Figure()
+t = torch.linspace(0, 1, steps)
+for m, v in norms.items():
+    fig.add_scatter(x=t, y=v, mode="lines+markers", name=f"‖z‖ along {m}")
+fig.add_hline(y=math.sqrt(Z), line_dash="dot", annotation_text=f"√Z = {math.sqrt(Z):.2f}, the typical norm under N(0, I)")
+fig.update_layout(height=260, xaxis_title="t", yaxis_title="norm of z", margin=dict(l=10, r=10, t=30, b=10))
+st.plotly_chart(fig, width="stretch")
+
+m0 = methods[-1]
+gif_frames = [viz.grid_array(f[None], nrow=1, upscale=4, padding=0) for f in frames[m0]]
+st.download_button(f"Download the {m0} path as an animated GIF", viz.gif_bytes(gif_frames),
+                   file_name=f"{name}-{m0}-interpolation.gif", mime="image/gif")

@@ -1,0 +1,115 @@
+"""Latent Explorer: samples from a seed, the mean/std scaling grid, one dimension at a time,
+and the Bernoulli sample beside the mean image."""
+import streamlit as st
+import torch
+
+from genlab import latent
+from genlab.pagestate import parse_float, parse_int
+from views import common
+
+st.title("Latent Explorer")
+common.show_notice()
+name, model, card = common.current_model()
+Z = model.latent_dim
+up = common.upscale_for(model, 56)
+
+# ----------------------------------------------------------------------------- samples
+@st.fragment
+def samples_section():
+    st.subheader("Samples from the prior")
+    common.url_default("seed", lambda v: parse_int(v, 0, 2**31 - 1, 0))
+    common.url_default("n", lambda v: parse_int(v, 2, 16, 8))
+    c1, c2 = st.columns(2)
+    c1.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+                    help="The same seed always gives the same codes and pictures.")
+    c2.slider("Grid side", 2, 16, key="n", help="The grid shows side × side samples.")
+    common.url_write("seed", "n")
+    n = st.session_state["n"]
+    with torch.inference_mode():
+        z = model.prior_sample(n * n, common.generator(st.session_state["seed"]))
+        mean = model.decode(z)
+        draw = model.decode_sample(z, common.generator(st.session_state["seed"] + 1)) if hasattr(model, "decode_sample") else None
+    a, b = st.columns(2)
+    with a:
+        common.show_grid(mean, nrow=n, upscale=up, caption="mean image: E[x | z], what the decoder predicts")
+    if draw is not None:
+        with b:
+            what = "a Bernoulli draw x ~ p(x | z): each pixel on with its predicted probability" \
+                if getattr(model.config, "likelihood", "") == "bernoulli" else "a draw x ~ p(x | z) with the decoder's noise"
+            common.show_grid(draw, nrow=n, upscale=up, caption=what)
+
+
+# ----------------------------------------------------------------------------- mean / std scaling
+@st.fragment
+def scaling_section():
+    st.subheader("Scale the means and standard deviations of the latent Gaussian")
+    st.markdown(
+        r"Codes are drawn from $\mathcal N(\mu, \sigma^2)$ with "
+        r"$\mu = s_\mu \cdot \mathrm{linspace}(-1, 1, Z)$ and "
+        r"$\sigma = |s_\sigma \cdot \mathrm{linspace}(-1, 1, Z)|$: "
+        f"each of the {Z} dimensions gets its own mean and spread. "
+        r"$s_\mu = 0, s_\sigma = 1$ is close to the prior; large $s_\mu$ leaves the region the decoder was trained on.")
+    common.url_default("sm", lambda v: parse_float(v, -3.0, 3.0, 0.0, 0.1))
+    common.url_default("ss", lambda v: parse_float(v, 0.0, 3.0, 1.0, 0.1))
+    common.url_default("gs", lambda v: parse_int(v, 2, 16, 8))
+    c1, c2, c3 = st.columns(3)
+    c1.slider("Scale of the means  s_μ", -3.0, 3.0, step=0.1, key="sm")
+    c2.slider("Scale of the standard deviations  s_σ", 0.0, 3.0, step=0.1, key="ss")
+    c3.slider("Grid side ", 2, 16, key="gs")
+    common.url_write("sm", "ss", "gs")
+    n = st.session_state["gs"]
+    g = torch.Generator().manual_seed(int(st.session_state.get("seed", 0)))
+    z = latent.scaled_latents(n * n, Z, st.session_state["sm"], st.session_state["ss"], g)
+    mu, sd = latent.scale_vectors(Z, st.session_state["sm"], st.session_state["ss"])
+    with torch.inference_mode():
+        imgs = model.decode(z.to(common.device()))
+    common.show_grid(imgs, nrow=n, upscale=up,
+                     caption=f"μ runs from {mu[0]:+.2f} to {mu[-1]:+.2f}, σ from {sd[0]:.2f} down to "
+                             f"{sd.min():.2f} and back to {sd[-1]:.2f} across the dimensions (seed from above)")
+
+
+# ----------------------------------------------------------------------------- one dimension
+@st.fragment
+def dims_section():
+    k = min(Z, 8)
+    st.subheader("One dimension at a time")
+    st.caption(f"Start from a code, then move its first {k} coordinates. The strip sweeps the chosen "
+               "dimension from −3 to +3 with the others held fixed.")
+    common.url_default("base", lambda v: parse_int(v, 0, 2**31 - 1, 0))
+    keys = [f"d{i}" for i in range(k)]
+
+    def reset_dims():
+        with torch.inference_mode():
+            base = model.prior_sample(1, common.generator(st.session_state["base"]))[0].cpu()
+        for i, key in enumerate(keys):
+            st.session_state[key] = round(max(-3.0, min(3.0, float(base[i]))), 1)
+
+    if any(key not in st.session_state for key in keys):
+        reset_dims()
+        for key in keys:  # a shared link overrides the starting point
+            if key in st.query_params:
+                st.session_state[key] = parse_float(st.query_params[key], -3.0, 3.0, st.session_state[key], 0.1)
+    left, right = st.columns([2, 3])
+    with left:
+        st.number_input("Starting code (seed)", 0, 2**31 - 1, step=1, key="base", on_change=reset_dims,
+                        help="Sets the sliders to the first coordinates of this seed's prior sample.")
+        for i, key in enumerate(keys):
+            st.slider(f"z[{i}]", -3.0, 3.0, step=0.1, key=key)
+        sweep = st.selectbox("Sweep dimension", list(range(k)), key="sweep")
+    common.url_write("base", *keys)
+    with torch.inference_mode():
+        z = model.prior_sample(1, common.generator(st.session_state["base"]))[0].clone()
+        for i, key in enumerate(keys):
+            z[i] = st.session_state[key]
+        strip = z.repeat(9, 1)
+        strip[:, sweep] = torch.linspace(-3, 3, 9)
+        one = model.decode(z[None])
+        row = model.decode(strip)
+    with right:
+        common.show_grid(one, nrow=1, upscale=common.upscale_for(model, 196), caption="the decoded code")
+        common.show_grid(row, nrow=9, upscale=up, caption=f"z[{sweep}] from −3 to +3")
+
+
+samples_section()
+scaling_section()
+dims_section()

@@ -1,0 +1,124 @@
+"""VAE Manifold: the decoded latent grid beside the encoded test set (click a point to decode
+it), planes through larger latents, and the autoencoder's holes beside the VAE."""
+import numpy as np
+import streamlit as st
+import torch
+
+from genlab import latent, viz
+from genlab.pagestate import parse_choice, parse_float, parse_int, selected_rows
+from views import common
+
+st.title("VAE Manifold")
+common.show_notice()
+name, model, card = common.current_model()
+Z = model.latent_dim
+if not hasattr(model, "encode"):
+    st.info("This model has no encoder; the manifold view needs one (a VAE or an autoencoder).")
+    st.stop()
+codes, labels = common.test_codes(name)
+loc, scale = model.latent_loc.cpu(), model.latent_scale.cpu()
+
+# ----------------------------------------------------------------------------- the plane
+PLANES = ["principal directions", "two dimensions"]
+if Z == 2:
+    center, u, v = loc, torch.tensor([scale[0], 0.0]), torch.tensor([0.0, scale[1]])
+    axes = ("z[0]", "z[1]")
+    proj = codes.numpy()
+else:
+    common.url_default("plane", lambda x: parse_choice(x, PLANES, PLANES[0]))
+    common.url_default("di", lambda x: parse_int(x, 0, Z - 1, 0))
+    common.url_default("dj", lambda x: parse_int(x, 0, Z - 1, 1))
+    c1, c2, c3 = st.columns([2, 1, 1])
+    plane = c1.radio("Plane through the latent space", PLANES, key="plane", horizontal=True,
+                     help="principal directions: the two directions along which the test codes spread most.")
+    if plane == "two dimensions":
+        i = c2.selectbox("horizontal dimension", list(range(Z)), key="di")
+        j = c3.selectbox("vertical dimension", list(range(Z)), key="dj")
+        if i == j:
+            st.warning("Pick two different dimensions.")
+            st.stop()
+        center = loc.clone()
+        u, v = latent.axis_plane(center, i, j, scale)
+        axes = (f"z[{i}]", f"z[{j}]")
+        proj = codes[:, [i, j]].numpy()
+    else:
+        mean, dirs, std = latent.principal_directions(codes)
+        center, u, v = mean, dirs[0] * std[0], dirs[1] * std[1]
+        axes = ("first principal direction", "second principal direction")
+        proj = ((codes - mean) @ dirs.T).numpy()
+    common.url_write("plane", "di", "dj")
+    st.caption(f"The grid lies in a plane through the {Z}-d latent space; every other coordinate is held "
+               "at the plane's centre (the prior mean, or the mean test code for principal directions).")
+
+left, right = st.columns(2)
+
+
+@st.fragment
+def grid_view():
+    common.url_default("res", lambda x: parse_int(x, 5, 30, 20))
+    common.url_default("plo", lambda x: parse_float(x, 0.001, 0.45, 0.05, 0.001))
+    common.url_default("phi", lambda x: parse_float(x, 0.55, 0.999, 0.95, 0.001))
+    c1, c2, c3 = st.columns(3)
+    c1.slider("Resolution", 5, 30, key="res", help="images per side")
+    c2.slider("from probability", 0.001, 0.45, step=0.001, key="plo", format="%.3f")
+    c3.slider("to probability", 0.55, 0.999, step=0.001, key="phi", format="%.3f")
+    common.url_write("res", "plo", "phi")
+    n = st.session_state["res"]
+    zs = latent.plane_grid(center, u, v, n, st.session_state["plo"], st.session_state["phi"])
+    with torch.inference_mode():
+        imgs = model.decode(zs.to(common.device()))
+    upscale = max(1, round(560 / (n * 30)))
+    common.show_grid(
+        imgs, nrow=n, upscale=upscale, padding=1,
+        caption=f"{n}×{n} codes at Gaussian quantiles {st.session_state['plo']:.3f}…{st.session_state['phi']:.3f} "
+                f"of each axis (inverse CDF); up is +{axes[1]}, right is +{axes[0]}")
+
+
+@st.fragment
+def scatter_view():
+    fig = viz.latent_scatter(proj, labels.numpy(), title=f"{len(proj):,} test images, posterior means")
+    fig.update_layout(xaxis_title=axes[0], yaxis_title=axes[1])
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="scatter", width="stretch")
+    rows = selected_rows(event.selection if event else None)
+    if rows:
+        idx = rows[0]
+        test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
+        with torch.inference_mode():
+            rec = model.decode(codes[idx:idx + 1].to(common.device()))
+        st.markdown(f"**Test image {idx}** (label {int(labels[idx])}) and its decoded posterior mean:")
+        common.show_grid(torch.cat([test.x[idx:idx + 1], rec]), nrow=2, upscale=common.upscale_for(model, 112))
+    else:
+        st.caption("Click a point to decode it. Drag to pan, scroll to zoom, double-click to reset.")
+
+
+with left:
+    grid_view()
+with right:
+    scatter_view()
+
+# ----------------------------------------------------------------------------- AE vs VAE
+st.divider()
+st.subheader("Autoencoder against VAE: the holes")
+twos = {m["name"]: m for m in common.list_models() if m.get("latent_dim") == 2}
+ae = next((n for n in twos if common.load_model(n)[0].config.autoencoder), None)
+vae = next((n for n in twos if not common.load_model(n)[0].config.autoencoder), None)
+if not (ae and vae):
+    st.info("Load a 2-d autoencoder and a 2-d VAE checkpoint to compare them here "
+            "(the shipped ones are ae-mnist-z2 and vae-mnist-z2).")
+else:
+    st.markdown(
+        "Without the KL term the autoencoder puts each digit wherever reconstruction is easiest: "
+        "the codes spread over a wide, uneven region with empty gaps, and a point in a gap decodes to "
+        "nothing like a digit. The VAE's KL term pulls the posterior toward N(0, I), so its codes fill "
+        "a compact round region and samples from the prior land on digits. Below each scatter: 16 "
+        "samples from that model's prior (for the autoencoder, a Gaussian fitted to its training codes).")
+    cols = st.columns(2)
+    for col, n in zip(cols, (ae, vae)):
+        with col:
+            m, _ = common.load_model(n)
+            c, y = common.test_codes(n)
+            fig = viz.latent_scatter(c.numpy(), y.numpy(), title=n, height=380)
+            st.plotly_chart(fig, width="stretch", key=f"cmp-{n}")
+            with torch.inference_mode():
+                imgs = m.decode(m.prior_sample(16, common.generator(0)))
+            common.show_grid(imgs, nrow=8, upscale=2, caption=f"{n}: samples from its prior")
