@@ -18,6 +18,7 @@ PAGES = [
 ]
 
 nav = st.navigation(PAGES)
+st.markdown(common.PIXELATED_CSS, unsafe_allow_html=True)
 with st.sidebar:
     common.model_picker()
     st.caption(f"Device: {common.device()}")

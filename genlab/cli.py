@@ -18,8 +18,12 @@ from .train import Divergence, Progress, TrainConfig, fit
 class ProgressBar:
     """A one-line progress bar on stderr: position, loss, speed and ETA."""
 
-    def __init__(self, label: str, stream=sys.stderr, width: int = 24):
-        self.label, self.stream, self.width = label, stream, width
+    def __init__(self, label: str, stream=None, width: int = 24):
+        self.label, self._stream, self.width = label, stream, width
+
+    @property
+    def stream(self):
+        return self._stream or sys.stderr
 
     def __call__(self, p: Progress) -> None:
         filled = int(self.width * p.fraction)

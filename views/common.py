@@ -154,18 +154,42 @@ def url_write(*keys: str) -> None:
 
 
 # ----------------------------------------------------------------------------- images
-def show_grid(images: torch.Tensor, nrow: int, upscale: int = 2, caption: str | None = None,
-              padding: int = 2) -> None:
-    """One PNG for the whole grid (one request), pixels repeated so digits stay crisp."""
-    arr = viz.grid_array(images, nrow=nrow, upscale=upscale, padding=padding)
-    st.image(viz.png_bytes(arr), caption=caption, width=arr.shape[1])
+def show_grid(images: torch.Tensor, nrow: int, caption: str | None = None, width: int | str = "stretch",
+              padding: int = 1) -> None:
+    """One PNG for the whole grid at native resolution (one small request); the browser
+    scales it without smoothing (app.py sets image-rendering: pixelated), so digits stay crisp."""
+    arr = viz.grid_array(images, nrow=nrow, padding=padding)
+    st.image(viz.png_bytes(arr), caption=caption, width=width, output_format="PNG")
+
+
+METRIC_NAMES = {
+    "test_neg_elbo": "test −ELBO",
+    "test_recon": "test reconstruction −log p(x|z)",
+    "test_kl": "test KL(q(z|x) ‖ p(z))",
+}
+
+
+def metric_rows(metrics: dict) -> list[dict]:
+    """A card's metrics as table rows with readable names (nats per image)."""
+    rows = []
+    for k, v in metrics.items():
+        if not isinstance(v, (int, float)) or "stderr" in k or k in ("test_images", "test_binarization_seed"):
+            continue
+        label = METRIC_NAMES.get(k)
+        if label is None and k.startswith("iw_nll_k"):
+            label = f"importance-weighted NLL, k={k[len('iw_nll_k'):]}"
+        row = {"metric": label or k, "nats": v}
+        if f"{k}_stderr" in metrics:
+            row["nats"] = f"{v:.2f} ± {metrics[f'{k}_stderr']:.2f}"
+        rows.append(row)
+    if any(isinstance(r["nats"], str) for r in rows):  # one column type for the table
+        for r in rows:
+            r["nats"] = r["nats"] if isinstance(r["nats"], str) else f"{r['nats']:.2f}"
+    return rows
 
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator(device=device()).manual_seed(int(seed))
 
 
-def upscale_for(model, target_px: int = 84) -> int:
-    """Integer pixel repeat that shows one image at about `target_px` pixels."""
-    side = model.config.image_shape[-1] if hasattr(model.config, "image_shape") else 28
-    return max(1, round(target_px / side))
+PIXELATED_CSS = "<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img {image-rendering: pixelated;}</style>"

@@ -10,35 +10,48 @@ st.markdown("Explore the latent spaces of deep generative models: sample them, s
             "their latent Gaussian, interpolate, map the VAE manifold, and watch them train.")
 common.show_notice()
 
-name = st.session_state.get("model")
+PAGES = [
+    ("views/latent_explorer.py", "Latent Explorer", ":material/tune:",
+     "Samples from a seed; scale the means and spreads of the latent Gaussian; move one dimension at a time."),
+    ("views/interpolation.py", "Interpolation", ":material/linear_scale:",
+     "Straight (lerp) and spherical (slerp) paths between seeds or encoded test images; save as a GIF."),
+    ("views/manifold.py", "VAE Manifold", ":material/grid_on:",
+     "The decoded latent grid beside the encoded test set; click a point; the autoencoder's holes."),
+    ("views/training.py", "Training", ":material/monitoring:",
+     "-ELBO, reconstruction and KL curves, KL per dimension; train a new model in the background."),
+]
+cols = st.columns(len(PAGES))
+for col, (path, title, icon, line) in zip(cols, PAGES):
+    with col:
+        st.page_link(path, label=title, icon=icon)
+        st.caption(line)
+
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Loaded")
+    name = st.session_state.get("model")
     if name:
         try:
             _, model, card = common.current_model()
             cfg = card["config"]
-            kind = "plain autoencoder" if cfg.get("autoencoder") else f"{card['family'].upper()}, {cfg.get('likelihood', '')} decoder"
-            m = card.get("metrics", {})
+            kind = "plain autoencoder" if cfg.get("autoencoder") else f"VAE with a {cfg.get('likelihood', '')} decoder"
+            hist = card.get("history", {})
             st.markdown(
-                f"**{name}** — {kind}  \n"
-                f"latent size **{cfg['latent_dim']}**, hidden {tuple(cfg.get('hidden', ()))}, "
+                f"**{name}**: {kind}  \n"
+                f"latent size **{cfg['latent_dim']}**, hidden layers {tuple(cfg.get('hidden', ()))}, "
                 f"{card.get('n_params', 0):,} parameters  \n"
                 f"trained on **{card.get('dataset', {}).get('name', '?')}** for "
-                f"{len(card.get('history', {}).get('epochs', []))} epochs "
-                f"({card.get('history', {}).get('train_time_s', 0) / 60:.1f} min)  \n"
-                f"device: **{genlab.describe_device(common.device())}**")
-            rows = {k: v for k, v in m.items() if isinstance(v, (int, float)) and "stderr" not in k}
+                f"{len(hist.get('epochs', []))} epochs ({hist.get('train_time_s', 0) / 60:.1f} min "
+                f"on {card.get('train_config', {}).get('device', '?')})  \n"
+                f"running on **{genlab.describe_device(common.device())}**")
+            rows = common.metric_rows(card.get("metrics", {}))
             if rows:
-                st.caption("Test metrics (nats per image; lower is better):")
-                st.dataframe([{"metric": k, "value": v} for k, v in rows.items()], hide_index=True)
+                st.dataframe(rows, hide_index=True)
+                st.caption("Nats per image on the binarized MNIST test set; lower is better.")
         except genlab.CheckpointError as e:
             st.error(str(e))
-    st.subheader("Pages")
-    st.page_link("views/latent_explorer.py", label="Latent Explorer — samples, mean/std scaling of the latent Gaussian, one dimension at a time", icon=":material/tune:")
-    st.page_link("views/interpolation.py", label="Interpolation — straight and spherical paths between codes or test images, as a GIF", icon=":material/linear_scale:")
-    st.page_link("views/manifold.py", label="VAE Manifold — the decoded latent grid beside the encoded test set; autoencoder vs VAE", icon=":material/grid_on:")
-    st.page_link("views/training.py", label="Training — ELBO, reconstruction and KL curves; train a new VAE in the background", icon=":material/monitoring:")
+    else:
+        st.info("No model loaded: train one on the Training page.")
 
 with right:
     st.subheader("Gallery")
@@ -53,4 +66,4 @@ with right:
                 continue
             with torch.inference_mode():
                 imgs = mod.decode(mod.prior_sample(16, common.generator(0)))
-            common.show_grid(imgs, nrow=8, upscale=2, caption=m["label"])
+            common.show_grid(imgs, nrow=8, caption=m["label"])

@@ -17,7 +17,6 @@ Z = model.latent_dim
 can_encode = hasattr(model, "encode")
 SOURCES = ["seed", "test image"] if can_encode else ["seed"]
 METHODS = ["slerp", "lerp", "both"]
-up = common.upscale_for(model, 56)
 test = common.test_set(card.get("dataset", {}).get("name", "mnist")) if can_encode else None
 
 
@@ -77,12 +76,12 @@ for m in methods:
     frames[m] = imgs
     norms[m] = path.norm(dim=1).cpu()
     cap = f"{m}: {da} → {db}" + ("  (outer tiles: the original test images)" if xa is not None or xb is not None else "")
-    common.show_grid(imgs, nrow=len(imgs), upscale=up, caption=cap)
+    common.show_grid(imgs, nrow=len(imgs), caption=cap)
 
 fig = go.Figure()
 t = torch.linspace(0, 1, steps)
 for m, v in norms.items():
-    fig.add_scatter(x=t, y=v, mode="lines+markers", name=f"‖z‖ along {m}")
+    fig.add_scatter(x=t.tolist(), y=v.tolist(), mode="lines+markers", name=f"‖z‖ along {m}")
 fig.add_hline(y=math.sqrt(Z), line_dash="dot", annotation_text=f"√Z = {math.sqrt(Z):.2f}, the typical norm under N(0, I)")
 fig.update_layout(height=260, xaxis_title="t", yaxis_title="norm of z", margin=dict(l=10, r=10, t=30, b=10))
 st.plotly_chart(fig, width="stretch")

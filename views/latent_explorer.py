@@ -11,7 +11,6 @@ st.title("Latent Explorer")
 common.show_notice()
 name, model, card = common.current_model()
 Z = model.latent_dim
-up = common.upscale_for(model, 56)
 
 # ----------------------------------------------------------------------------- samples
 @st.fragment
@@ -31,12 +30,12 @@ def samples_section():
         draw = model.decode_sample(z, common.generator(st.session_state["seed"] + 1)) if hasattr(model, "decode_sample") else None
     a, b = st.columns(2)
     with a:
-        common.show_grid(mean, nrow=n, upscale=up, caption="mean image: E[x | z], what the decoder predicts")
+        common.show_grid(mean, nrow=n, caption="mean image: E[x | z], what the decoder predicts")
     if draw is not None:
         with b:
             what = "a Bernoulli draw x ~ p(x | z): each pixel on with its predicted probability" \
                 if getattr(model.config, "likelihood", "") == "bernoulli" else "a draw x ~ p(x | z) with the decoder's noise"
-            common.show_grid(draw, nrow=n, upscale=up, caption=what)
+            common.show_grid(draw, nrow=n, caption=what)
 
 
 # ----------------------------------------------------------------------------- mean / std scaling
@@ -52,10 +51,10 @@ def scaling_section():
     common.url_default("sm", lambda v: parse_float(v, -3.0, 3.0, 0.0, 0.1))
     common.url_default("ss", lambda v: parse_float(v, 0.0, 3.0, 1.0, 0.1))
     common.url_default("gs", lambda v: parse_int(v, 2, 16, 8))
-    c1, c2, c3 = st.columns(3)
-    c1.slider("Scale of the means  s_μ", -3.0, 3.0, step=0.1, key="sm")
-    c2.slider("Scale of the standard deviations  s_σ", 0.0, 3.0, step=0.1, key="ss")
-    c3.slider("Grid side ", 2, 16, key="gs")
+    controls, picture = st.columns([1, 2])
+    controls.slider("Scale of the means  s_μ", -3.0, 3.0, step=0.1, key="sm")
+    controls.slider("Scale of the standard deviations  s_σ", 0.0, 3.0, step=0.1, key="ss")
+    controls.slider("Grid side ", 2, 16, key="gs")
     common.url_write("sm", "ss", "gs")
     n = st.session_state["gs"]
     g = torch.Generator().manual_seed(int(st.session_state.get("seed", 0)))
@@ -63,9 +62,9 @@ def scaling_section():
     mu, sd = latent.scale_vectors(Z, st.session_state["sm"], st.session_state["ss"])
     with torch.inference_mode():
         imgs = model.decode(z.to(common.device()))
-    common.show_grid(imgs, nrow=n, upscale=up,
-                     caption=f"μ runs from {mu[0]:+.2f} to {mu[-1]:+.2f}, σ from {sd[0]:.2f} down to "
-                             f"{sd.min():.2f} and back to {sd[-1]:.2f} across the dimensions (seed from above)")
+    with picture:
+        common.show_grid(imgs, nrow=n, caption=f"μ runs from {mu[0]:+.2f} to {mu[-1]:+.2f}, σ from {sd[0]:.2f} down to "
+                                 f"{sd.min():.2f} and back to {sd[-1]:.2f} across the dimensions (seed from above)")
 
 
 # ----------------------------------------------------------------------------- one dimension
@@ -106,8 +105,8 @@ def dims_section():
         one = model.decode(z[None])
         row = model.decode(strip)
     with right:
-        common.show_grid(one, nrow=1, upscale=common.upscale_for(model, 196), caption="the decoded code")
-        common.show_grid(row, nrow=9, upscale=up, caption=f"z[{sweep}] from −3 to +3")
+        common.show_grid(one, nrow=1, width=224, caption="the decoded code")
+        common.show_grid(row, nrow=9, caption=f"z[{sweep}] from −3 to +3")
 
 
 samples_section()

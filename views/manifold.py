@@ -67,9 +67,8 @@ def grid_view():
     zs = latent.plane_grid(center, u, v, n, st.session_state["plo"], st.session_state["phi"])
     with torch.inference_mode():
         imgs = model.decode(zs.to(common.device()))
-    upscale = max(1, round(560 / (n * 30)))
     common.show_grid(
-        imgs, nrow=n, upscale=upscale, padding=1,
+        imgs, nrow=n,
         caption=f"{n}×{n} codes at Gaussian quantiles {st.session_state['plo']:.3f}…{st.session_state['phi']:.3f} "
                 f"of each axis (inverse CDF); up is +{axes[1]}, right is +{axes[0]}")
 
@@ -86,7 +85,7 @@ def scatter_view():
         with torch.inference_mode():
             rec = model.decode(codes[idx:idx + 1].to(common.device()))
         st.markdown(f"**Test image {idx}** (label {int(labels[idx])}) and its decoded posterior mean:")
-        common.show_grid(torch.cat([test.x[idx:idx + 1], rec]), nrow=2, upscale=common.upscale_for(model, 112))
+        common.show_grid(torch.cat([test.x[idx:idx + 1], rec]), nrow=2, width=240)
     else:
         st.caption("Click a point to decode it. Drag to pan, scroll to zoom, double-click to reset.")
 
@@ -121,4 +120,4 @@ else:
             st.plotly_chart(fig, width="stretch", key=f"cmp-{n}")
             with torch.inference_mode():
                 imgs = m.decode(m.prior_sample(16, common.generator(0)))
-            common.show_grid(imgs, nrow=8, upscale=2, caption=f"{n}: samples from its prior")
+            common.show_grid(imgs, nrow=8, caption=f"{n}: samples from its prior")

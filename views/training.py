@@ -44,10 +44,10 @@ else:
         else:
             st.caption("The autoencoder has no KL term: its codes are not pulled toward a prior.")
     st.plotly_chart(viz.steps_figure(hist, "loss"), width="stretch")
-    m = {k: v for k, v in card.get("metrics", {}).items() if isinstance(v, (int, float))}
-    if m:
+    rows = common.metric_rows(card.get("metrics", {}))
+    if rows:
         st.caption("Test metrics from the card (nats per image on the binarized test set):")
-        st.dataframe([m], hide_index=True)
+        st.dataframe(rows, hide_index=True)
 
 # ----------------------------------------------------------------------------- train a new one
 st.divider()

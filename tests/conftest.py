@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny data and tiny checkpoints, so tests never depend on the shipped ones."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from genlab.data import load_digits8
+    return load_digits8("train"), load_digits8("test")
+
+
+@pytest.fixture(scope="session")
+def tiny_vae(digits):
+    """A small VAE (latent 2) trained for a few epochs on the 8x8 digits."""
+    from genlab import TrainConfig, VAE, VAEConfig, fit
+    train, _ = digits
+    model = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(64, 32), latent_dim=2))
+    fit(model, train.x, TrainConfig(epochs=8, batch_size=64, seed=0))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def ckpt_dir(tmp_path_factory):
+    """Three quickly trained MNIST checkpoints under the shipped names, in a temporary folder."""
+    from genlab import TrainConfig, VAE, VAEConfig, fit, save
+    from genlab.data import load_mnist
+    d = tmp_path_factory.mktemp("checkpoints")
+    train = load_mnist("train", limit=3000)
+    for name, z, ae in [("vae-mnist-z20", 20, False), ("vae-mnist-z2", 2, False), ("ae-mnist-z2", 2, True)]:
+        model = VAE(VAEConfig(hidden=(64,), latent_dim=z, autoencoder=ae))
+        hist = fit(model, train.x, TrainConfig(epochs=2, batch_size=100), val_x=train.x[:500])
+        model.fit_latent_prior(train.x)
+        save(model, d / name, dataset={"name": "mnist", "split": "train"}, history=hist.to_dict(),
+             metrics={"test_neg_elbo": 150.0})
+    return d

@@ -1,0 +1,137 @@
+"""Every view under AppTest: it renders (page content and the shared sidebar), a widget
+change changes the picture, URLs are clamped, and the Training view trains and saves."""
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+APP = str(ROOT / "app.py")
+VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
+         "views/manifold.py", "views/training.py"]
+
+
+@pytest.fixture
+def app(ckpt_dir, monkeypatch):
+    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ckpt_dir))
+
+    def make(page=None, **params):
+        at = AppTest.from_file(APP, default_timeout=120)
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, at.exception
+        return at
+    return make
+
+
+def image_urls(at):
+    return [e.proto.imgs[0].url for e in at.get("image")]
+
+
+def slider(at, label):
+    return next(s for s in at.slider if s.label.startswith(label))
+
+
+@pytest.mark.parametrize("page", VIEWS)
+def test_every_view_renders_with_the_shared_sidebar(app, page):
+    at = app(page)
+    assert at.title and at.title[0].value  # the view's own content ran...
+    assert at.sidebar.selectbox[0].label == "Model"  # ...and so did app.py's sidebar
+    assert not at.error
+
+
+def test_home_shows_the_loaded_model_and_a_gallery(app):
+    at = app()
+    assert at.title[0].value == "genlab"
+    assert "vae-mnist-z20" in " ".join(m.value for m in at.markdown)
+    assert len(image_urls(at)) == 3
+
+
+def test_latent_explorer_sliders_change_the_pictures(app):
+    at = app("views/latent_explorer.py")
+    before = image_urls(at)
+    slider(at, "Scale of the means").set_value(2.0).run()
+    after = image_urls(at)
+    assert after[2] != before[2] and after[:2] == before[:2]  # only the scaling grid changed
+    at.number_input(key="seed").set_value(5).run()
+    assert image_urls(at)[0] != after[0]
+    slider(at, "z[0]").set_value(-2.5).run()
+    assert image_urls(at)[3] != after[3]
+    assert at.query_params["sm"] == "2.0" and at.query_params["seed"] == "5"
+    assert not at.exception
+
+
+def test_same_url_same_pictures(app):
+    a = app("views/latent_explorer.py", seed="11", sm="1.3")
+    b = app("views/latent_explorer.py", seed="11", sm="1.3")
+    assert image_urls(a) == image_urls(b)
+
+
+def test_out_of_range_url_values_are_clamped(app):
+    at = app("views/latent_explorer.py", sm="99", ss="-4", n="1000", seed="abc", model="no-such-model")
+    assert slider(at, "Scale of the means").value == 3.0
+    assert slider(at, "Scale of the standard deviations").value == 0.0
+    assert slider(at, "Grid side").value == 16
+    assert at.number_input(key="seed").value == 0
+    at2 = app(model="no-such-model")
+    assert any("not here" in w.value for w in at2.warning)
+    assert at2.sidebar.selectbox[0].value == "vae-mnist-z20"
+
+
+def test_interpolation_controls(app):
+    at = app("views/interpolation.py")
+    before = image_urls(at)
+    assert len(before) == 2  # lerp and slerp strips
+    slider(at, "Steps").set_value(5).run()
+    assert image_urls(at) != before
+    at.radio(key="method").set_value("lerp").run()
+    assert len(image_urls(at)) == 1
+    at.radio(key="a_src").set_value("seed").run()
+    assert not at.exception
+    assert at.get("download_button")
+
+
+def test_manifold_2d_and_larger_latents(app):
+    at = app("views/manifold.py", model="vae-mnist-z2")
+    before = image_urls(at)
+    slider(at, "Resolution").set_value(10).run()
+    assert image_urls(at)[0] != before[0]
+    assert len(at.get("plotly_chart")) == 3  # the scatter, and the AE and VAE scatters
+    at = app("views/manifold.py", model="vae-mnist-z20")
+    grid = image_urls(at)[0]
+    at.radio(key="plane").set_value("two dimensions").run()
+    assert image_urls(at)[0] != grid and not at.exception
+
+
+def test_training_view_trains_in_the_background_and_saves(app, ckpt_dir):
+    at = app("views/training.py", model="vae-mnist-z2")
+    assert len(at.get("plotly_chart")) >= 2  # curves and KL per dimension from the card
+    at.selectbox[1].set_value("digits8")  # Data
+    at.number_input[1].set_value(2)  # Epochs
+    at.button[0].click().run()  # Start training (the form's submit button)
+    assert "job" in at.session_state
+    job = at.session_state["job"]
+    job.join(60)
+    at.run()
+    assert job.snapshot().state == "done"
+    assert any("done" in s.value for s in at.success)
+    at.text_input[0].set_value("my-digits-vae")
+    next(b for b in at.button if b.label == "Save as checkpoint").click().run()
+    assert (ckpt_dir / "my-digits-vae.json").exists()
+    assert at.sidebar.selectbox[0].value == "my-digits-vae"
+
+
+def test_bad_checkpoint_name_is_refused(app):
+    at = app("views/training.py")
+    at.selectbox[1].set_value("digits8")
+    at.number_input[1].set_value(1)
+    at.button[0].click().run()
+    at.session_state["job"].join(60)
+    at.run()
+    at.text_input[0].set_value("../escape")
+    next(b for b in at.button if b.label == "Save as checkpoint").click().run()
+    assert any("letters, digits" in e.value for e in at.error)

@@ -1,0 +1,43 @@
+"""The command line: train, eval, sample and list on tiny data, and clear failures."""
+import json
+
+from PIL import Image
+
+from genlab.cli import main
+
+
+def test_train_eval_sample_list(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["train", "vae", "--dataset", "digits8", "--hidden", "32", "--latent", "2",
+                 "--epochs", "2", "--eval-k", "20", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "steps/s" in err and "ETA" in err  # the progress bar
+    card = json.loads((tmp_path / "v.json").read_text())
+    assert card["metrics"]["iw_nll_k20"] <= card["metrics"]["test_neg_elbo"] + 0.5
+    assert len(card["history"]["epochs"]) == 2
+
+    assert main(["eval", str(out), "--k", "5", "--write"]) == 0
+    assert "iw_nll_k5" in json.loads((tmp_path / "v.json").read_text())["metrics"]
+
+    png = tmp_path / "grid.png"
+    assert main(["sample", str(out), "--seed", "3", "--n", "16", "--nrow", "4", "--out", str(png)]) == 0
+    first = png.read_bytes()
+    assert Image.open(png).format == "PNG"
+    main(["sample", str(out), "--seed", "3", "--n", "16", "--nrow", "4", "--out", str(png)])
+    assert png.read_bytes() == first  # same seed, same picture
+
+    capsys.readouterr()
+    assert main(["list", str(tmp_path)]) == 0
+    assert "v " in capsys.readouterr().out
+
+
+def test_autoencoder_trains_without_likelihood(tmp_path):
+    assert main(["train", "ae", "--dataset", "digits8", "--hidden", "16", "--latent", "2",
+                 "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    card = json.loads((tmp_path / "a.json").read_text())
+    assert card["config"]["autoencoder"] and "iw_nll_k1000" not in card["metrics"]
+
+
+def test_bad_checkpoint_gives_a_message_not_a_traceback(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing")]) == 2
+    assert "card not found" in capsys.readouterr().err

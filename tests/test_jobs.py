@@ -1,0 +1,80 @@
+"""Background jobs: progress, pause, resume, stop, refusal, abandonment and errors."""
+import time
+
+import pytest
+
+from genlab import TrainConfig, VAE, VAEConfig
+from genlab.jobs import JobManager, JobRefused, fit_target
+
+
+def wait_for(cond, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def small_job(digits, epochs=200):
+    train, test = digits
+    m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=2))
+    return m, fit_target(m, train.x, TrainConfig(epochs=epochs, batch_size=100, check_every=5), val_x=test.x)
+
+
+def test_job_trains_pauses_resumes_and_stops(digits):
+    jm = JobManager(max_running=2)
+    _, target = small_job(digits)
+    job = jm.start(target, "t")
+    assert wait_for(lambda: job.snapshot().step >= 10)
+    job.pause()
+    assert job.snapshot().state == "paused"
+    time.sleep(0.3)  # let it park at its next check
+    parked = job.snapshot().step
+    time.sleep(0.5)
+    assert job.snapshot().step == parked
+    job.resume()
+    assert wait_for(lambda: job.snapshot().step > parked)
+    job.stop()
+    job.join(10)
+    s = job.snapshot()
+    assert s.state == "stopped" and not job.alive and s.step < s.total_steps
+
+
+def test_finished_job_publishes_history(digits):
+    m, target = small_job(digits, epochs=2)
+    job = JobManager().start(target)
+    job.join(60)
+    s = job.snapshot()
+    assert s.state == "done" and s.fraction == 1.0
+    assert len(s.history["epochs"]) == 2 and "val" in s.history["epochs"][-1]
+
+
+def test_too_many_jobs_are_refused_with_a_reason(digits):
+    jm = JobManager(max_running=1)
+    _, t1 = small_job(digits)
+    job = jm.start(t1)
+    _, t2 = small_job(digits)
+    with pytest.raises(JobRefused, match="limit is 1"):
+        jm.start(t2)
+    job.stop()
+    job.join(10)
+    _, t3 = small_job(digits, epochs=1)
+    jm.start(t3).join(30)  # a slot is free again
+
+
+def test_unwatched_job_stops_by_itself(digits):
+    _, target = small_job(digits)
+    job = JobManager().start(target, idle_timeout=0.5)
+    job.join(30)
+    s = job.snapshot()
+    assert s.state == "stopped" and "nobody watched" in s.message
+
+
+def test_errors_reach_the_page():
+    def broken(ctl):
+        raise ValueError("shapes do not match")
+    job = JobManager().start(broken)
+    job.join(5)
+    s = job.snapshot()
+    assert s.state == "error" and "shapes do not match" in s.message

@@ -1,0 +1,26 @@
+"""Rules of the road that a reader cannot see at a glance."""
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_genlab_never_imports_streamlit():
+    code = ("import sys, genlab, genlab.cli, genlab.jobs, genlab.pagestate, genlab.viz; "
+            "print('streamlit' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+    for path in (ROOT / "genlab").rglob("*.py"):
+        assert "import streamlit" not in path.read_text(), path
+
+
+def test_no_legacy_pages_folder_next_to_app():
+    # Streamlit treats a folder named pages/ beside the entry script as its legacy multipage
+    # layout and then runs page files directly, skipping app.py (no sidebar, no navigation).
+    assert not (ROOT / "pages").exists()
+
+
+def test_no_absolute_paths_of_a_dev_machine():
+    for path in list((ROOT / "genlab").rglob("*.py")) + list((ROOT / "views").glob("*.py")) + [ROOT / "app.py"]:
+        text = path.read_text()
+        assert "/work/" not in text and "/tmp/" not in text, path

@@ -1,0 +1,131 @@
+"""Checkpoints: round trip, and every rejection loads nothing and says why."""
+import json
+import pickle
+
+import pytest
+import torch
+
+from genlab import CheckpointError, VAE, VAEConfig, load, read_card, save, store
+
+
+@pytest.fixture
+def saved(tmp_path):
+    m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
+    save(m, tmp_path / "m", dataset={"name": "digits8"}, metrics={"test_neg_elbo": 12.5},
+         history={"epochs": [{"epoch": 1}]})
+    return m, tmp_path / "m"
+
+
+@pytest.fixture(autouse=True)
+def never_unpickle(monkeypatch):
+    """Any unpickling during these tests is a failure."""
+    def boom(*a, **k):
+        raise AssertionError("something tried to unpickle")
+    monkeypatch.setattr(pickle, "load", boom)
+    monkeypatch.setattr(pickle, "loads", boom)
+    monkeypatch.setattr(torch, "load", boom)
+
+
+class TestRoundTrip:
+    def test_same_model_back(self, saved):
+        m, path = saved
+        m2, card = load(path)
+        z = torch.randn(4, 3)
+        with torch.no_grad():
+            assert torch.equal(m.decode(z), m2.decode(z))
+        assert card["family"] == "vae" and card["config"]["latent_dim"] == 3
+        assert card["metrics"]["test_neg_elbo"] == 12.5 and card["genlab_version"]
+        assert not m2.training
+
+    def test_either_file_name_works_and_only_two_files_are_written(self, saved):
+        _, path = saved
+        load(str(path) + ".json")
+        load(str(path) + ".safetensors")
+        assert sorted(p.name for p in path.parent.iterdir()) == ["m.json", "m.safetensors"]
+
+    def test_update_card_merges(self, saved):
+        _, path = saved
+        store.update_card(path, metrics={"iw_nll_k10": 11.0})
+        card = read_card(path)
+        assert card["metrics"] == {"test_neg_elbo": 12.5, "iw_nll_k10": 11.0}
+        load(path)  # weights untouched, hash still matches
+
+    def test_list_checkpoints(self, saved, tmp_path):
+        (tmp_path / "orphan.json").write_text("{}")
+        assert [p.name for p in store.list_checkpoints(tmp_path)] == ["m"]
+
+
+class TestRejections:
+    def test_missing_card(self, tmp_path):
+        with pytest.raises(CheckpointError, match="card not found"):
+            load(tmp_path / "absent")
+
+    def test_missing_weights(self, saved):
+        _, path = saved
+        path.with_suffix(".safetensors").unlink()
+        with pytest.raises(CheckpointError, match="weights file not found"):
+            load(path)
+
+    def test_truncated_weights(self, saved):
+        _, path = saved
+        w = path.with_suffix(".safetensors")
+        w.write_bytes(w.read_bytes()[:-100])
+        with pytest.raises(CheckpointError, match="truncated or was modified"):
+            load(path)
+
+    def test_truncated_card(self, saved):
+        _, path = saved
+        c = path.with_suffix(".json")
+        c.write_text(c.read_text()[:50])
+        with pytest.raises(CheckpointError, match="not valid JSON"):
+            load(path)
+
+    def test_unknown_family(self, saved):
+        _, path = saved
+        c = path.with_suffix(".json")
+        card = json.loads(c.read_text())
+        card["family"] = "diffusion"
+        c.write_text(json.dumps(card))
+        with pytest.raises(CheckpointError, match="unknown model family 'diffusion'"):
+            load(path)
+
+    def test_shape_mismatch(self, saved):
+        _, path = saved
+        c = path.with_suffix(".json")
+        card = json.loads(c.read_text())
+        card["config"]["latent_dim"] = 4
+        c.write_text(json.dumps(card))
+        with pytest.raises(CheckpointError, match="config expects"):
+            load(path)
+
+    def test_unknown_config_field(self, saved):
+        _, path = saved
+        c = path.with_suffix(".json")
+        card = json.loads(c.read_text())
+        card["config"]["dropout"] = 0.5
+        c.write_text(json.dumps(card))
+        with pytest.raises(CheckpointError, match="unknown fields"):
+            load(path)
+
+    def test_pickle_renamed_to_safetensors_is_never_unpickled(self, saved, monkeypatch):
+        _, path = saved
+        monkeypatch.undo()  # let the real pickle write the file...
+        blob = pickle.dumps({"weights": [1, 2, 3]})
+        path.with_suffix(".safetensors").write_bytes(blob)
+        monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))  # ...but never read it
+        monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("unpickled"))
+        with pytest.raises(CheckpointError, match="never unpickles"):
+            load(path)
+
+    def test_torch_save_zip_is_refused(self, saved, monkeypatch):
+        _, path = saved
+        monkeypatch.undo()
+        torch.save({"w": torch.zeros(2)}, path.with_suffix(".safetensors"))
+        with pytest.raises(CheckpointError, match="never unpickles"):
+            load(path)
+
+    def test_not_a_genlab_card(self, tmp_path):
+        (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
+        (tmp_path / "x.safetensors").write_bytes(b"")
+        with pytest.raises(CheckpointError, match="not a genlab card"):
+            load(tmp_path / "x")
