@@ -5,6 +5,7 @@ in views/ that calls the genlab engine.
 """
 import streamlit as st
 
+import genlab
 from views import common
 
 st.set_page_config(page_title="genlab", page_icon="🧬", layout="wide")
@@ -21,5 +22,6 @@ nav = st.navigation(PAGES)
 st.markdown(common.PIXELATED_CSS, unsafe_allow_html=True)
 with st.sidebar:
     common.model_picker()
-    st.caption(f"Device: {common.device()}")
+    common.job_badge()
+    st.caption(f"Device: {genlab.describe_device(common.device())}")
 nav.run()

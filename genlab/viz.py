@@ -138,5 +138,6 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", heigh
                               marker=dict(size=4, color=palette[digit], opacity=0.7),
                               customdata=ids[m], hovertemplate="index %{customdata}<extra>digit " + str(digit) + "</extra>")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(title="label", itemsizing="constant"), dragmode="pan")
+                      legend=dict(title="label", itemsizing="constant"), dragmode="pan",
+                      yaxis=dict(scaleanchor="x", scaleratio=1))  # equal scales: shapes are not distorted
     return fig

@@ -193,3 +193,21 @@ def generator(seed: int) -> torch.Generator:
 
 
 PIXELATED_CSS = "<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img {image-rendering: pixelated;}</style>"
+
+
+def _job_badge() -> None:
+    job = st.session_state.get("job")
+    if job is None:
+        return
+    s = job.snapshot()  # polling keeps the job alive while this tab is open, on any view
+    if s.active:
+        st.progress(s.fraction, text=f"Training {job.label}: {s.state}, epoch {s.epoch}/{s.epochs}")
+    elif s.state in ("done", "stopped"):
+        st.caption(f"Training {job.label} {s.state}. Save it on the Training page.")
+
+
+def job_badge() -> None:
+    """Sidebar progress of this session's training job, refreshed every 2 s while it runs."""
+    job = st.session_state.get("job")
+    active = job is not None and job.snapshot().active
+    st.fragment(run_every=2.0 if active else None)(_job_badge)()

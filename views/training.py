@@ -55,22 +55,27 @@ st.subheader("Train a new model")
 job = st.session_state.get("job")
 busy = job is not None and job.snapshot().active
 
-with st.form("train_form"):
-    c1, c2, c3, c4 = st.columns(4)
-    family = c1.selectbox("Model", ["VAE", "plain autoencoder"], disabled=busy)
-    dataset = c2.selectbox("Data", ["mnist", "digits8"], disabled=busy,
-                           format_func=lambda d: {"mnist": "MNIST 28×28", "digits8": "8×8 digits (fast)"}[d])
-    zdim = c3.number_input("Latent size", 1, 64, 2, disabled=busy)
-    epochs = c4.number_input("Epochs", 1, 200, 5, disabled=busy)
-    c1, c2, c3, c4 = st.columns(4)
-    beta = c1.number_input("β (weight of KL)", 0.0, 20.0, 1.0, 0.1, disabled=busy or family != "VAE")
-    lik = c2.selectbox("Decoder", ["bernoulli", "gaussian"], disabled=busy)
-    limit = c3.number_input("Training images (0 = all)", 0, 55000, 0, 1000, disabled=busy)
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, disabled=busy)
-    c1, c2 = st.columns(2)
-    lr = c1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], value=1e-3, disabled=busy)
-    bs = c2.select_slider("Batch size", [32, 64, 128, 256, 512], value=128, disabled=busy)
-    start = st.form_submit_button("Start training", type="primary", disabled=busy)
+start = False
+if busy:
+    st.info(f"Training {job.label} ({st.session_state['job_info']['summary']}). Pause or stop it below; "
+            "the other pages keep working meanwhile.")
+else:
+    with st.form("train_form"):
+        c1, c2, c3, c4 = st.columns(4)
+        family = c1.selectbox("Model", ["VAE", "plain autoencoder"], key="t_family")
+        dataset = c2.selectbox("Data", ["mnist", "digits8"], key="t_data",
+                               format_func=lambda d: {"mnist": "MNIST 28×28", "digits8": "8×8 digits (fast)"}[d])
+        zdim = c3.number_input("Latent size", 1, 64, 2, key="t_z")
+        epochs = c4.number_input("Epochs", 1, 200, 5, key="t_epochs")
+        c1, c2, c3, c4 = st.columns(4)
+        beta = c1.number_input("β (weight of KL; VAE only)", 0.0, 20.0, 1.0, 0.1, key="t_beta")
+        lik = c2.selectbox("Decoder", ["bernoulli", "gaussian"], key="t_lik")
+        limit = c3.number_input("Training images (0 = all)", 0, 55000, 0, 1000, key="t_limit")
+        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="t_seed")
+        c1, c2 = st.columns(2)
+        lr = c1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], value=1e-3, key="t_lr")
+        bs = c2.select_slider("Batch size", [32, 64, 128, 256, 512], value=128, key="t_bs")
+        start = st.form_submit_button("Start training", type="primary")
 
 if start:
     dev = common.device()
@@ -88,7 +93,9 @@ if start:
             label=f"{family} z={zdim} on {dataset}")
         st.session_state["job"] = job
         st.session_state["job_info"] = {"model": new, "tcfg": tcfg, "dataset": dataset, "n": len(train),
-                                        "suggest": f"{'vae' if family == 'VAE' else 'ae'}-{dataset}-z{zdim}-s{seed}"}
+                                        "suggest": f"{'vae' if family == 'VAE' else 'ae'}-{dataset}-z{zdim}-s{seed}",
+                                        "summary": f"{int(epochs)} epochs, β={beta:g}, {lik} decoder, "
+                                                   f"{len(train):,} images, batch {bs}, lr {lr:g}, seed {seed}"}
         st.rerun()
     except JobRefused as e:
         st.error(f"Training did not start: {e}")
