@@ -16,6 +16,7 @@ PAGES = [
     st.Page("views/interpolation.py", title="Interpolation", icon=":material/linear_scale:"),
     st.Page("views/manifold.py", title="VAE Manifold", icon=":material/grid_on:"),
     st.Page("views/training.py", title="Training", icon=":material/monitoring:"),
+    st.Page("views/gan_live.py", title="GAN Live", icon=":material/play_circle:"),
 ]
 
 nav = st.navigation(PAGES)

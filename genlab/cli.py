@@ -70,6 +70,8 @@ def test_metrics(model, dataset: str, device, k: int = 1000, limit: int | None =
 
 
 def cmd_train(a) -> int:
+    if a.family in ("gan", "dcgan", "gan2d"):
+        return train_gan(a)
     device = pick_device(a.device)
     torch.manual_seed(a.seed)
     ds = data.load_images(a.dataset, "train", device, limit=a.limit)
@@ -78,7 +80,7 @@ def cmd_train(a) -> int:
                     likelihood=a.likelihood, sigma=a.sigma, learn_sigma=a.learn_sigma, beta=a.beta,
                     autoencoder=(a.family == "ae"))
     model = build("vae", cfg).to(device)
-    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr or 1e-3, seed=a.seed,
                        binarize=(a.likelihood == "bernoulli"))
     print(f"training {a.family} (latent {a.latent}, {n_params(model):,} parameters) on {ds.name} "
           f"({len(ds)} images) on {describe(device)}", file=sys.stderr)
@@ -93,6 +95,55 @@ def cmd_train(a) -> int:
                "binarization": "dynamic (a fresh Bernoulli draw per batch)" if tcfg.binarize else "none"}
     paths = store.save(model, a.out, dataset=dataset, history=history.to_dict(), metrics=m,
                        train_config=vars(tcfg) | {"device": str(device)})
+    print(json.dumps(m, indent=1))
+    print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
+    return 0
+
+
+def train_gan(a) -> int:
+    """Train an MLP GAN or DCGAN on MNIST, or a toy GAN on 2-d data, with a fixed-noise film."""
+    from .models import GANConfig
+    from .watch import FixedNoiseFilm, toy_measures
+    device = pick_device(a.device)
+    torch.manual_seed(a.seed)
+    toy = a.family == "gan2d"
+    if toy:
+        x = data.toy2d(a.toy, a.limit or 16384, seed=a.seed, device=device)
+        cfg = GANConfig(arch="toy", latent_dim=a.latent if a.latent != 20 else 2, data_shape=(2,),
+                        loss=a.loss, label_smoothing=a.label_smoothing, label_noise=a.label_noise, d_steps=a.d_steps)
+        dataset = {"name": a.toy, "n": len(x), "seed": a.seed}
+    else:
+        x = data.load_images("mnist", "train", device, limit=a.limit).x
+        cfg = GANConfig(arch="mlp" if a.family == "gan" else "dcgan", latent_dim=a.latent if a.latent != 20 else 100,
+                        loss=a.loss, label_smoothing=a.label_smoothing, label_noise=a.label_noise, d_steps=a.d_steps)
+        dataset = {"name": "mnist", "split": "train", "n": len(x), "scaled_to": [-1, 1]}
+    model = build("gan", cfg).to(device)
+    lr = a.lr if a.lr is not None else (1e-3 if toy else 2e-4)
+    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size if not toy else max(a.batch_size, 256), lr=lr,
+                       seed=a.seed, binarize=False)
+    film = FixedNoiseFilm(model, n=64 if not toy else 512, seed=0)
+    bar = ProgressBar(a.family)
+
+    def on_progress(p: Progress) -> None:
+        bar(p)
+        if p.epoch_done:
+            film.capture(model, p.step)
+            if toy:
+                p.history.epochs[-1]["toy"] = toy_measures(model, a.toy)
+
+    print(f"training {a.family} ({cfg.arch}, latent {cfg.latent_dim}, {n_params(model):,} parameters) on "
+          f"{dataset['name']} ({len(x)} rows) on {describe(device)}", file=sys.stderr)
+    film.capture(model, 0)
+    try:
+        history = fit(model, x, tcfg, callback=on_progress)
+    except Divergence as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 1
+    m = toy_measures(model, a.toy) if toy else {}
+    paths = store.save(model, a.out, dataset=dataset, history=history.to_dict(), metrics=m,
+                       train_config=vars(tcfg) | {"device": str(device)},
+                       extra={"film": {"steps": film.steps, "seed": film.seed, "n": len(film.z)}},
+                       extra_tensors={"film": film.tensor()})
     print(json.dumps(m, indent=1))
     print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0
@@ -141,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
-    t.add_argument("family", choices=["vae", "ae"], help="vae, or ae for the plain autoencoder")
-    t.add_argument("--latent", type=int, default=20, help="latent dimensions (default 20)")
+    t.add_argument("family", choices=["vae", "ae", "gan", "dcgan", "gan2d"],
+                   help="vae; ae (plain autoencoder); gan (MLP GAN), dcgan, gan2d (toy 2-d GAN)")
+    t.add_argument("--latent", type=int, default=20, help="latent dimensions (default 20; GANs: 100, toy: 2)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--out", required=True, help="checkpoint path without suffix, e.g. checkpoints/my-vae")
     t.add_argument("--dataset", choices=["mnist", "digits8"], default="mnist")
@@ -152,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--learn-sigma", action="store_true", help="learn the Gaussian decoder's std")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr", type=float, default=None, help="default 1e-3 (VAE, toy GAN), 2e-4 (image GANs)")
+    t.add_argument("--toy", choices=list(data.TOY_SETS), default="ring8", help="gan2d: the toy data set")
+    t.add_argument("--loss", choices=["nonsaturating", "minimax"], default="nonsaturating", help="GAN generator loss")
+    t.add_argument("--label-smoothing", type=float, default=0.0, help="GAN: one-sided, real targets 1 - s")
+    t.add_argument("--label-noise", type=float, default=0.0, help="GAN: probability of flipping D's labels")
+    t.add_argument("--d-steps", type=int, default=1, help="GAN: discriminator steps per generator step")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     t.add_argument("--eval-k", type=int, default=1000, help="importance samples for the test NLL (0: ELBO only, -1: skip)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import queue
 import threading
 import time
 import traceback
@@ -64,10 +65,27 @@ class JobControl:
             for k, v in fields.items():
                 setattr(self._job._snap, k, v)
 
-    def check(self) -> None:
-        """Block while paused; raise StopTraining when stopped or abandoned."""
+    @property
+    def pause_requested(self) -> bool:
+        return self._job._pause.is_set()
+
+    def commands(self) -> list[tuple[str, dict]]:
+        """Drain the commands the page sent (handled by the training thread, never the page)."""
+        out = []
+        while True:
+            try:
+                out.append(self._job._commands.get_nowait())
+            except queue.Empty:
+                return out
+
+    def check(self, on_command: Callable[[str, dict], None] | None = None) -> None:
+        """Block while paused (running `on_command` for commands sent meanwhile);
+        raise StopTraining when stopped or abandoned."""
         job = self._job
         while True:
+            if on_command is not None:
+                for name, args in self.commands():
+                    on_command(name, args)
             if job._stop.is_set():
                 raise StopTraining()
             if time.monotonic() - job._last_poll > job.idle_timeout:
@@ -98,6 +116,7 @@ class Job:
         self._stop = threading.Event()
         self._pause = threading.Event()
         self._wake = threading.Event()
+        self._commands: queue.Queue = queue.Queue()
         self._stop_reason = ""
         self._last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"genlab-job-{self.id}", daemon=True)
@@ -106,7 +125,10 @@ class Job:
         ctl = JobControl(self)
         ctl.publish(state="running")
         try:
-            self.result = self._target(ctl)
+            try:
+                self.result = self._target(ctl)
+            except StopTraining:
+                pass  # a target may end by letting the stop propagate
             if self._stop.is_set() or self._stop_reason:
                 ctl.publish(state="stopped", message=self._stop_reason or "stopped")
             else:
@@ -127,6 +149,12 @@ class Job:
         self._last_poll = time.monotonic()
         with self._lock:
             return copy.deepcopy(self._snap)
+
+    def send(self, name: str, **args: Any) -> None:
+        """Queue a command for the training thread (e.g. one step while paused, new settings)."""
+        self._last_poll = time.monotonic()
+        self._commands.put((name, args))
+        self._wake.set()
 
     def pause(self) -> None:
         self._pause.set()

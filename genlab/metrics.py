@@ -24,15 +24,14 @@ def iw_log_weights(model, x: torch.Tensor, k: int, generator: torch.Generator | 
         raise ValueError("the importance-weighted estimate needs a stochastic encoder (not an autoencoder)")
     std = torch.exp(0.5 * logvar)
     b, zdim = mu.shape
-    x_flat = x.flatten(1)
     chunk = max(1, max_rows // b)
     out = []
     for start in range(0, k, chunk):
         kc = min(chunk, k - start)
         eps = torch.randn(kc, b, zdim, generator=generator, device=mu.device)  # (kc, B, Z)
         z = mu + std * eps
-        logits = model.decoder_logits(z.reshape(kc * b, zdim))  # (kc*B, D)
-        log_px = model.log_px_given_z(logits, x_flat.repeat(kc, 1)).view(kc, b)
+        logits = model.decoder_logits(z.reshape(kc * b, zdim)).view(kc, b, -1)  # (kc, B, D)
+        log_px = model.log_px_given_z(logits, x)  # (kc, B), x broadcast over the samples
         log_pz = (-0.5 * z.pow(2) - 0.5 * LOG_2PI).sum(-1)  # (kc, B)
         log_qz = (-0.5 * eps.pow(2) - 0.5 * LOG_2PI - 0.5 * logvar).sum(-1)  # (kc, B)
         out.append(log_px + log_pz - log_qz)
@@ -86,3 +85,42 @@ def bits_per_dim(nll_nats: float, n_dims: int) -> float:
 def binarized_test_set(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """The fixed binarization of a test set used for every reported likelihood."""
     return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------- 2-d toy data
+def ring_centers(k: int = 8, radius: float = 2.0) -> torch.Tensor:
+    """Centres (k, 2) of the ring-of-Gaussians toy set."""
+    angle = torch.arange(k) * (2 * math.pi / k)
+    return radius * torch.stack([angle.cos(), angle.sin()], 1)
+
+
+def mode_coverage(points: torch.Tensor, centers: torch.Tensor, std: float, min_fraction: float = 0.01) -> dict:
+    """How many modes a sample covers (Metz et al.'s unrolled-GAN protocol).
+
+    A sample is high quality when it lies within 3 std of its nearest centre; a mode is
+    covered when at least `min_fraction` of all samples are high quality and nearest to it.
+    Returns {"modes": covered count, "high_quality": fraction, "per_mode": counts}.
+    """
+    d = torch.cdist(points.float().cpu(), centers.float())  # (N, K)
+    dist, nearest = d.min(1)
+    good = dist < 3 * std
+    counts = torch.bincount(nearest[good], minlength=len(centers))
+    covered = int((counts >= max(1.0, min_fraction * len(points))).sum())
+    return {"modes": covered, "high_quality": float(good.float().mean()), "per_mode": counts.tolist()}
+
+
+def grid_divergences(real: torch.Tensor, fake: torch.Tensor, bins: int = 60, extent: float = 3.0,
+                     eps: float = 1e-6) -> dict:
+    """KL(real || fake) and the Jensen-Shannon divergence (nats) between histogram densities
+    of two 2-d samples on a bins x bins grid over [-extent, extent]^2 (eps keeps KL finite)."""
+    def density(x):
+        x = x.float().cpu()
+        h = torch.histogramdd(x, bins=[bins, bins], range=[-extent, extent, -extent, extent]).hist
+        h = h + eps
+        return h / h.sum()
+
+    p, q = density(real), density(fake)
+    m = 0.5 * (p + q)
+    kl = float((p * (p / q).log()).sum())
+    js = float(0.5 * (p * (p / m).log()).sum() + 0.5 * (q * (q / m).log()).sum())
+    return {"kl": kl, "js": js}

@@ -54,18 +54,22 @@ def _atomic_write(target: Path, data: bytes) -> None:
 
 def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | None = None,
          history: dict | None = None, metrics: dict | None = None, train_config: dict | None = None,
-         extra: dict | None = None) -> tuple[Path, Path]:
+         extra: dict | None = None, extra_tensors: dict[str, torch.Tensor] | None = None) -> tuple[Path, Path]:
     """Write model weights and card atomically.
 
     Args:
         model: a registered family's model (has .family and a dataclass .config).
         path: "folder/name" (a .json or .safetensors suffix is dropped).
         dataset, history, metrics, train_config, extra: card sections (JSON-ready dicts).
+        extra_tensors: named tensors that are not weights (e.g. a fixed-noise film), stored
+            as "extra.NAME" beside the weights; read them back with load_extra.
     Returns:
         (weights path, card path).
     """
     weights_path, card_path = _paths(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    extras = {f"extra.{k}": v.detach().to("cpu").contiguous() for k, v in (extra_tensors or {}).items()}
+    tensors.update(extras)
     blob = st_save(tensors, metadata={"format": FORMAT})
     card = {
         "format": FORMAT,
@@ -83,6 +87,7 @@ def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | Non
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
         "weights_bytes": len(blob),
         "tensors": {k: list(v.shape) for k, v in tensors.items()},
+        "extra_tensors": {k[len("extra."):]: list(v.shape) for k, v in extras.items()},
         **(extra or {}),
     }
     _atomic_write(weights_path, blob)
@@ -149,6 +154,11 @@ def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[t
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{card_path}: config does not build a {card['family']} model: {e}") from e
     tensors = _parse_weights(weights_path, card)
+    declared = {f"extra.{k}": tuple(v) for k, v in card.get("extra_tensors", {}).items()}
+    for k, shape in declared.items():
+        if k not in tensors or tuple(tensors[k].shape) != shape:
+            raise CheckpointError(f"{weights_path}: extra tensor {k} is missing or not of shape {shape}")
+    tensors = {k: v for k, v in tensors.items() if k not in declared}
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     problems = [f"missing {k}" for k in expected if k not in got]
@@ -159,6 +169,15 @@ def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[t
         raise CheckpointError(f"{weights_path}: tensors do not match the card's config: " + "; ".join(problems[:5]))
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), card
+
+
+def load_extra(path: str | os.PathLike, name: str) -> torch.Tensor:
+    """An extra tensor saved beside the weights (validated like the weights)."""
+    weights_path, card_path = _paths(path)
+    card = read_card(card_path)
+    if name not in card.get("extra_tensors", {}):
+        raise CheckpointError(f"{card_path}: no extra tensor named {name!r}")
+    return _parse_weights(weights_path, card)[f"extra.{name}"]
 
 
 def update_card(path: str | os.PathLike, **sections) -> dict:

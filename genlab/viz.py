@@ -141,3 +141,63 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", heigh
                       legend=dict(title="label", itemsizing="constant"), dragmode="pan",
                       yaxis=dict(scaleanchor="x", scaleratio=1))  # equal scales: shapes are not distorted
     return fig
+
+
+def gan_figure(steps: dict, max_points: int = 800):
+    """Two panels over generator steps: the D and G losses, and mean D(x) and D(G(z))."""
+    from plotly.subplots import make_subplots
+
+    x = list(steps.get("step", []))
+    stride = max(1, len(x) // max_points)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("losses", "discriminator outputs"))
+    for key, name, color, col in (("d_loss", "D loss", "#d62728", 1), ("g_loss", "G loss", "#1f77b4", 1),
+                                  ("d_real", "mean D(x), real", "#2ca02c", 2),
+                                  ("d_fake", "mean D(G(z)), generated", "#ff7f0e", 2)):
+        if key in steps:
+            fig.add_scatter(x=x[::stride], y=list(steps[key])[::stride], mode="lines", name=name,
+                            line=dict(color=color), row=1, col=col)
+    fig.add_hline(y=0.5, line_dash="dot", row=1, col=2)
+    fig.update_xaxes(title_text="generator step")
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def toy_field_figure(field: dict, title: str = ""):
+    """2-d GAN view: D's probability as a heatmap, real and generated points, and the
+    generator's gradient (the direction each generated point is pushed) as short arrows."""
+    import plotly.graph_objects as go
+
+    t = field["ticks"]
+    fig = go.Figure(go.Heatmap(x=t, y=t, z=field["prob"], zmin=0, zmax=1, colorscale="RdBu", opacity=0.55,
+                               colorbar=dict(title="D(x)", thickness=12)))
+    real, fake, grad = field["real"], field["fake"], field["grad"]
+    fig.add_scattergl(x=real[:, 0], y=real[:, 1], mode="markers", name="real", marker=dict(size=4, color="#2ca02c"))
+    fig.add_scattergl(x=fake[:, 0], y=fake[:, 1], mode="markers", name="generated", marker=dict(size=4, color="#7b2cbf"))
+    norm = np.linalg.norm(grad, axis=1, keepdims=True)
+    scale = 0.3 / max(float(np.percentile(norm, 90)), 1e-12)
+    tips = fake[: len(grad)] + grad * scale
+    xs = np.stack([fake[: len(grad), 0], tips[:, 0], np.full(len(grad), np.nan)], 1).ravel()
+    ys = np.stack([fake[: len(grad), 1], tips[:, 1], np.full(len(grad), np.nan)], 1).ravel()
+    fig.add_scattergl(x=xs, y=ys, mode="lines", name="G's gradient", line=dict(color="#333333", width=1))
+    fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis=dict(range=[t[0], t[-1]]), yaxis=dict(range=[t[0], t[-1]], scaleanchor="x"),
+                      legend=dict(orientation="h", y=-0.1))
+    return fig
+
+
+def toy_measures_figure(rows: list[dict]):
+    """Modes covered, high-quality fraction, KL and JS over training (2-d GANs)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("modes covered (of 8)", "divergence to the data (nats)"))
+    steps = [r["step"] for r in rows]
+    if rows and "modes" in rows[0]:
+        fig.add_scatter(x=steps, y=[r["modes"] for r in rows], mode="lines+markers", name="modes", row=1, col=1)
+        fig.add_scatter(x=steps, y=[8 * r["high_quality"] for r in rows], mode="lines", name="8 × high-quality fraction",
+                        line=dict(dash="dot"), row=1, col=1)
+    for key, name in (("kl", "KL(real ‖ generated)"), ("js", "JS")):
+        fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name, row=1, col=2)
+    fig.update_xaxes(title_text="generator step")
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.35))
+    return fig

@@ -43,7 +43,8 @@ def _list_models(folder: str, stamp: int) -> list[dict]:
             out.append({"name": p.name, "error": str(e)})
             continue
         cfg = card["config"]
-        kind = "AE" if cfg.get("autoencoder") else card["family"].upper()
+        kind = "AE" if cfg.get("autoencoder") else (
+            {"mlp": "GAN", "dcgan": "DCGAN", "toy": "2-d GAN"}.get(cfg.get("arch"), card["family"].upper()))
         out.append({"name": p.name, "family": card["family"], "latent_dim": cfg.get("latent_dim"),
                     "label": f"{p.name}  ({kind}, z={cfg.get('latent_dim')})"})
     return out
@@ -118,8 +119,12 @@ def model_picker() -> str | None:
     return st.session_state["model"]
 
 
-def current_model():
-    """(name, model, card) of the picked model, or a message and stop when there is none."""
+def current_model(images: bool = True):
+    """(name, model, card) of the picked model, or a message and stop when there is none.
+
+    With images=True, a model that does not generate images (the 2-d toy GAN) is explained
+    and the view stops.
+    """
     name = st.session_state.get("model")
     if not name:
         st.info("No model is loaded. Pick one in the sidebar, or train one on the Training page.")
@@ -128,6 +133,9 @@ def current_model():
         model, card = load_model(name)
     except genlab.CheckpointError as e:
         st.error(f"This checkpoint cannot be loaded: {e}")
+        st.stop()
+    if images and getattr(model, "data_kind", "image") != "image":
+        st.info(f"{name} generates 2-d points, not images: watch it on the GAN Live page, or pick an image model.")
         st.stop()
     return name, model, card
 
@@ -195,19 +203,24 @@ def generator(seed: int) -> torch.Generator:
 PIXELATED_CSS = "<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img {image-rendering: pixelated;}</style>"
 
 
+JOB_KEYS = {"job": "Training", "gan_job": "GAN Live"}  # session keys of this session's jobs -> their page
+
+
 def _job_badge() -> None:
-    job = st.session_state.get("job")
-    if job is None:
-        return
-    s = job.snapshot()  # polling keeps the job alive while this tab is open, on any view
-    if s.active:
-        st.progress(s.fraction, text=f"Training {job.label}: {s.state}, epoch {s.epoch}/{s.epochs}")
-    elif s.state in ("done", "stopped"):
-        st.caption(f"Training {job.label} {s.state}. Save it on the Training page.")
+    for key, page in JOB_KEYS.items():
+        job = st.session_state.get(key)
+        if job is None:
+            continue
+        s = job.snapshot()  # polling keeps the job alive while this tab is open, on any view
+        if s.active and s.epochs:
+            st.progress(s.fraction, text=f"{job.label}: {s.state}, epoch {s.epoch}/{s.epochs}")
+        elif s.active:
+            st.caption(f"{job.label}: {s.state}, step {s.step}")
+        elif s.state in ("done", "stopped"):
+            st.caption(f"{job.label} {s.state}. Save it on the {page} page.")
 
 
 def job_badge() -> None:
-    """Sidebar progress of this session's training job, refreshed every 2 s while it runs."""
-    job = st.session_state.get("job")
-    active = job is not None and job.snapshot().active
+    """Sidebar progress of this session's training jobs, refreshed every 2 s while one runs."""
+    active = any(st.session_state.get(k) is not None and st.session_state[k].snapshot().active for k in JOB_KEYS)
     st.fragment(run_every=2.0 if active else None)(_job_badge)()

@@ -32,14 +32,16 @@ with left:
     name = st.session_state.get("model")
     if name:
         try:
-            _, model, card = common.current_model()
+            _, model, card = common.current_model(images=False)
             cfg = card["config"]
-            kind = "plain autoencoder" if cfg.get("autoencoder") else f"VAE with a {cfg.get('likelihood', '')} decoder"
+            if card["family"] == "gan":
+                kind = {"mlp": "MLP GAN", "dcgan": "DCGAN", "toy": "GAN on 2-d toy data"}[cfg["arch"]]
+            else:
+                kind = "plain autoencoder" if cfg.get("autoencoder") else f"VAE with a {cfg.get('likelihood', '')} decoder"
             hist = card.get("history", {})
             st.markdown(
                 f"**{name}**: {kind}  \n"
-                f"latent size **{cfg['latent_dim']}**, hidden layers {tuple(cfg.get('hidden', ()))}, "
-                f"{card.get('n_params', 0):,} parameters  \n"
+                f"latent size **{cfg['latent_dim']}**, {card.get('n_params', 0):,} parameters  \n"
                 f"trained on **{card.get('dataset', {}).get('name', '?')}** for "
                 f"{len(hist.get('epochs', []))} epochs ({hist.get('train_time_s', 0) / 60:.1f} min "
                 f"on {card.get('train_config', {}).get('device', '?')})  \n"
@@ -58,12 +60,18 @@ with right:
     st.caption("16 samples from each model's prior, seed 0.")
     models = common.list_models()
     cols = st.columns(2)
-    for i, m in enumerate(models[:6]):
-        with cols[i % 2]:
-            try:
-                mod, _ = common.load_model(m["name"])
-            except genlab.CheckpointError:
-                continue
+    shown = 0
+    for m in models:
+        if shown == 6:
+            break
+        try:
+            mod, _ = common.load_model(m["name"])
+        except genlab.CheckpointError:
+            continue
+        if getattr(mod, "data_kind", "image") != "image":
+            continue
+        with cols[shown % 2]:
+            shown += 1
             with torch.inference_mode():
                 imgs = mod.decode(mod.prior_sample(16, common.generator(0)))
             common.show_grid(imgs, nrow=8, caption=m["label"])

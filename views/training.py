@@ -15,13 +15,17 @@ from views import common
 
 st.title("Training")
 common.show_notice()
-name, model, card = common.current_model()
+name, model, card = common.current_model(images=False)
 hist = card.get("history", {})
 is_ae = bool(card["config"].get("autoencoder"))
 
 # ----------------------------------------------------------------------------- curves
 st.subheader(f"How {name} trained")
-if not hist.get("epochs"):
+if card["family"] == "gan":
+    st.plotly_chart(viz.gan_figure(hist.get("steps", {})), width="stretch")
+    st.caption("A balanced game keeps mean D(x) and D(G(z)) apart but near 0.5; D(G(z)) at 0 means the "
+               "discriminator wins outright and the generator's gradient fades. Watch a GAN train on the GAN Live page.")
+elif not hist.get("epochs"):
     st.info("This checkpoint's card has no training history.")
 else:
     keys = ("recon",) if is_ae else ("neg_elbo", "recon", "kl")

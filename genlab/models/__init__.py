@@ -1,5 +1,7 @@
 """Model families. Importing this package registers every family."""
 from .base import GenerativeModel, build, config_from_dict, families, n_params, register
+from .gan import GAN, GANConfig
 from .vae import VAE, VAEConfig
 
-__all__ = ["GenerativeModel", "build", "config_from_dict", "families", "n_params", "register", "VAE", "VAEConfig"]
+__all__ = ["GenerativeModel", "build", "config_from_dict", "families", "n_params", "register",
+           "GAN", "GANConfig", "VAE", "VAEConfig"]

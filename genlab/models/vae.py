@@ -108,13 +108,17 @@ class VAE(nn.Module):
         return (mean + self.log_sigma.exp() * noise).clamp(0, 1)
 
     def log_px_given_z(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) per example (B,), from decoder logits (B, D) and data x (B, ...)."""
-        x = x.flatten(1)
+        """log p(x|z) per example, from decoder logits (..., B, D) and data x (B, D) or images.
+
+        Bernoulli: sum_d x_d l_d - softplus(l_d), which is -BCE(logits, x) written with one
+        elementwise pass; leading sample dimensions of the logits broadcast over x.
+        """
+        x = x.flatten(1)  # (B, D)
         if self.config.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+            return (logits * x).sum(-1) - F.softplus(logits).sum(-1)
         log_sigma = self.log_sigma.clamp(min=math.log(1e-3))
         err = (x - torch.sigmoid(logits)) / log_sigma.exp()
-        return -(0.5 * err.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)).sum(1)
+        return -(0.5 * err.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)).sum(-1)
 
     # ------------------------------------------------------------------ prior
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,0 +1,214 @@
+"""Generative adversarial networks (Goodfellow et al., 2014): an MLP GAN, a DCGAN for 28x28
+images (Radford et al., 2016), and a small GAN for 2-d toy data.
+
+The discriminator returns logits and every loss is computed from them:
+
+    D loss      = BCE(D(x), 1 - smoothing) + BCE(D(G(z)), 0)       (labels flipped with prob. p_noise)
+    G minimax   = mean log(1 - sigmoid(D(G(z))))  = -mean softplus(D(G(z)))
+    G non-sat.  = -mean log sigmoid(D(G(z)))      =  mean softplus(-D(G(z)))
+
+Images live in [-1, 1] inside the model (tanh output); decode() maps them to [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .base import register
+
+ARCHS = ("mlp", "dcgan", "toy")
+LOSSES = ("nonsaturating", "minimax")
+
+
+@dataclass
+class GANConfig:
+    arch: str = "mlp"  # "mlp", "dcgan" or "toy"
+    latent_dim: int = 100
+    data_shape: tuple[int, ...] = (1, 28, 28)  # (2,) for toy data
+    hidden: int = 128  # toy GAN width
+    loss: str = "nonsaturating"
+    label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
+    label_noise: float = 0.0  # probability of flipping each discriminator label
+    d_steps: int = 1  # discriminator steps per generator step
+    d_lr_mult: float = 1.0  # discriminator learning rate = lr * d_lr_mult
+    beta1: float = 0.5
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, not {self.arch!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if not (0 <= self.label_smoothing < 0.5 and 0 <= self.label_noise < 0.5):
+            raise ValueError("label_smoothing and label_noise must be in [0, 0.5)")
+        if self.d_steps < 1 or self.latent_dim < 1:
+            raise ValueError("d_steps and latent_dim must be >= 1")
+        if self.arch == "dcgan" and tuple(self.data_shape) != (1, 28, 28):
+            raise ValueError("the DCGAN is built for (1, 28, 28) images")
+
+
+# ----------------------------------------------------------------------------- networks
+def mlp_generator(z: int, d: int) -> nn.Sequential:
+    """5 linear layers; batch norm and dropout 0.2 after every one but the first; tanh out."""
+    sizes = [z, 128, 256, 512, 1024]
+    layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1]), nn.LeakyReLU(0.2)]
+    for a, b in zip(sizes[1:-1], sizes[2:]):
+        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU(0.2), nn.Dropout(0.2)]
+    layers += [nn.Linear(sizes[-1], d), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def mlp_discriminator(d: int) -> nn.Sequential:
+    """3 linear layers with LeakyReLU(0.2), dropout 0.2 on the first; one logit out."""
+    return nn.Sequential(nn.Linear(d, 512), nn.LeakyReLU(0.2), nn.Dropout(0.2),
+                         nn.Linear(512, 256), nn.LeakyReLU(0.2),
+                         nn.Linear(256, 1))
+
+
+class DCGenerator(nn.Module):
+    """dense z -> 7x7x256, then 5x5 transposed convolutions to 128 (7x7), 64 (14x14), 1 (28x28)."""
+
+    def __init__(self, z: int):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(z, 7 * 7 * 256, bias=False), nn.BatchNorm1d(7 * 7 * 256), nn.LeakyReLU(0.2))
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),  # (B, 128, 7, 7)
+            nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.2),  # 14x14
+            nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1), nn.Tanh())  # (B, 1, 28, 28)
+
+    def forward(self, z):
+        return self.net(self.fc(z).view(-1, 256, 7, 7))
+
+
+def dc_discriminator() -> nn.Sequential:
+    """conv 64 stride 2, conv 128 stride 2, LeakyReLU and dropout 0.3, dense to one logit."""
+    return nn.Sequential(
+        nn.Conv2d(1, 64, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3),  # (B, 64, 14, 14)
+        nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3),  # (B, 128, 7, 7)
+        nn.Flatten(), nn.Linear(128 * 7 * 7, 1))
+
+
+def toy_nets(z: int, width: int) -> tuple[nn.Module, nn.Module]:
+    g = nn.Sequential(nn.Linear(z, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
+    d = nn.Sequential(nn.Linear(2, width), nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2),
+                      nn.Linear(width, 1))
+    return g, d
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al.: weights from N(0, 0.02); batch-norm scales from N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------- losses
+def d_loss_from_logits(real: torch.Tensor, fake: torch.Tensor, smoothing: float = 0.0, noise: float = 0.0,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Discriminator loss: real toward 1 - smoothing, fake toward 0, labels flipped with prob `noise`."""
+    t_real = torch.full_like(real, 1.0 - smoothing)
+    t_fake = torch.zeros_like(fake)
+    if noise > 0:
+        flip_r = torch.rand(real.shape, generator=generator, device=real.device) < noise
+        flip_f = torch.rand(fake.shape, generator=generator, device=fake.device) < noise
+        t_real = torch.where(flip_r, 1.0 - t_real, t_real)
+        t_fake = torch.where(flip_f, 1.0 - t_fake, t_fake)
+    return F.binary_cross_entropy_with_logits(real, t_real) + F.binary_cross_entropy_with_logits(fake, t_fake)
+
+
+def g_loss_from_logits(fake: torch.Tensor, kind: str = "nonsaturating") -> torch.Tensor:
+    """Generator loss: minimax log(1 - D(G(z))), or the non-saturating -log D(G(z))."""
+    if kind == "minimax":
+        return -F.softplus(fake).mean()
+    return F.softplus(-fake).mean()
+
+
+# ----------------------------------------------------------------------------- model
+@register("gan", GANConfig)
+class GAN(nn.Module):
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        d = math.prod(config.data_shape)
+        if config.arch == "mlp":
+            self.G, self.D = mlp_generator(config.latent_dim, d), mlp_discriminator(d)
+        elif config.arch == "dcgan":
+            self.G, self.D = DCGenerator(config.latent_dim), dc_discriminator()
+            dcgan_init(self)
+        else:
+            self.G, self.D = toy_nets(config.latent_dim, config.hidden)
+        self.data_kind = "points" if config.arch == "toy" else "image"
+
+    # -- data space: images in [-1, 1] inside, [0, 1] outside; points unchanged
+    def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        if self.data_kind == "points":
+            return x
+        x = x * 2 - 1
+        return x.flatten(1) if self.config.arch == "mlp" else x
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z) in model space: (B, D) for the MLP, (B, 1, 28, 28) for the DCGAN, (B, 2) toy."""
+        return self.G(z)
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) for inputs in model space."""
+        return self.D(x).view(-1)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in [0, 1], or points (B, 2) for the toy GAN."""
+        out = self.G(z)
+        if self.data_kind == "points":
+            return out
+        return ((out + 1) / 2).view(z.shape[0], *self.config.data_shape)
+
+    # -- training
+    def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        betas = (self.config.beta1, 0.999)
+        return [torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas),
+                torch.optim.Adam(self.D.parameters(), lr=lr * self.config.d_lr_mult, betas=betas)]
+
+    def d_step(self, real: torch.Tensor, opt_d: torch.optim.Optimizer, generator=None) -> dict[str, torch.Tensor]:
+        """One discriminator update on a batch of real data (model space)."""
+        z = self.prior_sample(real.shape[0], generator)
+        with torch.no_grad():
+            fake = self.G(z)
+        l_real, l_fake = self.discriminate(real), self.discriminate(fake)
+        loss = d_loss_from_logits(l_real, l_fake, self.config.label_smoothing, self.config.label_noise, generator)
+        opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_d.step()
+        return {"d_loss": loss.detach(), "d_real": torch.sigmoid(l_real).mean().detach(),
+                "d_fake": torch.sigmoid(l_fake).mean().detach()}
+
+    def g_step(self, n: int, opt_g: torch.optim.Optimizer, generator=None) -> dict[str, torch.Tensor]:
+        """One generator update through a discriminator that is not updated."""
+        self.D.requires_grad_(False)
+        try:
+            loss = g_loss_from_logits(self.discriminate(self.G(self.prior_sample(n, generator))), self.config.loss)
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+        finally:
+            self.D.requires_grad_(True)
+        return {"g_loss": loss.detach()}
+
+    def train_step(self, batch: torch.Tensor, optimizers: list, generator=None) -> dict[str, torch.Tensor]:
+        opt_g, opt_d = optimizers
+        real = self.to_model_space(batch)
+        for _ in range(self.config.d_steps):
+            out = self.d_step(real, opt_d, generator)
+        out.update(self.g_step(real.shape[0], opt_g, generator))
+        return out

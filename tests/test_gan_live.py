@@ -1,0 +1,106 @@
+"""GAN Live under AppTest: start, steps run, pause, single steps, new settings, stop, save;
+and the engine's live trainer on its own."""
+import time
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from genlab.data import toy2d
+from genlab.jobs import JobManager
+from genlab.live import LiveGAN, LiveSettings, live_target
+from genlab.models import GAN, GANConfig
+
+
+def wait_for(cond, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def toy_live(seed=0):
+    torch.manual_seed(seed)
+    m = GAN(GANConfig(arch="toy", latent_dim=2, data_shape=(2,)))
+    return LiveGAN(m, toy2d("ring8", 4096, seed), LiveSettings(lr_g=1e-3, lr_d=1e-3, batch_size=128),
+                   seed=seed, toy="ring8", film_every=20)
+
+
+class TestLiveEngine:
+    def test_single_steps_move_only_the_network_they_name(self):
+        live = toy_live()
+        d0 = [p.clone() for p in live.model.D.parameters()]
+        g0 = [p.clone() for p in live.model.G.parameters()]
+        live.step("d")
+        assert not all(torch.equal(a, b) for a, b in zip(d0, live.model.D.parameters()))
+        assert all(torch.equal(a, b) for a, b in zip(g0, live.model.G.parameters()))
+        d1 = [p.clone() for p in live.model.D.parameters()]
+        live.step("g")
+        assert all(torch.equal(a, b) for a, b in zip(d1, live.model.D.parameters()))
+        assert live.g_steps == 1
+
+    def test_settings_reach_the_optimizers(self):
+        live = toy_live()
+        live.apply(LiveSettings(lr_g=5e-4, lr_d=1e-4, d_steps=3, loss="minimax", batch_size=64))
+        assert live.opt_g.param_groups[0]["lr"] == 5e-4 and live.opt_d.param_groups[0]["lr"] == 1e-4
+        assert live.model.config.loss == "minimax" and live.model.config.d_steps == 3
+
+    def test_job_runs_pauses_steps_and_stops(self):
+        live = toy_live()
+        job = JobManager().start(live_target(live, publish_every=0.1))
+        assert wait_for(lambda: job.snapshot().extra.get("g_steps", 0) >= 40)
+        job.pause()
+        assert wait_for(lambda: live.g_steps == job.snapshot().extra.get("g_steps", -1) and
+                        job.snapshot().state == "paused", 10)
+        time.sleep(0.3)
+        parked = live.g_steps
+        job.send("step", which="both")
+        assert wait_for(lambda: job.snapshot().extra["g_steps"] == parked + 1, 10)
+        job.send("step", which="d")  # a discriminator step does not advance the generator count
+        time.sleep(0.5)
+        assert job.snapshot().extra["g_steps"] == parked + 1
+        job.stop()
+        job.join(10)
+        s = job.snapshot()
+        assert s.state == "stopped" and len(s.extra["history"]["step"]) >= 40
+        assert s.extra["toy_history"] and "modes" in s.extra["toy_history"][0]
+        assert s.extra["field"]["prob"].shape == (40, 40)
+
+
+@pytest.fixture
+def app(ckpt_dir, monkeypatch):
+    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ckpt_dir))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("views/gan_live.py").run()
+    assert not at.exception
+    return at
+
+
+def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
+    at = app
+    at.selectbox(key="g_ds").set_value("ring8").run()
+    at.button(key="g_start").click().run()
+    job = at.session_state["gan_job"]
+    assert wait_for(lambda: job.snapshot().extra.get("g_steps", 0) > 20)
+    at.run()
+    first = job.snapshot().extra["g_steps"]
+    assert any("generator step" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) >= 2  # the field and the curves
+    at.button(key="g_pause").click().run()
+    assert job.snapshot().state == "paused"
+    time.sleep(0.3)
+    parked = job.snapshot().extra["g_steps"]
+    assert parked >= first
+    at.button(key="g_step_both").click().run()
+    assert wait_for(lambda: job.snapshot().extra["g_steps"] == parked + 1, 10)
+    at.button(key="g_stop").click().run()
+    assert job.snapshot().state == "stopped" and not at.exception
+    at.text_input[0].set_value("toy-gan-test")
+    next(b for b in at.button if b.label == "Save as checkpoint").click().run()
+    assert (ckpt_dir / "toy-gan-test.json").exists()
+    at.button(key="g_reset").click().run()
+    assert "gan_job" not in at.session_state and not at.exception

@@ -1,0 +1,175 @@
+"""GAN Live: press Start and watch a GAN learn, on MNIST or on 2-d toy data. Pause, step the
+discriminator or the generator by hand, change the settings, scrub the film of fixed-noise
+samples, and save the model."""
+import re
+
+import streamlit as st
+import torch
+
+import genlab
+from genlab import data as gdata
+from genlab import viz
+from genlab.jobs import JobRefused
+from genlab.live import LiveGAN, LiveSettings, live_target
+from genlab.models import GANConfig, build
+from views import common
+
+st.title("GAN Live")
+st.caption("The generator G turns noise into samples; the discriminator D scores how real they look. "
+           "Each step trains D to tell real from generated, then G to fool D. The grid shows the same "
+           "fixed noise at every step, so you watch one set of samples change.")
+common.show_notice()
+
+DATASETS = {"mnist-mlp": "MNIST, MLP GAN", "mnist-dcgan": "MNIST, DCGAN (slow on a CPU)",
+            "ring8": "2-d: ring of 8 Gaussians", "spiral": "2-d: spiral", "moons": "2-d: two moons",
+            "checkerboard": "2-d: checkerboard"}
+LOSSES = {"nonsaturating": "non-saturating: −log D(G(z))", "minimax": "minimax: log(1 − D(G(z)))"}
+
+live: LiveGAN | None = st.session_state.get("gan_live")
+job = st.session_state.get("gan_job")
+snap = job.snapshot() if job is not None else None
+active = snap is not None and snap.active
+
+
+def settings_widgets(defaults: LiveSettings, disabled: bool) -> LiveSettings:
+    c1, c2, c3, c4, c5 = st.columns(5)
+    lr_g = c1.select_slider("G learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3], value=defaults.lr_g, disabled=disabled)
+    lr_d = c2.select_slider("D learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3], value=defaults.lr_d, disabled=disabled)
+    d_steps = c3.number_input("D steps per G step", 1, 10, defaults.d_steps, disabled=disabled)
+    loss = c4.selectbox("Generator loss", list(LOSSES), index=list(LOSSES).index(defaults.loss),
+                        format_func=LOSSES.get, disabled=disabled)
+    bs = c5.select_slider("Batch size", [32, 64, 128, 256, 512], value=defaults.batch_size, disabled=disabled)
+    return LiveSettings(lr_g=lr_g, lr_d=lr_d, d_steps=int(d_steps), loss=loss, batch_size=bs)
+
+
+# ----------------------------------------------------------------------------- start
+if live is None:
+    c1, c2, c3, c4 = st.columns(4)
+    ds = c1.selectbox("Data and model", list(DATASETS), format_func=DATASETS.get, key="g_ds")
+    smoothing = c2.number_input("One-sided label smoothing", 0.0, 0.3, 0.0, 0.05, key="g_smooth",
+                                help="Real targets become 1 − s: D is discouraged from being over-confident.")
+    noise = c3.number_input("Label noise (flip probability)", 0.0, 0.3, 0.0, 0.05, key="g_noise",
+                            help="Each of D's labels is flipped with this probability.")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="g_seed")
+    toy_data = ds in gdata.TOY_SETS
+    with st.container(key=f"g_settings_{'toy' if toy_data else 'img'}"):  # toy data gets its own defaults
+        s = settings_widgets(LiveSettings(lr_g=1e-3, lr_d=1e-3, batch_size=256) if toy_data else LiveSettings(),
+                             disabled=False)
+    start = st.button("Start", type="primary", key="g_start")
+    if start:
+        dev = common.device()
+        toy = ds if ds in gdata.TOY_SETS else None
+        torch.manual_seed(int(seed))
+        if toy:
+            x = gdata.toy2d(toy, 16384, seed=int(seed), device=dev)
+            cfg = GANConfig(arch="toy", latent_dim=2, data_shape=(2,), loss=s.loss, label_smoothing=smoothing,
+                            label_noise=noise, d_steps=s.d_steps)
+        else:
+            x = gdata.load_images("mnist", "train", dev).x
+            cfg = GANConfig(arch="mlp" if ds == "mnist-mlp" else "dcgan", loss=s.loss, label_smoothing=smoothing,
+                            label_noise=noise, d_steps=s.d_steps)
+        model = build("gan", cfg).to(dev)
+        live = LiveGAN(model, x, s, seed=int(seed), toy=toy, film_every=50 if toy else 100)
+        try:
+            job = common.job_manager().start(live_target(live), label=f"GAN on {DATASETS[ds]}")
+        except JobRefused as e:
+            st.error(f"Did not start: {e}")
+            st.stop()
+        st.session_state.update(gan_live=live, gan_job=job, gan_ds=ds)
+        st.rerun()
+    st.stop()
+
+# ----------------------------------------------------------------------------- controls
+c = st.columns([1, 1, 1, 1, 1, 1, 3])
+state = snap.state if snap else "stopped"
+if state == "running" and c[0].button("Pause", key="g_pause"):
+    job.pause()
+    st.rerun()
+if state == "paused" and c[0].button("Resume", key="g_resume"):
+    job.resume()
+    st.rerun()
+paused = state == "paused"
+for col, which, label in ((c[1], "d", "Step D"), (c[2], "g", "Step G"), (c[3], "both", "Step both")):
+    if col.button(label, key=f"g_step_{which}", disabled=not paused,
+                  help="One update while paused: D alone, G alone, or D then G."):
+        job.send("step", which=which)
+if c[4].button("Stop", key="g_stop", disabled=not active):
+    job.stop()
+    job.join(5)
+    st.rerun()
+if c[5].button("Reset", key="g_reset", help="Stop and discard this run to start a new one."):
+    job.stop()
+    job.join(5)
+    for k in ("gan_live", "gan_job"):
+        st.session_state.pop(k, None)
+    st.rerun()
+
+if paused:
+    with st.form("gan_settings"):
+        st.caption("Change the game while paused; Resume continues with the new settings.")
+        new = settings_widgets(LiveSettings(**snap.extra.get("settings", {})), disabled=False)
+        if st.form_submit_button("Apply"):
+            job.send("settings", **vars(new))
+            st.toast("Settings applied")
+
+
+# ----------------------------------------------------------------------------- live view
+def live_view():
+    s = job.snapshot()
+    x = s.extra
+    if not x:
+        st.caption("starting…")
+        return
+    steps = x["g_steps"]
+    rate = steps / s.elapsed if s.elapsed > 0 else 0.0
+    st.markdown(f"**{s.state}** · generator step **{steps}** · {rate:.1f} steps/s")
+    if s.state == "error":
+        st.error(s.message)
+    if "field" in x:
+        left, right = st.columns([3, 2])
+        with left:
+            st.plotly_chart(viz.toy_field_figure(x["field"], "D(x) over the plane; arrows: where G pushes its samples"),
+                            width="stretch", key="g_field")
+        with right:
+            st.plotly_chart(viz.gan_figure(x["history"]), width="stretch", key="g_curves")
+            if x.get("toy_history"):
+                st.plotly_chart(viz.toy_measures_figure(x["toy_history"]), width="stretch", key="g_toy")
+    else:
+        left, right = st.columns([2, 3])
+        with left:
+            common.show_grid(x["samples"], nrow=8, caption=f"64 samples from fixed noise, step {steps}")
+        with right:
+            st.plotly_chart(viz.gan_figure(x["history"]), width="stretch", key="g_curves")
+
+
+st.fragment(run_every=1.0 if active else None)(live_view)()
+
+# ----------------------------------------------------------------------------- film and saving
+if not active or paused:
+    frames = live.film.tensor()
+    if len(frames) > 1 and live.toy is None:
+        st.subheader("Film strip")
+        i = st.slider("Frame (generator step)", 0, len(frames) - 1, len(frames) - 1, key="g_frame",
+                      format="%d", help="The same 64 noise vectors, decoded at each recorded step.")
+        common.show_grid(frames[i].float() / 255, nrow=8, width=360,
+                         caption=f"step {live.film.steps[i]}")
+        gif = viz.gif_bytes([viz.grid_array(f.float() / 255, nrow=8) for f in frames], duration_ms=150, boomerang=False)
+        st.download_button("Download the film as an animated GIF", gif, file_name="gan-film.gif", mime="image/gif")
+    with st.form("gan_save"):
+        name = st.text_input("Checkpoint name", f"gan-{st.session_state.get('gan_ds', 'run')}-{live.g_steps}")
+        save = st.form_submit_button("Save as checkpoint")
+    if save:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name or ""):
+            st.error("Use 1–64 letters, digits, '-' or '_' (starting with a letter or digit).")
+        elif (common.checkpoint_dir() / f"{name}.json").exists():
+            st.error(f"A checkpoint named {name} exists; pick another name.")
+        else:
+            live.flush()
+            genlab.save(live.model, common.checkpoint_dir() / name,
+                        dataset={"name": st.session_state.get("gan_ds")},
+                        history={"steps": live.history, "epochs": [], "toy": live.toy_history},
+                        extra={"film": {"steps": live.film.steps, "seed": live.film.seed}},
+                        extra_tensors={"film": frames})
+            st.session_state["_notice"] = f"Saved {name}."
+            st.session_state["_select_model"] = name
+            st.rerun()
