@@ -70,8 +70,12 @@ def main():
     print(f"device {genlab.describe_device(device)}, torch {torch.__version__}, {len(x)} images, batch 128")
     g, r = [], []
     for i in range(a.rounds):
-        r.append(reference_epoch(x_cpu, device))
-        g.append(genlab_epoch(x, device))
+        if i % 2 == 0:  # alternate which loop goes first, so warm-up and drift hit both
+            r.append(reference_epoch(x_cpu, device))
+            g.append(genlab_epoch(x, device))
+        else:
+            g.append(genlab_epoch(x, device))
+            r.append(reference_epoch(x_cpu, device))
         print(f"round {i + 1}: reference {r[-1]:.2f} s, genlab {g[-1]:.2f} s")
     gm, rm = statistics.median(g), statistics.median(r)
     print(f"median epoch: genlab {gm:.2f} s, reference DataLoader loop {rm:.2f} s")

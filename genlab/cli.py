@@ -20,6 +20,8 @@ class ProgressBar:
 
     def __init__(self, label: str, stream=None, width: int = 24):
         self.label, self._stream, self.width = label, stream, width
+        self._last: tuple[float, int] | None = None
+        self._rate: float | None = None  # smoothed recent steps/s (a whole-run average hides slowdowns)
 
     @property
     def stream(self):
@@ -28,9 +30,14 @@ class ProgressBar:
     def __call__(self, p: Progress) -> None:
         filled = int(self.width * p.fraction)
         bar = "#" * filled + "-" * (self.width - filled)
-        loss = p.recent.get("loss", float("nan"))
-        rate = p.step / max(p.elapsed, 1e-9)
-        eta = time.strftime("%M:%S", time.gmtime(p.eta)) if p.eta < 3600 else f"{p.eta / 3600:.1f}h"
+        loss = p.recent.get("loss", p.recent.get("g_loss", float("nan")))
+        if self._last is not None and p.elapsed > self._last[0] and p.step > self._last[1]:
+            now = (p.step - self._last[1]) / (p.elapsed - self._last[0])
+            self._rate = now if self._rate is None else 0.7 * self._rate + 0.3 * now
+        self._last = (p.elapsed, p.step)
+        rate = self._rate or p.step / max(p.elapsed, 1e-9)
+        left = max(0, p.total_steps - p.step) / max(rate, 1e-9)
+        eta = time.strftime("%M:%S", time.gmtime(left)) if left < 3600 else f"{left / 3600:.1f}h"
         line = (f"\r{self.label} epoch {p.epoch}/{p.epochs} [{bar}] {100 * p.fraction:5.1f}% "
                 f"loss {loss:8.3f}  {rate:6.1f} steps/s  ETA {eta}")
         self.stream.write(line + ("\n" if p.epoch_done and p.epoch == p.epochs else ""))

@@ -41,4 +41,8 @@ def ckpt_dir(tmp_path_factory):
         model.fit_latent_prior(train.x)
         save(model, d / name, dataset={"name": "mnist", "split": "train"}, history=hist.to_dict(),
              metrics={"test_neg_elbo": 150.0})
+    from genlab.models import GAN, GANConfig
+    gan = GAN(GANConfig(arch="mlp"))
+    hist = fit(gan, train.x[:1000], TrainConfig(epochs=1, batch_size=100, lr=2e-4, binarize=False))
+    save(gan, d / "gan-mlp-mnist", dataset={"name": "mnist"}, history=hist.to_dict())
     return d

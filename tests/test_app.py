@@ -9,7 +9,7 @@ from conftest import ROOT
 
 APP = str(ROOT / "app.py")
 VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
-         "views/manifold.py", "views/training.py"]
+         "views/manifold.py", "views/training.py", "views/gan_live.py"]
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_home_shows_the_loaded_model_and_a_gallery(app):
     at = app()
     assert at.title[0].value == "genlab"
     assert "vae-mnist-z20" in " ".join(m.value for m in at.markdown)
-    assert len(image_urls(at)) == 3
+    assert len(image_urls(at)) == 4  # three VAE/AE checkpoints and the GAN
 
 
 def test_latent_explorer_sliders_change_the_pictures(app):
@@ -135,3 +135,22 @@ def test_bad_checkpoint_name_is_refused(app):
     at.text_input[0].set_value("../escape")
     next(b for b in at.button if b.label == "Save as checkpoint").click().run()
     assert any("letters, digits" in e.value for e in at.error)
+
+
+def test_gan_checkpoints_work_on_the_latent_views(app):
+    at = app("views/latent_explorer.py", model="gan-mlp-mnist")
+    before = image_urls(at)
+    assert len(before) == 5 and not at.error
+    slider(at, "Scale of the standard deviations").set_value(2.0).run()
+    assert image_urls(at)[2] != before[2]
+    slider(at, "z[3]").set_value(1.5).run()
+    assert image_urls(at)[3] != before[3]
+    at = app("views/interpolation.py", model="gan-mlp-mnist")
+    assert at.radio(key="a_src").options == ["seed"]  # a GAN has no encoder
+    strips = image_urls(at)
+    at.radio(key="method").set_value("slerp").run()
+    assert len(image_urls(at)) == 1 and not at.exception
+    at = app("views/manifold.py", model="gan-mlp-mnist")
+    assert any("no encoder" in i.value for i in at.info)
+    at = app("views/training.py", model="gan-mlp-mnist")
+    assert at.get("plotly_chart") and not at.exception

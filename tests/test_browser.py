@@ -173,3 +173,25 @@ def test_clicking_a_point_on_the_manifold_decodes_it(server, page):
     settle(page)
     assert_no_errors(page)
     shot(page, "manifold_clicked")
+
+
+def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page):
+    url, _ = server
+    page.goto(f"{url}/gan_live")
+    page.get_by_role("heading", name="GAN Live").first.wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Start").click()
+    grid = "[data-testid='stImage'] img"
+    page.wait_for_selector(grid, timeout=60_000)
+    first = page.eval_on_selector(grid, "e => e.src")
+    page.wait_for_function("([sel, first]) => { const e = document.querySelector(sel); return e && e.src !== first; }",
+                           arg=[grid, first], timeout=60_000)  # the fixed-noise grid redraws while training
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_text(re.compile(r"^paused")).first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Step both").click()
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Save as checkpoint").wait_for(timeout=30_000)
+    assert_no_errors(page)
+    shot(page, "gan_live")
+    page.get_by_role("button", name="Reset").click()
+    page.get_by_role("button", name="Start").wait_for(timeout=30_000)
