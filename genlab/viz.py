@@ -93,8 +93,8 @@ def history_figure(history: dict, keys: tuple[str, ...] = ("neg_elbo", "recon", 
             pts = [(e["epoch"], e[split][key]) for e in epochs if key in e.get(split, {})]
             if pts:
                 x, y = zip(*pts)
-                fig.add_scatter(x=x, y=y, mode="lines+markers", name=f"{names.get(key, key)} ({split})",
-                                line=dict(color=c, dash=dash))
+                fig.add_scatter(x=x, y=y, mode="lines+markers" if len(x) <= 30 else "lines",
+                                name=f"{names.get(key, key)} ({split})", line=dict(color=c, dash=dash))
     fig.update_layout(title=title, xaxis_title="epoch", yaxis_title="nats per image",
                       margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.2))
     return fig
