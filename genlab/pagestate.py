@@ -6,24 +6,24 @@ import math
 from typing import Any, Sequence
 
 
-def parse_int(raw: Any, lo: int, hi: int, default: int) -> int:
-    """An int from a URL value, clamped to [lo, hi]; the default when unreadable."""
+def _finite(raw: Any) -> float | None:
     try:
         v = float(raw)
     except (TypeError, ValueError):
-        return default
-    if not math.isfinite(v):
-        return default
-    return int(min(hi, max(lo, round(v))))
+        return None
+    return v if math.isfinite(v) else None
+
+
+def parse_int(raw: Any, lo: int, hi: int, default: int) -> int:
+    """An int from a URL value, clamped to [lo, hi]; the default when unreadable."""
+    v = _finite(raw)
+    return default if v is None else int(min(hi, max(lo, round(v))))
 
 
 def parse_float(raw: Any, lo: float, hi: float, default: float, step: float | None = None) -> float:
     """A float from a URL value, clamped to [lo, hi] and snapped to `step` from lo."""
-    try:
-        v = float(raw)
-    except (TypeError, ValueError):
-        return default
-    if not math.isfinite(v):
+    v = _finite(raw)
+    if v is None:
         return default
     v = min(hi, max(lo, v))
     if step:

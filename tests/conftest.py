@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def wait_for(cond, timeout: float = 30.0) -> bool:
+    """Poll `cond` until it holds (True) or `timeout` seconds pass (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 @pytest.fixture(scope="session")

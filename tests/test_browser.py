@@ -101,6 +101,13 @@ def assert_no_errors(pg):
     assert pg.locator("[data-testid='stAlertContentError']").count() == 0
 
 
+def open_view(pg, url, path, title):
+    """Go to a view and wait until its script has finished running."""
+    pg.goto(f"{url}/{path}")
+    pg.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+    settle(pg)
+
+
 def image_sources(pg):
     return pg.eval_on_selector_all("[data-testid='stImage'] img", "els => els.map(e => e.src)")
 
@@ -108,9 +115,7 @@ def image_sources(pg):
 @pytest.mark.parametrize("path,title", VIEWS)
 def test_view_loads_without_errors(server, page, path, title):
     url, _ = server
-    page.goto(f"{url}/{path}")
-    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-    settle(page)
+    open_view(page, url, path, title)
     assert page.locator("[data-testid='stSidebar']").get_by_text("Model").count() >= 1
     assert_no_errors(page)
     if path != "training":
@@ -120,9 +125,7 @@ def test_view_loads_without_errors(server, page, path, title):
 
 def test_moving_a_slider_changes_the_picture(server, page):
     url, _ = server
-    page.goto(f"{url}/latent_explorer")
-    page.get_by_role("heading", name="Latent Explorer").first.wait_for(timeout=60_000)
-    settle(page)
+    open_view(page, url, "latent_explorer", "Latent Explorer")
     page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 5", timeout=30_000)
     before = image_sources(page)
     thumb = page.locator("[data-testid='stSlider']").filter(has_text="Scale of the means").get_by_role("slider")
@@ -143,9 +146,7 @@ def test_moving_a_slider_changes_the_picture(server, page):
 
 def test_clicking_a_point_on_the_manifold_decodes_it(server, page):
     url, _ = server
-    page.goto(f"{url}/manifold?model=vae-mnist-z2")
-    page.get_by_role("heading", name="VAE Manifold").first.wait_for(timeout=60_000)
-    settle(page)
+    open_view(page, url, "manifold?model=vae-mnist-z2", "VAE Manifold")
     page.wait_for_function("() => { const gd = document.querySelector(\"[data-testid='stPlotlyChart'] .js-plotly-plot\");"
                            " return gd && gd._fullLayout && gd._fullData && gd._fullData.length > 0; }", timeout=30_000)
     # screen position of the first point of the first trace, from plotly's own axis maps,
@@ -177,9 +178,7 @@ def test_clicking_a_point_on_the_manifold_decodes_it(server, page):
 
 def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page):
     url, _ = server
-    page.goto(f"{url}/gan_live")
-    page.get_by_role("heading", name="GAN Live").first.wait_for(timeout=60_000)
-    settle(page)
+    open_view(page, url, "gan_live", "GAN Live")
     page.get_by_role("button", name="Start", exact=True).click()
     grid = "[data-testid='stImage'] img"
     page.wait_for_selector(grid, timeout=60_000)

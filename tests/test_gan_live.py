@@ -6,20 +6,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from genlab.data import toy2d
 from genlab.jobs import JobManager
 from genlab.live import LiveGAN, LiveSettings, live_target
 from genlab.models import GAN, GANConfig
 
-
-def wait_for(cond, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def toy_live(seed=0):

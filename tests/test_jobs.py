@@ -3,17 +3,10 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from genlab import TrainConfig, VAE, VAEConfig
 from genlab.jobs import JobManager, JobRefused, fit_target
 
-
-def wait_for(cond, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def small_job(digits, epochs=200):

@@ -16,6 +16,18 @@ def saved(tmp_path):
     return m, tmp_path / "m"
 
 
+def edit_card(path, **changes):
+    """Rewrite fields of a saved card (nested config fields as config={...})."""
+    c = path.with_suffix(".json")
+    card = json.loads(c.read_text())
+    for k, v in changes.items():
+        if isinstance(v, dict):
+            card[k].update(v)
+        else:
+            card[k] = v
+    c.write_text(json.dumps(card))
+
+
 @pytest.fixture(autouse=True)
 def never_unpickle(monkeypatch):
     """Any unpickling during these tests is a failure."""
@@ -82,28 +94,19 @@ class TestRejections:
 
     def test_unknown_family(self, saved):
         _, path = saved
-        c = path.with_suffix(".json")
-        card = json.loads(c.read_text())
-        card["family"] = "diffusion"
-        c.write_text(json.dumps(card))
+        edit_card(path, family="diffusion")
         with pytest.raises(CheckpointError, match="unknown model family 'diffusion'"):
             load(path)
 
     def test_shape_mismatch(self, saved):
         _, path = saved
-        c = path.with_suffix(".json")
-        card = json.loads(c.read_text())
-        card["config"]["latent_dim"] = 4
-        c.write_text(json.dumps(card))
+        edit_card(path, config={"latent_dim": 4})
         with pytest.raises(CheckpointError, match="config expects"):
             load(path)
 
     def test_unknown_config_field(self, saved):
         _, path = saved
-        c = path.with_suffix(".json")
-        card = json.loads(c.read_text())
-        card["config"]["dropout"] = 0.5
-        c.write_text(json.dumps(card))
+        edit_card(path, config={"dropout": 0.5})
         with pytest.raises(CheckpointError, match="unknown fields"):
             load(path)
 
