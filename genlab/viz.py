@@ -143,24 +143,34 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", heigh
     return fig
 
 
-def gan_figure(steps: dict, max_points: int = 800):
-    """Two panels over generator steps: the D and G losses, and mean D(x) and D(G(z))."""
-    from plotly.subplots import make_subplots
+def _lines(series: list[tuple[list, list, str, str]], xtitle: str, ytitle: str, yrange=None, height: int = 260,
+           hline: float | None = None):
+    """A light line chart from (x, y, name, colour) series (no subplots: they are slow to build)."""
+    import plotly.graph_objects as go
 
+    fig = go.Figure([go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=c)) for x, y, name, c in series])
+    if hline is not None:
+        fig.add_hline(y=hline, line_dash="dot")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=xtitle, yaxis_title=ytitle,
+                      legend=dict(orientation="h", y=-0.3), yaxis=dict(range=yrange) if yrange else {})
+    return fig
+
+
+def gan_figures(steps: dict, max_points: int = 600):
+    """Two charts over generator steps: the D and G losses, and mean D(x) and D(G(z))."""
     x = list(steps.get("step", []))
     stride = max(1, len(x) // max_points)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("losses", "discriminator outputs"))
-    for key, name, color, col in (("d_loss", "D loss", "#d62728", 1), ("g_loss", "G loss", "#1f77b4", 1),
-                                  ("d_real", "mean D(x), real", "#2ca02c", 2),
-                                  ("d_fake", "mean D(G(z)), generated", "#ff7f0e", 2)):
-        if key in steps:
-            fig.add_scatter(x=x[::stride], y=list(steps[key])[::stride], mode="lines", name=name,
-                            line=dict(color=color), row=1, col=col)
-    fig.add_hline(y=0.5, line_dash="dot", row=1, col=2)
-    fig.update_xaxes(title_text="generator step")
-    fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3))
-    return fig
+    xs = x[::stride]
+
+    def series(keys):
+        return [(xs, list(steps[k])[::stride], name, c) for k, name, c in keys if k in steps]
+
+    losses = _lines(series((("d_loss", "D loss", "#d62728"), ("g_loss", "G loss", "#1f77b4"))),
+                    "generator step", "loss")
+    outputs = _lines(series((("d_real", "mean D(x), real", "#2ca02c"),
+                             ("d_fake", "mean D(G(z)), generated", "#ff7f0e"))),
+                     "generator step", "discriminator output", yrange=[0, 1], hline=0.5)
+    return losses, outputs
 
 
 def toy_field_figure(field: dict, title: str = ""):
@@ -186,18 +196,14 @@ def toy_field_figure(field: dict, title: str = ""):
     return fig
 
 
-def toy_measures_figure(rows: list[dict]):
-    """Modes covered, high-quality fraction, KL and JS over training (2-d GANs)."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("modes covered (of 8)", "divergence to the data (nats)"))
+def toy_measures_figures(rows: list[dict]):
+    """Modes covered (ring data) and KL / JS to the data over training, for 2-d GANs."""
     steps = [r["step"] for r in rows]
+    modes = None
     if rows and "modes" in rows[0]:
-        fig.add_scatter(x=steps, y=[r["modes"] for r in rows], mode="lines+markers", name="modes", row=1, col=1)
-        fig.add_scatter(x=steps, y=[8 * r["high_quality"] for r in rows], mode="lines", name="8 × high-quality fraction",
-                        line=dict(dash="dot"), row=1, col=1)
-    for key, name in (("kl", "KL(real ‖ generated)"), ("js", "JS")):
-        fig.add_scatter(x=steps, y=[r[key] for r in rows], mode="lines+markers", name=name, row=1, col=2)
-    fig.update_xaxes(title_text="generator step")
-    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.35))
-    return fig
+        modes = _lines([(steps, [r["modes"] for r in rows], "modes covered (of 8)", "#9467bd"),
+                        (steps, [8 * r["high_quality"] for r in rows], "8 × high-quality fraction", "#8c564b")],
+                       "generator step", "modes", yrange=[0, 8.5], height=240)
+    div = _lines([(steps, [r["kl"] for r in rows], "KL(real ‖ generated)", "#d62728"),
+                  (steps, [r["js"] for r in rows], "JS", "#1f77b4")], "generator step", "nats", height=240)
+    return modes, div

@@ -87,8 +87,9 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     time.sleep(0.3)
     parked = job.snapshot().extra["g_steps"]
     assert parked >= first
-    at.button(key="g_step_both").click().run()
+    at.button(key="g_step_both").click().run()  # reruns just the live fragment
     assert wait_for(lambda: job.snapshot().extra["g_steps"] == parked + 1, 10)
+    at.run()
     at.button(key="g_stop").click().run()
     assert job.snapshot().state == "stopped" and not at.exception
     at.text_input[0].set_value("toy-gan-test")

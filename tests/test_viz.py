@@ -53,6 +53,11 @@ def test_figures_build_from_a_card_history():
     fig = viz.history_figure(hist)
     assert len(fig.data) == 6
     assert len(viz.steps_figure(hist).data) == 1
+    losses, outputs = viz.gan_figures({"step": [1, 2], "d_loss": [1.0, 0.9], "g_loss": [0.7, 0.8],
+                                       "d_real": [0.6, 0.6], "d_fake": [0.4, 0.4]})
+    assert [t.name for t in losses.data] == ["D loss", "G loss"] and len(outputs.data) == 2
+    modes, div = viz.toy_measures_figures([{"step": 50, "modes": 3, "high_quality": 0.5, "kl": 2.0, "js": 0.3}])
+    assert list(modes.data[0].y) == [3] and list(div.data[1].y) == [0.3]
     bars = viz.kl_per_dim_figure([0.5, 0.001])
     assert list(bars.data[0].marker.color) == ["#1f77b4", "#bbbbbb"]
     sc = viz.latent_scatter(np.random.rand(30, 2), np.arange(30) % 10)

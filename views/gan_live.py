@@ -79,45 +79,51 @@ if live is None:
         st.rerun()
     st.stop()
 
-# ----------------------------------------------------------------------------- controls
-c = st.columns([1, 1, 1, 1, 1, 1, 3])
-state = snap.state if snap else "stopped"
-if state == "running" and c[0].button("Pause", key="g_pause"):
-    job.pause()
-    st.rerun()
-if state == "paused" and c[0].button("Resume", key="g_resume"):
-    job.resume()
-    st.rerun()
-paused = state == "paused"
-for col, which, label in ((c[1], "d", "Step D"), (c[2], "g", "Step G"), (c[3], "both", "Step both")):
-    if col.button(label, key=f"g_step_{which}", disabled=not paused,
-                  help="One update while paused: D alone, G alone, or D then G."):
-        job.send("step", which=which)
-if c[4].button("Stop", key="g_stop", disabled=not active):
-    job.stop()
-    job.join(5)
-    st.rerun()
-if c[5].button("Reset", key="g_reset", help="Stop and discard this run to start a new one."):
-    job.stop()
-    job.join(5)
-    for k in ("gan_live", "gan_job"):
-        st.session_state.pop(k, None)
-    st.rerun()
-
-if paused:
-    with st.form("gan_settings"):
-        st.caption("Change the game while paused; Resume continues with the new settings.")
-        new = settings_widgets(LiveSettings(**snap.extra.get("settings", {})), disabled=False)
-        if st.form_submit_button("Apply"):
-            job.send("settings", **vars(new))
-            st.toast("Settings applied")
+# ----------------------------------------------------------------------------- controls and live view
+def charts(history: dict, prefix: str) -> None:
+    losses, outputs = viz.gan_figures(history)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(losses, width="stretch", key=f"{prefix}_losses")
+    c2.plotly_chart(outputs, width="stretch", key=f"{prefix}_outputs")
 
 
-# ----------------------------------------------------------------------------- live view
-def live_view():
+def live_panel():
+    """Buttons, settings and the live picture in one fragment: a click reruns only this part."""
     s = job.snapshot()
+    c = st.columns([1, 1, 1, 1, 1, 1, 3])
+    if s.state == "running" and c[0].button("Pause", key="g_pause"):
+        job.pause()
+        st.rerun()  # the whole page: settings, film strip and saving appear
+    elif s.state == "paused" and c[0].button("Resume", key="g_resume"):
+        job.resume()
+        st.rerun()
+    paused = s.state == "paused"
+    for col, which, label in ((c[1], "d", "Step D"), (c[2], "g", "Step G"), (c[3], "both", "Step both")):
+        if col.button(label, key=f"g_step_{which}", disabled=not paused,
+                      help="One update while paused: D alone, G alone, or D then G."):
+            job.send("step", which=which)
+            job.join(0.2)  # the thread applies it at once while parked; then redraw this panel
+            st.rerun(scope="fragment")
+    if c[4].button("Stop", key="g_stop", disabled=not s.active):
+        job.stop()
+        job.join(5)
+        st.rerun()  # the whole page: the film and the save box appear
+    if c[5].button("Reset", key="g_reset", help="Stop and discard this run to start a new one."):
+        job.stop()
+        job.join(5)
+        for k in ("gan_live", "gan_job", "gan_gif"):
+            st.session_state.pop(k, None)
+        st.rerun()
+    if paused:
+        with st.form("gan_settings"):
+            st.caption("Change the game while paused; Resume continues with the new settings.")
+            new = settings_widgets(LiveSettings(**s.extra.get("settings", {})), disabled=False)
+            if st.form_submit_button("Apply"):
+                job.send("settings", **vars(new))
+                st.toast("Settings applied")
+
     x = s.extra
-    if not x:
+    if not x or "history" not in x:
         st.caption("starting…")
         return
     steps = x["g_steps"]
@@ -131,18 +137,27 @@ def live_view():
             st.plotly_chart(viz.toy_field_figure(x["field"], "D(x) over the plane; arrows: where G pushes its samples"),
                             width="stretch", key="g_field")
         with right:
-            st.plotly_chart(viz.gan_figure(x["history"]), width="stretch", key="g_curves")
+            charts(x["history"], "g")
             if x.get("toy_history"):
-                st.plotly_chart(viz.toy_measures_figure(x["toy_history"]), width="stretch", key="g_toy")
+                modes, div = viz.toy_measures_figures(x["toy_history"])
+                if modes is not None:
+                    st.plotly_chart(modes, width="stretch", key="g_modes")
+                st.plotly_chart(div, width="stretch", key="g_div")
     else:
         left, right = st.columns([2, 3])
         with left:
             common.show_grid(x["samples"], nrow=8, caption=f"64 samples from fixed noise, step {steps}")
         with right:
-            st.plotly_chart(viz.gan_figure(x["history"]), width="stretch", key="g_curves")
+            charts(x["history"], "g")
+    if st.session_state.get("gan_was_active") and not s.active:
+        st.session_state["gan_was_active"] = False
+        st.rerun()  # training ended on its own: show the film and the save box
+    st.session_state["gan_was_active"] = s.active
 
 
-st.fragment(run_every=1.0 if active else None)(live_view)()
+st.fragment(run_every=1.0 if active else None)(live_panel)()
+active = job.snapshot().active
+paused = job.snapshot().state == "paused"
 
 # ----------------------------------------------------------------------------- film and saving
 if not active or paused:
@@ -153,7 +168,12 @@ if not active or paused:
                       format="%d", help="The same 64 noise vectors, decoded at each recorded step.")
         common.show_grid(frames[i].float() / 255, nrow=8, width=360,
                          caption=f"step {live.film.steps[i]}")
-        gif = viz.gif_bytes([viz.grid_array(f.float() / 255, nrow=8) for f in frames], duration_ms=150, boomerang=False)
+        cached = st.session_state.get("gan_gif")
+        if cached is None or cached[0] != len(frames):  # encode once per new frame, not per rerun
+            cached = (len(frames), viz.gif_bytes([viz.grid_array(f.float() / 255, nrow=8) for f in frames],
+                                                 duration_ms=150, boomerang=False))
+            st.session_state["gan_gif"] = cached
+        gif = cached[1]
         st.download_button("Download the film as an animated GIF", gif, file_name="gan-film.gif", mime="image/gif")
     with st.form("gan_save"):
         name = st.text_input("Checkpoint name", f"gan-{st.session_state.get('gan_ds', 'run')}-{live.g_steps}")

@@ -22,7 +22,10 @@ is_ae = bool(card["config"].get("autoencoder"))
 # ----------------------------------------------------------------------------- curves
 st.subheader(f"How {name} trained")
 if card["family"] == "gan":
-    st.plotly_chart(viz.gan_figure(hist.get("steps", {})), width="stretch")
+    losses, outputs = viz.gan_figures(hist.get("steps", {}))
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(losses, width="stretch")
+    c2.plotly_chart(outputs, width="stretch")
     st.caption("A balanced game keeps mean D(x) and D(G(z)) apart but near 0.5; D(G(z)) at 0 means the "
                "discriminator wins outright and the generator's gradient fades. Watch a GAN train on the GAN Live page.")
 elif not hist.get("epochs"):
