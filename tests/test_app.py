@@ -153,3 +153,12 @@ def test_gan_checkpoints_work_on_the_latent_views(app):
     assert any("no encoder" in i.value for i in at.info)
     at = app("views/training.py", model="gan-mlp-mnist")
     assert at.get("plotly_chart") and not at.exception
+
+
+def test_picking_another_model_changes_every_view(app):
+    at = app()
+    before = " ".join(m.value for m in at.markdown)
+    at.sidebar.selectbox[0].set_value("ae-mnist-z2").run()
+    after = " ".join(m.value for m in at.markdown)
+    assert "plain autoencoder" in after and after != before
+    assert at.query_params["model"] == "ae-mnist-z2"

@@ -150,3 +150,13 @@ class TestLikelihood:
 
     def test_bits_per_dim(self):
         assert metrics.bits_per_dim(784 * math.log(2), 784) == pytest.approx(1.0)
+
+
+def test_learned_gaussian_sigma_moves_and_fixed_sigma_stays(digits):
+    train, _ = digits
+    for learn in (True, False):
+        m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2, likelihood="gaussian",
+                          sigma=0.5, learn_sigma=learn))
+        fit(m, train.x, TrainConfig(epochs=3, batch_size=100, lr=1e-2, binarize=False))
+        moved = abs(m.log_sigma.exp().item() - 0.5) > 0.05  # Adam moves log sigma up to lr per step
+        assert moved == learn
