@@ -116,7 +116,8 @@ def image_sources(pg):
 def test_view_loads_without_errors(server, page, path, title):
     url, _ = server
     open_view(page, url, path, title)
-    assert page.locator("[data-testid='stSidebar']").get_by_text("Model").count() >= 1
+    shot(page, f"{path or 'home'}_loaded")
+    page.locator("[data-testid='stSidebar']").get_by_text("Model", exact=True).wait_for(timeout=30_000)
     assert_no_errors(page)
     if path != "training":
         page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length > 0", timeout=30_000)
