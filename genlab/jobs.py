@@ -86,6 +86,9 @@ class JobControl:
             if on_command is not None:
                 for name, args in self.commands():
                     on_command(name, args)
+                    with job._done_cond:
+                        job._done += 1
+                        job._done_cond.notify_all()
             if job._stop.is_set():
                 raise StopTraining()
             if time.monotonic() - job._last_poll > job.idle_timeout:
@@ -117,6 +120,9 @@ class Job:
         self._pause = threading.Event()
         self._wake = threading.Event()
         self._commands: queue.Queue = queue.Queue()
+        self._sent = 0
+        self._done = 0
+        self._done_cond = threading.Condition()
         self._stop_reason = ""
         self._last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"genlab-job-{self.id}", daemon=True)
@@ -153,8 +159,15 @@ class Job:
     def send(self, name: str, **args: Any) -> None:
         """Queue a command for the training thread (e.g. one step while paused, new settings)."""
         self._last_poll = time.monotonic()
+        with self._done_cond:
+            self._sent += 1
         self._commands.put((name, args))
         self._wake.set()
+
+    def wait_commands(self, timeout: float = 1.0) -> bool:
+        """Wait until the thread has carried out every command sent so far (True), or time out."""
+        with self._done_cond:
+            return self._done_cond.wait_for(lambda: self._done >= self._sent or not self.alive, timeout)
 
     def pause(self) -> None:
         self._pause.set()

@@ -50,7 +50,8 @@ class TestLiveEngine:
         time.sleep(0.3)
         parked = live.g_steps
         job.send("step", which="both")
-        assert wait_for(lambda: job.snapshot().extra["g_steps"] == parked + 1, 10)
+        assert job.wait_commands(5.0)
+        assert job.snapshot().extra["g_steps"] == parked + 1
         job.send("step", which="d")  # a discriminator step does not advance the generator count
         time.sleep(0.5)
         assert job.snapshot().extra["g_steps"] == parked + 1

@@ -102,7 +102,7 @@ def live_panel():
         if col.button(label, key=f"g_step_{which}", disabled=not paused,
                       help="One update while paused: D alone, G alone, or D then G."):
             job.send("step", which=which)
-            job.join(0.2)  # the thread applies it at once while parked; then redraw this panel
+            job.wait_commands(1.0)  # the parked thread applies it at once; then redraw this panel
             st.rerun(scope="fragment")
     if c[4].button("Stop", key="g_stop", disabled=not s.active):
         job.stop()
