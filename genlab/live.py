@@ -47,6 +47,7 @@ class LiveGAN:
         self.g_steps = 0
         self._pending: list[tuple[int, dict]] = []
         self._last: dict[str, float] = {}
+        self._good = self._copy_state()  # the last weights whose losses were all finite
         model.train()
         self.film.capture(model, 0)
 
@@ -59,6 +60,9 @@ class LiveGAN:
             grp["lr"] = s.lr_d
         self.model.config.loss = s.loss
         self.model.config.d_steps = s.d_steps
+
+    def _copy_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def _batch(self) -> torch.Tensor:
         idx = torch.randint(0, len(self.data), (self.settings.batch_size,), generator=self.gen, device=self.device)
@@ -90,13 +94,16 @@ class LiveGAN:
             bad = [k for k, v in vals.items() if not math.isfinite(v)]
             if bad:
                 self._pending = []
+                self.model.load_state_dict(self._good)
                 raise Divergence(f"training diverged at generator step {step}: {', '.join(bad)} became NaN or Inf. "
-                                 "The job stopped; lower the learning rates and reset.")
+                                 "The job stopped with the last good weights restored; lower the learning rates, "
+                                 "then save or reset.")
             self._last.update(vals)
             self.history["step"].append(step)
             for k in self.keys:
                 self.history[k].append(self._last.get(k, float("nan")))
         self._pending = []
+        self._good = self._copy_state()
 
     # -- what the page draws --------------------------------------------------
     @torch.no_grad()

@@ -34,6 +34,22 @@ class TestLiveEngine:
         assert all(torch.equal(a, b) for a, b in zip(d1, live.model.D.parameters()))
         assert live.g_steps == 1
 
+    def test_divergence_stops_with_the_last_good_weights(self):
+        from genlab.train import Divergence
+        live = toy_live()
+        for _ in range(5):
+            live.step("both")
+        live.flush()
+        good = {k: v.clone() for k, v in live.model.state_dict().items()}
+        with torch.no_grad():
+            for p in live.model.D.parameters():
+                p.fill_(float("nan"))  # the discriminator blows up
+        live.step("both")
+        with pytest.raises(Divergence, match="last good weights restored"):
+            live.flush()
+        for k, v in live.model.state_dict().items():
+            assert torch.equal(v, good[k]), k
+
     def test_settings_reach_the_optimizers(self):
         live = toy_live()
         live.apply(LiveSettings(lr_g=5e-4, lr_d=1e-4, d_steps=3, loss="minimax", batch_size=64))
