@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .jobs import JobControl
+from .models.gan import g_loss_from_logits
 from .train import Divergence, StopTraining
 from .watch import FixedNoiseFilm, toy_measures
 
@@ -127,7 +128,6 @@ class LiveGAN:
         fake = self.model.decode(self.film.z[:arrows])
         with torch.enable_grad():
             x = fake.detach().requires_grad_(True)
-            from .models.gan import g_loss_from_logits
             g_loss_from_logits(self.model.discriminate(x), self.settings.loss).backward()
             grad = -x.grad.detach()
         self.model.train(was)
@@ -180,8 +180,3 @@ def live_target(live: LiveGAN, publish_every: float = 0.5, chunk: int = 10):
                 ctl.publish(extra=live.snapshot(), step=live.g_steps, elapsed=last - t0)
     return target
 
-
-def film_strip_array(frames: torch.Tensor, index: int, nrow: int = 8) -> np.ndarray:
-    """One frame (n, C, H, W uint8) of a film as a tiled picture."""
-    from .viz import grid_array
-    return grid_array(frames[index].float() / 255.0, nrow=nrow)

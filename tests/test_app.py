@@ -1,6 +1,5 @@
 """Every view under AppTest: it renders (page content and the shared sidebar), a widget
 change changes the picture, URLs are clamped, and the Training view trains and saves."""
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest

@@ -1,6 +1,5 @@
 """VAE Manifold: the decoded latent grid beside the encoded test set (click a point to decode
 it), planes through larger latents, and the autoencoder's holes beside the VAE."""
-import numpy as np
 import streamlit as st
 import torch
 

@@ -4,7 +4,6 @@ import re
 import time
 
 import streamlit as st
-import torch
 
 import genlab
 from genlab import data as gdata
