@@ -9,7 +9,6 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 from .jobs import JobControl
