@@ -99,8 +99,10 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     first = job.snapshot().extra["g_steps"]
     assert any("generator step" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 2  # the field and the curves
-    at.button(key="g_pause").click().run()
+    at.button(key="g_pause").click().run()  # reruns just the live fragment
     assert job.snapshot().state == "paused"
+    at.run()
+    assert any(b.label == "Save as checkpoint" for b in at.button)  # paused: film and saving show
     time.sleep(0.3)
     parked = job.snapshot().extra["g_steps"]
     assert parked >= first

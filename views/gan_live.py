@@ -88,15 +88,20 @@ def charts(history: dict, prefix: str) -> None:
 
 
 def live_panel():
-    """Buttons, settings and the live picture in one fragment: a click reruns only this part."""
+    """Status, buttons, settings, the live picture and (when paused) the film, in one fragment:
+    a click reruns only this part, and the status line is the first thing it sends."""
     s = job.snapshot()
+    x = s.extra
+    steps = x.get("g_steps", 0)
+    rate = steps / s.elapsed if s.elapsed > 0 else 0.0
+    st.markdown(f"**{s.state}** · generator step **{steps}** · {rate:.1f} steps/s")
     c = st.columns([1, 1, 1, 1, 1, 1, 3])
     if s.state == "running" and c[0].button("Pause", key="g_pause"):
         job.pause()
-        st.rerun()  # the whole page: settings, film strip and saving appear
+        st.rerun(scope="fragment")
     elif s.state == "paused" and c[0].button("Resume", key="g_resume"):
         job.resume()
-        st.rerun()
+        st.rerun(scope="fragment")
     paused = s.state == "paused"
     for col, which, label in ((c[1], "d", "Step D"), (c[2], "g", "Step G"), (c[3], "both", "Step both")):
         if col.button(label, key=f"g_step_{which}", disabled=not paused,
@@ -122,13 +127,9 @@ def live_panel():
                 job.send("settings", **vars(new))
                 st.toast("Settings applied")
 
-    x = s.extra
     if not x or "history" not in x:
         st.caption("starting…")
         return
-    steps = x["g_steps"]
-    rate = steps / s.elapsed if s.elapsed > 0 else 0.0
-    st.markdown(f"**{s.state}** · generator step **{steps}** · {rate:.1f} steps/s")
     if s.state == "error":
         st.error(s.message)
     if "field" in x:
@@ -149,18 +150,16 @@ def live_panel():
             common.show_grid(x["samples"], nrow=8, caption=f"64 samples from fixed noise, step {steps}")
         with right:
             charts(x["history"], "g")
+    if paused or not s.active:
+        film_and_save()
     if st.session_state.get("gan_was_active") and not s.active:
         st.session_state["gan_was_active"] = False
-        st.rerun()  # training ended on its own: show the film and the save box
+        st.rerun()  # training ended on its own: stop the timer
     st.session_state["gan_was_active"] = s.active
 
 
-st.fragment(run_every=1.0 if active else None)(live_panel)()
-active = job.snapshot().active
-paused = job.snapshot().state == "paused"
-
-# ----------------------------------------------------------------------------- film and saving
-if not active or paused:
+def film_and_save() -> None:
+    """The film strip of fixed-noise grids, its GIF, and saving (shown when paused or stopped)."""
     frames = live.film.tensor()
     if len(frames) > 1 and live.toy is None:
         st.subheader("Film strip")
@@ -193,3 +192,7 @@ if not active or paused:
             st.session_state["_notice"] = f"Saved {name}."
             st.session_state["_select_model"] = name
             st.rerun()
+
+
+st.fragment(run_every=1.0 if active else None)(live_panel)()
+
