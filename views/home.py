@@ -19,6 +19,8 @@ PAGES = [
      "The decoded latent grid beside the encoded test set; click a point; the autoencoder's holes."),
     ("views/training.py", "Training", ":material/monitoring:",
      "-ELBO, reconstruction and KL curves, KL per dimension; train a new model in the background."),
+    ("views/gan_live.py", "GAN Live", ":material/play_circle:",
+     "Press Start and watch a GAN learn, on MNIST or 2-d data; pause, step D or G, scrub the film."),
 ]
 cols = st.columns(len(PAGES))
 for col, (path, title, icon, line) in zip(cols, PAGES):

@@ -30,7 +30,8 @@ def samples_section():
         draw = model.decode_sample(z, common.generator(st.session_state["seed"] + 1)) if hasattr(model, "decode_sample") else None
     a, b = st.columns(2)
     with a:
-        common.show_grid(mean, nrow=n, caption="mean image: E[x | z], what the decoder predicts")
+        common.show_grid(mean, nrow=n, caption="mean image: E[x | z], what the decoder predicts" if draw is not None
+                         else "G(z): what the generator makes of each code")
     if draw is not None:
         with b:
             what = "a Bernoulli draw x ~ p(x | z): each pixel on with its predicted probability" \
