@@ -169,6 +169,22 @@ class Job:
         with self._done_cond:
             return self._done_cond.wait_for(lambda: self._done >= self._sent or not self.alive, timeout)
 
+    @property
+    def state(self) -> str:
+        """The current state without copying the snapshot (counts as a poll)."""
+        self._last_poll = time.monotonic()
+        with self._lock:
+            return self._snap.state
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def step(self) -> int:
+        with self._lock:
+            return self._snap.step
+
     def pause(self) -> None:
         self._pause.set()
         with self._lock:

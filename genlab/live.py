@@ -134,8 +134,11 @@ class LiveGAN:
         return {"ticks": ticks.cpu().numpy(), "prob": prob, "real": real.cpu().numpy(),
                 "fake": fake.cpu().numpy(), "grad": grad.cpu().numpy()}
 
-    def snapshot(self) -> dict:
-        out = {"g_steps": self.g_steps, "history": {k: list(v) for k, v in self.history.items()},
+    def snapshot(self, max_points: int = 2000) -> dict:
+        """What the page draws; the history is thinned to at most `max_points` points so a long
+        run does not make every poll copy more."""
+        stride = max(1, len(self.history["step"]) // max_points)
+        out = {"g_steps": self.g_steps, "history": {k: v[::stride] for k, v in self.history.items()},
                "settings": asdict(self.settings), "film_steps": list(self.film.steps),
                "toy_history": list(self.toy_history)}
         if self.toy:

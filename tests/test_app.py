@@ -161,3 +161,17 @@ def test_picking_another_model_changes_every_view(app):
     after = " ".join(m.value for m in at.markdown)
     assert "plain autoencoder" in after and after != before
     assert at.query_params["model"] == "ae-mnist-z2"
+
+
+def test_a_saved_2d_toy_gan_does_not_break_the_manifold(app, ckpt_dir):
+    from genlab import save
+    from genlab.models import GAN, GANConfig
+    save(GAN(GANConfig(arch="toy", latent_dim=2, data_shape=(2,))), ckpt_dir / "toy-gan-2d")
+    try:
+        at = app("views/manifold.py", model="vae-mnist-z2")
+        assert len(at.get("plotly_chart")) == 3 and not at.exception
+        at = app("views/latent_explorer.py", model="toy-gan-2d")
+        assert any("2-d points" in i.value for i in at.info)
+    finally:
+        for suffix in (".json", ".safetensors"):
+            (ckpt_dir / f"toy-gan-2d{suffix}").unlink()

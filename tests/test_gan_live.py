@@ -116,3 +116,13 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     assert (ckpt_dir / "toy-gan-test.json").exists()
     at.button(key="g_reset").click().run()
     assert "gan_job" not in at.session_state and not at.exception
+
+
+def test_long_histories_are_thinned_in_snapshots():
+    live = toy_live()
+    for _ in range(50):
+        live.step("both")
+    live.flush()
+    snap = live.snapshot(max_points=20)
+    assert len(live.history["step"]) == 50 and 20 <= len(snap["history"]["step"]) <= 25
+    assert snap["history"]["step"][0] == 1 and snap["g_steps"] == 50

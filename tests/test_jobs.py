@@ -71,3 +71,11 @@ def test_errors_reach_the_page():
     job.join(5)
     s = job.snapshot()
     assert s.state == "error" and "shapes do not match" in s.message
+
+
+def test_cheap_state_reads_match_the_snapshot(digits):
+    _, target = small_job(digits, epochs=2)
+    job = JobManager().start(target)
+    job.join(60)
+    s = job.snapshot()
+    assert (job.state, job.active, job.step) == (s.state, s.active, s.step) == ("done", False, s.total_steps)

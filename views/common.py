@@ -222,5 +222,5 @@ def _job_badge() -> None:
 
 def job_badge() -> None:
     """Sidebar progress of this session's training jobs, refreshed every 2 s while one runs."""
-    active = any(st.session_state.get(k) is not None and st.session_state[k].snapshot().active for k in JOB_KEYS)
+    active = any(st.session_state.get(k) is not None and st.session_state[k].active for k in JOB_KEYS)
     st.fragment(run_every=2.0 if active else None)(_job_badge)()

@@ -27,8 +27,7 @@ LOSSES = {"nonsaturating": "non-saturating: −log D(G(z))", "minimax": "minimax
 
 live: LiveGAN | None = st.session_state.get("gan_live")
 job = st.session_state.get("gan_job")
-snap = job.snapshot() if job is not None else None
-active = snap is not None and snap.active
+active = job is not None and job.active
 
 
 def settings_widgets(defaults: LiveSettings, disabled: bool) -> LiveSettings:

@@ -97,7 +97,7 @@ with right:
 # ----------------------------------------------------------------------------- AE vs VAE
 st.divider()
 st.subheader("Autoencoder against VAE: the holes")
-twos = {m["name"]: m for m in common.list_models() if m.get("latent_dim") == 2}
+twos = {m["name"]: m for m in common.list_models() if m.get("latent_dim") == 2 and m.get("family") == "vae"}
 ae = next((n for n in twos if common.load_model(n)[0].config.autoencoder), None)
 vae = next((n for n in twos if not common.load_model(n)[0].config.autoencoder), None)
 if not (ae and vae):

@@ -59,7 +59,7 @@ else:
 st.divider()
 st.subheader("Train a new model")
 job = st.session_state.get("job")
-busy = job is not None and job.snapshot().active
+busy = job is not None and job.active
 
 start = False
 if busy:
@@ -145,7 +145,7 @@ def live_view():
 st.fragment(run_every=1.0 if busy else None)(live_view)()
 
 job = st.session_state.get("job")
-if job is not None and job.snapshot().state in ("done", "stopped") and job.snapshot().step > 0:
+if job is not None and job.state in ("done", "stopped") and job.step > 0:
     info = st.session_state["job_info"]
     with st.form("save_form"):
         new_name = st.text_input("Checkpoint name", info["suggest"],
