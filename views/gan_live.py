@@ -162,7 +162,7 @@ def film_and_save() -> None:
     frames = live.film.tensor()
     if len(frames) > 1 and live.toy is None:
         st.subheader("Film strip")
-        i = st.slider("Frame (generator step)", 0, len(frames) - 1, len(frames) - 1, key="g_frame",
+        i = st.slider("Film frame (its generator step is under the picture)", 0, len(frames) - 1, len(frames) - 1, key="g_frame",
                       format="%d", help="The same 64 noise vectors, decoded at each recorded step.")
         common.show_grid(frames[i].float() / 255, nrow=8, width=360,
                          caption=f"step {live.film.steps[i]}")
