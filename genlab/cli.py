@@ -77,8 +77,16 @@ def test_metrics(model, dataset: str, device, k: int = 1000, limit: int | None =
 
 
 def cmd_train(a) -> int:
+    if a.resume and a.family not in ("gan", "dcgan"):
+        print("--resume works for gan and dcgan checkpoints", file=sys.stderr)
+        return 2
+    if not a.resume and not a.out:
+        print("--out is required (where to save the checkpoint, e.g. checkpoints/my-model)", file=sys.stderr)
+        return 2
     if a.family in ("gan", "dcgan", "gan2d"):
         return train_gan(a)
+    if a.family == "classifier":
+        return train_classifier_cmd(a)
     device = pick_device(a.device)
     torch.manual_seed(a.seed)
     ds = data.load_images(a.dataset, "train", device, limit=a.limit)
@@ -113,6 +121,8 @@ def train_gan(a) -> int:
     from .watch import FixedNoiseFilm, toy_measures
     device = pick_device(a.device)
     torch.manual_seed(a.seed)
+    if a.resume:
+        return resume_gan(a, device)
     toy = a.family == "gan2d"
     if toy:
         x = data.toy2d(a.toy, a.limit or 16384, seed=a.seed, device=device)
@@ -156,14 +166,149 @@ def train_gan(a) -> int:
     return 0
 
 
+def train_classifier_cmd(a) -> int:
+    """Train the MNIST classifier that FID, the Inception Score and precision/recall use."""
+    from .models.classifier import Classifier, ClassifierConfig, accuracy, train_classifier
+    device = pick_device(a.device)
+    torch.manual_seed(a.seed)
+    train = data.load_images("mnist", "train", device, limit=a.limit)
+    val = data.load_images("mnist", "val", device)
+    test = data.load_images("mnist", "test", device)
+    model = Classifier(ClassifierConfig()).to(device)
+    print(f"training the MNIST classifier ({n_params(model):,} parameters) on {len(train)} images on "
+          f"{describe(device)}", file=sys.stderr)
+    t0 = time.perf_counter()
+
+    def tick(epoch, step, total):
+        sys.stderr.write(f"\rclassifier epoch {epoch}/{a.epochs} {100 * step / total:5.1f}%  "
+                         f"{time.perf_counter() - t0:5.0f} s")
+        sys.stderr.flush()
+
+    hist = train_classifier(model, train.x, train.y, epochs=a.epochs, batch_size=a.batch_size,
+                            lr=a.lr or 1e-3, seed=a.seed, val=(val.x, val.y), progress=tick)
+    m = {"test_accuracy": round(accuracy(model, test.x, test.y), 5), "test_images": len(test)}
+    train_time = time.perf_counter() - t0
+    from .evaluation import embed_mnist
+    paths = store.save(model, a.out, dataset={"name": "mnist", "split": "train", "n": len(train)},
+                       history={"epochs": hist, "train_time_s": round(train_time, 2)}, metrics=m,
+                       extra_tensors=embed_mnist(model, device),
+                       train_config={"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr or 1e-3,
+                                     "seed": a.seed, "augment": "random shifts of up to 2 pixels",
+                                     "device": str(device)})
+    print(json.dumps(m, indent=1))
+    print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
+    return 0
+
+
+def merge_histories(old: dict, new: dict, step_offset: int, epoch_offset: int) -> dict:
+    """A resumed run's history appended to the checkpoint's: steps and epochs renumbered to follow on."""
+    steps = {}
+    for k in set(old.get("steps", {})) | set(new.get("steps", {})):
+        a, b = old.get("steps", {}).get(k, []), new.get("steps", {}).get(k, [])
+        if k == "step":
+            b = [s + step_offset for s in b]
+        steps[k] = list(a) + list(b)
+    t_old = old.get("train_time_s", 0.0)
+    epochs = list(old.get("epochs", []))
+    for e in new.get("epochs", []):
+        epochs.append(e | {"epoch": e["epoch"] + epoch_offset, "step": e["step"] + step_offset,
+                           "time_s": round(e.get("time_s", 0.0) + t_old, 2)})
+    return {"steps": steps, "epochs": epochs, "train_time_s": round(t_old + new.get("train_time_s", 0.0), 2)}
+
+
+def resume_gan(a, device) -> int:
+    """Continue training an image GAN checkpoint: same config, history and film extended in place."""
+    from .watch import FixedNoiseFilm
+    model, card = store.load(a.resume, device)
+    if card["family"] != "gan" or card["config"].get("arch") == "toy":
+        print(f"--resume takes an MNIST GAN checkpoint; {a.resume} is a {card['family']} "
+              f"({card['config'].get('arch', '-')})", file=sys.stderr)
+        return 2
+    old_tc = card.get("train_config", {})
+    old_hist = card.get("history", {})
+    step_offset = int((old_hist.get("epochs") or [{"step": 0}])[-1]["step"])
+    epoch_offset = len(old_hist.get("epochs", []))
+    x = data.load_images("mnist", "train", device, limit=a.limit).x
+    lr = a.lr if a.lr is not None else old_tc.get("lr", 2e-4)
+    # a different seed per resumption, so the epochs do not replay the first run's batch order
+    tcfg = TrainConfig(epochs=a.epochs, batch_size=old_tc.get("batch_size", a.batch_size), lr=lr,
+                       seed=a.seed + 1000 * (epoch_offset + 1), binarize=False)
+    film_info = card.get("film", {"seed": 0, "n": 64, "steps": []})
+    film = FixedNoiseFilm(model, n=film_info.get("n", 64), seed=film_info.get("seed", 0))
+    if "film" in card.get("extra_tensors", {}):
+        old_frames = store.load_extra(a.resume, "film")
+        film.frames = list(old_frames.unbind(0))
+        film.steps = list(film_info.get("steps", []))[:len(film.frames)]
+    bar = ProgressBar(f"{card['config'].get('arch')} (resumed at epoch {epoch_offset})")
+
+    def on_progress(p: Progress) -> None:
+        bar(p)
+        if p.epoch_done:
+            film.capture(model, step_offset + p.step)
+
+    print(f"resuming {a.resume} at step {step_offset} for {a.epochs} more epochs on {describe(device)}",
+          file=sys.stderr)
+    model.train()
+    try:
+        history = fit(model, x, tcfg, callback=on_progress)
+    except Divergence as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 1
+    merged = merge_histories(old_hist, history.to_dict(), step_offset, epoch_offset)
+    train_config = old_tc | {"epochs": epoch_offset + a.epochs, "lr": lr,
+                             "resumed": old_tc.get("resumed", []) + [{"at_epoch": epoch_offset, "epochs": a.epochs,
+                                                                      "seed": tcfg.seed, "device": str(device)}]}
+    out = a.out or a.resume
+    paths = store.save(model, out, dataset=card.get("dataset", {}), history=merged, metrics={},
+                       train_config=train_config,
+                       extra={"film": {"steps": film.steps, "seed": film.seed, "n": len(film.z)}},
+                       extra_tensors={"film": film.tensor()})
+    print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
+    return 0
+
+
 def cmd_eval(a) -> int:
     device = pick_device(a.device)
+    if a.all:
+        return eval_all(a, device)
+    if not a.path:
+        print("eval needs a checkpoint path (or --all)", file=sys.stderr)
+        return 2
     model, card = store.load(a.path, device)
     m = test_metrics(model, card.get("dataset", {}).get("name", "mnist"), device, k=a.k, limit=a.limit)
     print(json.dumps(m, indent=1))
     if a.write:
         store.update_card(a.path, metrics=m)
         print(f"metrics written to {a.path}.json", file=sys.stderr)
+    return 0
+
+
+def eval_all(a, device) -> int:
+    from . import evaluation
+    folder = a.path or "checkpoints"
+    t0 = time.perf_counter()
+
+    def say(what: str) -> None:
+        print(f"[{time.perf_counter() - t0:6.1f} s] {what}", file=sys.stderr)
+
+    try:
+        report = evaluation.evaluate_all(folder, device, n=a.n, seed=a.seed, progress=say)
+    except (store.CheckpointError, FileNotFoundError) as e:
+        print(f"cannot evaluate: {e}\n(the MNIST classifier is trained with "
+              f"python -m genlab train classifier --out {folder}/{evaluation.CLASSIFIER})", file=sys.stderr)
+        return 1
+    md = evaluation.report_markdown(report)
+    out = Path(a.report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    out.with_suffix(".md").write_text("# genlab evaluation report\n\n" + md)
+    print(md)
+    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')} ({time.perf_counter() - t0:.0f} s)",
+          file=sys.stderr)
+    if a.readme:
+        p = Path(a.readme)
+        p.write_text(evaluation.replace_between(p.read_text(), md))
+        print(f"updated the table in {p}", file=sys.stderr)
     return 0
 
 
@@ -188,6 +333,9 @@ def cmd_list(a) -> int:
             print(f"{p.name}: unreadable ({e})")
             continue
         m = card.get("metrics", {})
+        if card["family"] == "classifier":
+            print(f"{p.name:24s} classifier  test accuracy {m.get('test_accuracy', '-')}")
+            continue
         nll = next((f"{k}={v}" for k, v in m.items() if k.startswith("iw_nll") and "stderr" not in k), "")
         print(f"{p.name:24s} {card['family']:6s} latent {card['config'].get('latent_dim')}  "
               f"-ELBO {m.get('test_neg_elbo', '-')}  {nll}")
@@ -199,11 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
-    t.add_argument("family", choices=["vae", "ae", "gan", "dcgan", "gan2d"],
+    t.add_argument("family", choices=["vae", "ae", "gan", "dcgan", "gan2d", "classifier"],
                    help="vae; ae (plain autoencoder); gan (MLP GAN), dcgan, gan2d (toy 2-d GAN)")
     t.add_argument("--latent", type=int, default=20, help="latent dimensions (default 20; GANs: 100, toy: 2)")
     t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--out", required=True, help="checkpoint path without suffix, e.g. checkpoints/my-vae")
+    t.add_argument("--out", default=None, help="checkpoint path without suffix, e.g. checkpoints/my-vae")
+    t.add_argument("--resume", default=None, help="gan/dcgan: continue this checkpoint for --epochs more "
+                   "(history and film extended; written back to it unless --out is given)")
     t.add_argument("--dataset", choices=["mnist", "digits8"], default="mnist")
     t.add_argument("--hidden", type=_parse_hidden, default=(500, 250), help="hidden sizes, e.g. 500,250")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
@@ -223,8 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="test -ELBO and importance-weighted NLL of a checkpoint")
-    e.add_argument("path")
+    e = sub.add_parser("eval", help="test -ELBO and importance-weighted NLL of a checkpoint; "
+                       "--all: sample-quality report of every checkpoint")
+    e.add_argument("path", nargs="?", help="a checkpoint (or, with --all, the folder; default checkpoints)")
+    e.add_argument("--all", action="store_true", help="FID, IS, label entropy, precision/recall of every "
+                   "checkpoint in the folder, with calibration rows; writes a markdown and a JSON report")
+    e.add_argument("--n", type=int, default=10_000, help="--all: samples per model (default 10000)")
+    e.add_argument("--seed", type=int, default=0, help="--all: sampling seed")
+    e.add_argument("--report", default="docs/eval", help="--all: report path without suffix (default docs/eval)")
+    e.add_argument("--readme", default=None, help="--all: also replace the table between the eval markers "
+                   "of this markdown file (e.g. README.md)")
     e.add_argument("--k", type=int, default=1000, help="importance samples per image (default 1000)")
     e.add_argument("--limit", type=int, default=None, help="score only the first N test images")
     e.add_argument("--write", action="store_true", help="store the metrics in the checkpoint's card")

@@ -8,7 +8,7 @@ from conftest import ROOT
 
 APP = str(ROOT / "app.py")
 VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
-         "views/manifold.py", "views/training.py", "views/gan_live.py"]
+         "views/manifold.py", "views/training.py", "views/gan_live.py", "views/compare.py"]
 
 
 @pytest.fixture
@@ -175,3 +175,56 @@ def test_a_saved_2d_toy_gan_does_not_break_the_manifold(app, ckpt_dir):
     finally:
         for suffix in (".json", ".safetensors"):
             (ckpt_dir / f"toy-gan-2d{suffix}").unlink()
+
+
+# ----------------------------------------------------------------------------- Compare
+COMPARE = "views/compare.py"
+
+
+def test_compare_two_models_from_the_url(app):
+    at = app(COMPARE, models="vae-mnist-z20,gan-mlp-mnist", seed="7", samples="16", path="lerp")
+    assert at.multiselect(key="models").value == ["vae-mnist-z20", "gan-mlp-mnist"]
+    assert [h.value for h in at.subheader][:2] == ["vae-mnist-z20", "gan-mlp-mnist"]
+    caps = [e.proto.imgs[0].caption for e in at.get("image")]
+    assert caps.count("16 samples, seed 7") == 2
+    assert sum(c.startswith("lerp: seed 7 → seed 8") for c in caps) == 2
+    assert at.query_params["models"] == "vae-mnist-z20,gan-mlp-mnist"
+    table = at.dataframe[0].value
+    assert list(table["model"][:2]) == ["vae-mnist-z20", "gan-mlp-mnist"]
+    assert any("calibration" in m for m in table["model"])  # the rows that say what good is
+    # the same link gives the same pictures; another seed changes them
+    again = app(COMPARE, models="vae-mnist-z20,gan-mlp-mnist", seed="7", samples="16", path="lerp")
+    assert image_urls(again) == image_urls(at)
+    at.number_input(key="seed").set_value(8).run()
+    assert image_urls(at)[0] != image_urls(again)[0]
+    assert at.query_params["seed"] == "8"
+
+
+def test_compare_four_models_same_z_nearest_neighbours_and_measuring(app, monkeypatch):
+    from genlab import evaluation
+    monkeypatch.setattr(evaluation, "DEFAULT_N", 1000)
+    names = "vae-mnist-z20,vae-mnist-z2,ae-mnist-z2,gan-mlp-mnist"
+    at = app(COMPARE, models=names, samples="16", nn="pixels")
+    assert not at.exception
+    assert len(at.subheader) >= 4
+    # the two 2-d models get the same z; the captions say so
+    assert any("same z as vae-mnist-z2" in c.value for c in at.caption)
+    caps = [e.proto.imgs[0].caption for e in at.get("image")]
+    assert sum(c.startswith("nearest training images (pixels)") for c in caps) == 4
+    # these test models are not in docs/eval.json: the page offers to measure them, and does
+    measure = next(b for b in at.button if b.label.startswith("Measure"))
+    measure.click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    rows = table[table["model"].isin(names.split(","))]
+    assert rows["FID"].notna().all() and (rows["FID"] > 0).all()
+    assert (rows["label entropy"] <= 2.3026).all()
+    assert len(at.get("plotly_chart")) >= 1  # the label histograms
+
+
+def test_compare_refuses_a_fifth_model_and_unknown_names(app):
+    at = app(COMPARE, models="vae-mnist-z20,nope,gan-mlp-mnist,vae-mnist-z2,ae-mnist-z2,vae-mnist-z20")
+    assert any("nope" in w.value for w in at.warning)
+    assert len(at.multiselect(key="models").value) <= 4
+    at.multiselect(key="models").set_value(["vae-mnist-z20"]).run()
+    assert any("at least two" in i.value for i in at.info)

@@ -2,6 +2,7 @@
 and showing image grids. Pages stay thin: widgets, calls into genlab, rendering."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -11,7 +12,7 @@ import torch
 
 import genlab
 from genlab import data as gdata
-from genlab import viz
+from genlab import evaluation, viz
 from genlab.jobs import JobManager
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,8 @@ def _list_models(folder: str, stamp: int) -> list[dict]:
         except genlab.CheckpointError as e:
             out.append({"name": p.name, "error": str(e)})
             continue
+        if card["family"] == "classifier":
+            continue  # the measuring stick, not a generative model
         cfg = card["config"]
         kind = "AE" if cfg.get("autoencoder") else (
             {"mlp": "GAN", "dcgan": "DCGAN", "toy": "2-d GAN"}.get(cfg.get("arch"), card["family"].upper()))
@@ -224,3 +227,119 @@ def job_badge() -> None:
     """Sidebar progress of this session's training jobs, refreshed every 2 s while one runs."""
     active = any(st.session_state.get(k) is not None and st.session_state[k].active for k in JOB_KEYS)
     st.fragment(run_every=2.0 if active else None)(_job_badge)()
+
+
+# ----------------------------------------------------------------------------- measuring stick
+REPORT = ROOT / "docs" / "eval.json"
+
+
+def reference_available() -> bool:
+    folder = checkpoint_dir()
+    return (folder / f"{evaluation.CLASSIFIER}.json").exists()
+
+
+@st.cache_resource(show_spinner="Embedding MNIST with the classifier (once per server)…")
+def _reference(folder: str):
+    return evaluation.load_reference(folder, device())
+
+
+def reference():
+    """The classifier with MNIST's features and the nearest-neighbour index, or None without the classifier."""
+    if not reference_available():
+        return None
+    try:
+        return _reference(str(checkpoint_dir()))
+    except genlab.CheckpointError as e:
+        st.warning(f"The MNIST classifier cannot be loaded: {e}")
+        return None
+
+
+def nearest(ref, images: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into the training set and distances of each image's nearest training image."""
+    if space == "pixel":
+        return ref.nn.pixel(images)
+    feats, _ = ref.embed(images)
+    return ref.nn.feature(feats)
+
+
+@st.cache_resource
+def _measured() -> dict:
+    """Measurements made in this server process, by (name, weights hash)."""
+    return {}
+
+
+def _report() -> dict:
+    try:
+        return json.loads(REPORT.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def measure(name: str) -> dict:
+    model, card = load_model(name)
+    ref = reference()
+    r = evaluation.evaluate_model(ref, model, card)
+    _measured()[(name, card.get("weights_sha256"))] = r
+    return r
+
+
+def calibration(report: dict | None = None) -> dict | None:
+    """The calibration rows (training set and uniform noise against the test set): from the
+    report when it was measured with this classifier, else measured once per server."""
+    report = _report() if report is None else report
+    ref = reference()
+    if ref is None:
+        return report.get("calibration")
+    if report.get("classifier", {}).get("id") == ref.classifier_id and report.get("calibration"):
+        return report["calibration"]
+    key = ("calibration", ref.classifier_id, evaluation.DEFAULT_N)
+    if key not in _measured():
+        with st.spinner("Measuring the calibration rows (training set and noise against the test set)…"):
+            _measured()[key] = evaluation.calibration(ref, evaluation.DEFAULT_N)
+    return _measured()[key]
+
+
+def _fmt_time(r: dict) -> str:
+    t = r.get("train_time_s")
+    return f"{r.get('epochs') or '–'} epochs, {t / 60:.0f} min" if t else "–"
+
+
+def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
+    """Metric table rows for these models plus the calibration rows, and label histograms.
+
+    A model's figures come from docs/eval.json (written by `python -m genlab eval --all`)
+    when its weights are the ones measured there, else from a measurement made on this page.
+    """
+    report = _report()
+    rows, hists = [], {}
+    for name in names:
+        model, card = load_model(name)
+        sha = card.get("weights_sha256")
+        r = _measured().get((name, sha))
+        if r is None:
+            cand = report.get("models", {}).get(name)
+            r = cand if cand and cand.get("weights_sha256") == sha else None
+        row = {"model": name, "FID": None, "IS": None, "label entropy": None, "precision": None, "recall": None,
+               "test NLL (nats)": "–", "parameters": card.get("n_params"), "training": "–"}
+        lk = evaluation.likelihood_metrics(card)
+        if "iw_nll" in lk:
+            row["test NLL (nats)"] = f"{lk['iw_nll']:.2f} (IW, k={lk['iw_nll_k']})"
+        t = card.get("history", {}).get("train_time_s")
+        row["training"] = _fmt_time({"train_time_s": t, "epochs": card.get("train_config", {}).get("epochs")})
+        if r and r.get("quality"):
+            q = r["quality"]
+            row.update({"FID": q["fid"], "IS": q["inception_score"], "label entropy": q["label_entropy"],
+                        "precision": q["precision"], "recall": q["recall"]})
+            hists[name] = q["label_fractions"]
+        elif r and r.get("toy"):
+            row["training"] += f" · 2-d: {r['toy'].get('modes', '–')} modes"
+        rows.append(row)
+    cal = calibration(report)
+    if cal:
+        for label, q in cal.items():
+            rows.append({"model": f"(calibration) {label}", "FID": q["fid"], "IS": q["inception_score"],
+                         "label entropy": q["label_entropy"], "precision": q["precision"], "recall": q["recall"],
+                         "test NLL (nats)": "", "parameters": None, "training": ""})
+        hists["MNIST training set"] = cal.get("MNIST training set", {}).get("label_fractions")
+        hists = {k: v for k, v in hists.items() if v}
+    return rows, hists

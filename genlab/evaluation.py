@@ -1,0 +1,219 @@
+"""Scoring generated MNIST digits against the data, with calibration rows.
+
+The shipped classifier (`checkpoints/mnist-classifier`) gives every image a 128-d feature
+vector and class probabilities. `Reference` holds what is measured once: the training
+and test features, the nearest-neighbour index. `quality` scores a set of generated
+images against the test set; `calibration` scores the training set and uniform noise
+the same way, so a table shows what "good" and "hopeless" read as.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import data, metrics, store
+
+CLASSIFIER = "mnist-classifier"
+QUALITY_KEYS = ("fid", "inception_score", "label_entropy", "precision", "recall")
+DEFAULT_N = 10_000  # samples per model: FID is biased upward at small n, so compare only equal n
+
+
+@dataclass
+class Reference:
+    """The classifier and the MNIST sets seen through it, prepared once per process."""
+
+    classifier: torch.nn.Module
+    card: dict
+    train: data.ImageSet
+    test: data.ImageSet
+    train_features: torch.Tensor
+    test_features: torch.Tensor
+    test_probs: torch.Tensor
+    nn: metrics.NearestNeighbours
+    device: torch.device
+
+    @property
+    def classifier_id(self) -> str:
+        return self.card.get("weights_sha256", "")[:12]
+
+    def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, probabilities) of images (B, 1, 28, 28) in [0, 1]."""
+        return self.classifier.embed(images.to(self.device))
+
+
+FEATURE_TENSORS = ("train_features", "test_features", "test_probs")
+
+
+def embed_mnist(classifier, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The classifier's view of MNIST, stored beside its weights so nobody recomputes it:
+    training and test features (float16, 128 values per image) and test probabilities."""
+    train = data.load_images("mnist", "train", device)
+    test = data.load_images("mnist", "test", device)
+    train_f, _ = classifier.embed(train.x)
+    test_f, test_p = classifier.embed(test.x)
+    return {"train_features": train_f.half().cpu(), "test_features": test_f.half().cpu(), "test_probs": test_p.cpu()}
+
+
+def load_reference(checkpoints: str | Path = "checkpoints", device: torch.device | str = "cpu",
+                   name: str = CLASSIFIER) -> Reference:
+    """Load the classifier with MNIST's features (stored in its checkpoint; computed if absent)."""
+    path = Path(checkpoints) / name
+    clf, card = store.load(path, device)
+    clf.requires_grad_(False)
+    if card["family"] != "classifier":
+        raise store.CheckpointError(f"{path} is a {card['family']} checkpoint, not the MNIST classifier")
+    train = data.load_images("mnist", "train", device)
+    test = data.load_images("mnist", "test", device)
+    shapes = card.get("extra_tensors", {})
+    if all(k in shapes for k in FEATURE_TENSORS) and shapes["train_features"][0] == len(train) \
+            and shapes["test_features"][0] == len(test):
+        ext = {k: store.load_extra(path, k).to(device, torch.float32) for k in FEATURE_TENSORS}
+    else:
+        ext = {k: v.to(device, torch.float32) for k, v in embed_mnist(clf, device).items()}
+    return Reference(clf, card, train, test, ext["train_features"], ext["test_features"], ext["test_probs"],
+                     metrics.NearestNeighbours(train.x, ext["train_features"]), torch.device(device))
+
+
+@torch.no_grad()
+def sample_images(model, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
+    """n samples (n, C, H, W) in [0, 1] from the model's prior, the same for the same seed."""
+    dev = next(model.parameters()).device
+    g = torch.Generator(device=dev).manual_seed(seed)
+    z = model.prior_sample(n, g)
+    return torch.cat([model.decode(z[i:i + batch_size]).clamp(0, 1) for i in range(0, n, batch_size)])
+
+
+def quality(ref: Reference, images: torch.Tensor, k: int = 3) -> dict:
+    """FID, Inception Score, label histogram and entropy, precision and recall against the test set."""
+    feats, probs = ref.embed(images)
+    hist = metrics.label_histogram(probs)
+    pr = metrics.precision_recall(ref.test_features, feats, k=k)
+    return {"fid": round(metrics.fid(feats, ref.test_features), 3),
+            "inception_score": round(metrics.inception_score(probs), 3),
+            "label_entropy": round(hist["entropy"], 4), "label_fractions": hist["fractions"],
+            "precision": round(pr["precision"], 4), "recall": round(pr["recall"], 4),
+            "n": len(images), "k": k}
+
+
+def calibration(ref: Reference, n: int = 10_000, seed: int = 0) -> dict[str, dict]:
+    """The same measures for n training images and for n images of uniform noise, against the test set."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ref.train), generator=g)[:n].to(ref.device)
+    noise = torch.rand(n, *ref.train.x.shape[1:], generator=g).to(ref.device)
+    return {"MNIST training set": quality(ref, ref.train.x[idx]),
+            "uniform noise": quality(ref, noise)}
+
+
+def likelihood_metrics(card: dict) -> dict:
+    """The likelihood figures a card already holds (IW-NLL for VAEs; bits/dim once flows exist)."""
+    m = card.get("metrics", {})
+    out = {}
+    for key, v in m.items():
+        if key.startswith("iw_nll_k") and not key.endswith("stderr"):
+            out["iw_nll"] = v
+            out["iw_nll_k"] = int(key[len("iw_nll_k"):])
+            out["iw_nll_stderr"] = m.get(key + "_stderr")
+        if key == "test_neg_elbo":
+            out["neg_elbo"] = v
+        if key == "bits_per_dim":
+            out["bits_per_dim"] = v
+    return out
+
+
+def evaluate_model(ref: Reference, model, card: dict, n: int | None = None, seed: int = 0) -> dict:
+    """Every measure that applies to one checkpoint: sample quality for MNIST image models,
+    toy measures for 2-d GANs, and the card's likelihoods."""
+    out = {"family": card["family"], "arch": card["config"].get("arch") or (
+        "ae" if card["config"].get("autoencoder") else "vae"),
+        "latent_dim": card["config"].get("latent_dim"), "n_params": card.get("n_params"),
+        "train_time_s": card.get("history", {}).get("train_time_s"),
+        "epochs": card.get("train_config", {}).get("epochs"), "weights_sha256": card.get("weights_sha256")}
+    if getattr(model, "data_kind", "image") == "points":
+        from .watch import toy_measures
+        out["toy"] = toy_measures(model, card.get("dataset", {}).get("name", "ring8"))
+        return out
+    if tuple(card["config"].get("data_shape", (1, 28, 28))) != (1, 28, 28) or \
+            card.get("dataset", {}).get("name", "mnist") != "mnist":
+        out["note"] = "not an MNIST model: no classifier-based measures"
+        return out
+    n = n or DEFAULT_N
+    t0 = time.perf_counter()
+    out["quality"] = quality(ref, sample_images(model, n, seed)) | {"seed": seed, "classifier": ref.classifier_id}
+    out["quality"]["seconds"] = round(time.perf_counter() - t0, 1)
+    out.update(likelihood_metrics(card))
+    return out
+
+
+def evaluate_all(folder: str | Path = "checkpoints", device: torch.device | str = "cpu", n: int = 10_000,
+                 seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
+    """The report `python -m genlab eval --all` writes: calibration rows and every generative checkpoint."""
+    ref = load_reference(folder, device)
+    say = progress or (lambda s: None)
+    say("calibration rows")
+    report = {"classifier": {"name": CLASSIFIER, "id": ref.classifier_id,
+                             "test_accuracy": ref.card.get("metrics", {}).get("test_accuracy")},
+              "n": n, "seed": seed, "reference": "MNIST test set (10,000 images)",
+              "calibration": calibration(ref, n, seed), "models": {}}
+    for p in store.list_checkpoints(folder):
+        card = store.read_card(p)
+        if card["family"] == "classifier":
+            continue
+        say(p.name)
+        model, card = store.load(p, device)
+        report["models"][p.name] = evaluate_model(ref, model, card, n, seed)
+    return report
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def report_markdown(report: dict) -> str:
+    """The report as a markdown table (models, then the calibration rows)."""
+    head = ("| model | FID ↓ | IS ↑ | label entropy ↑ (max 2.303) | precision ↑ | recall ↑ | "
+            "test NLL (nats) ↓ | parameters | training |\n|---|---|---|---|---|---|---|---|---|\n")
+    rows = []
+    for name, r in report["models"].items():
+        q = r.get("quality")
+        if q is None:
+            toy = r.get("toy")
+            extra = (f"2-d toy: {toy.get('modes', '–')} modes, KL {toy.get('kl', float('nan')):.3f}"
+                     if toy else r.get("note", ""))
+            rows.append(f"| {name} | {extra} | | | | | | {r.get('n_params') or '–':,} | |")
+            continue
+        nll = r.get("iw_nll")
+        nll_s = f"{nll:.2f} (IW, k={r['iw_nll_k']})" if nll is not None else "–"
+        t = r.get("train_time_s")
+        t_s = f"{r.get('epochs', '–')} epochs, {t / 60:.0f} min" if t else "–"
+        rows.append(f"| {name} | {_fmt(q['fid'])} | {_fmt(q['inception_score'])} | {_fmt(q['label_entropy'], 3)} | "
+                    f"{_fmt(q['precision'], 3)} | {_fmt(q['recall'], 3)} | {nll_s} | {r.get('n_params', 0):,} | {t_s} |")
+    for name, q in report["calibration"].items():
+        rows.append(f"| *{name}* (calibration) | {_fmt(q['fid'])} | {_fmt(q['inception_score'])} | "
+                    f"{_fmt(q['label_entropy'], 3)} | {_fmt(q['precision'], 3)} | {_fmt(q['recall'], 3)} | | | |")
+    clf = report["classifier"]
+    foot = (f"\n{report['n']:,} samples per model (seed {report['seed']}) against the {report['reference']}; "
+            f"features and labels from `{clf['name']}` (test accuracy {100 * (clf['test_accuracy'] or 0):.2f} %, "
+            f"id {clf['id']}). Precision and recall use k = 3 nearest neighbours.\n")
+    return head + "\n".join(rows) + "\n" + foot
+
+
+def replace_between(text: str, block: str, begin: str = "<!-- eval:begin -->", end: str = "<!-- eval:end -->") -> str:
+    """Swap the text between two marker lines (kept) for `block`."""
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"markers {begin} ... {end} not found")
+    return text[:i + len(begin)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
+
+
+def digest(report: dict) -> str:
+    return hashlib.sha256(repr(sorted(report["models"])).encode()).hexdigest()[:8]

@@ -1,0 +1,155 @@
+"""Compare: 2 to 4 models side by side, driven by the same seed.
+
+Sample grids, interpolation strips along the same path, the nearest training image of each
+sample, the metrics table with its calibration rows, and the predicted-label histograms.
+Everything is in the URL (?models=a,b&seed=..), so a link reproduces the view.
+"""
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from genlab import latent
+from genlab.pagestate import parse_choice, parse_int
+from views import common
+
+st.title("Compare models")
+st.caption("The same seed drives every model: models with the same latent size get the same z; "
+           "others draw from the same noise stream. Metrics are measured on samples against the MNIST test set, "
+           "with calibration rows that show what real data and pure noise score.")
+
+models = common.list_models()
+names = [m["name"] for m in models]
+labels = {m["name"]: m["label"] for m in models}
+info = {m["name"]: m for m in models}
+if len(names) < 2:
+    st.info("Comparing needs at least two checkpoints in the checkpoints folder; "
+            "train another on the Training or GAN Live page.")
+    st.stop()
+
+SIZES = [16, 36, 64]
+NN_SPACES = ["off", "pixels", "classifier features"]
+PATHS = ["slerp", "lerp"]
+
+
+def _parse_models(v) -> list[str]:
+    wanted = [s for s in str(v or "").split(",") if s]
+    picked = [s for s in wanted if s in names][:4]
+    missing = [s for s in wanted if s not in names]
+    if missing:
+        st.session_state["_cmp_notice"] = f"Not here, left out: {', '.join(missing)}."
+    if len(picked) >= 2:
+        return picked
+    preferred = [n for n in ("vae-mnist-z20", "gan-mlp-mnist", "dcgan-mnist") if n in names]
+    return (preferred + [n for n in names if n not in preferred])[:max(2, min(3, len(preferred)))]
+
+
+common.url_default("models", _parse_models)
+common.url_default("seed", lambda v: parse_int(v, 0, 2**31 - 1, 0))
+common.url_default("samples", lambda v: parse_int(v, 16, 64, 36) if parse_int(v, 16, 64, 36) in SIZES else 36)
+common.url_default("path", lambda v: parse_choice(v, PATHS, "slerp"))
+common.url_default("nn", lambda v: parse_choice(v, NN_SPACES, "off"))
+st.session_state["models"] = [m for m in st.session_state["models"] if m in names]
+note = st.session_state.pop("_cmp_notice", None)
+if note:
+    st.warning(note)
+
+st.multiselect("Models (2 to 4)", names, key="models", max_selections=4, format_func=lambda n: labels.get(n, n))
+c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
+c1.number_input("Seed", 0, 2**31 - 1, step=1, key="seed", help="The same seed gives the same pictures.")
+c2.select_slider("Samples", SIZES, key="samples")
+c3.radio("Path", PATHS, key="path", horizontal=True,
+         help="The interpolation strip goes from the code of seed s to the code of seed s + 1.")
+c4.radio("Nearest training image", NN_SPACES, key="nn", horizontal=True,
+         help="Beside each sample grid, the training image nearest to each sample: in pixel space, or in the "
+              "classifier's feature space. A sample that equals its neighbour was memorised.")
+picked = st.session_state["models"]
+common.url_write("seed", "samples", "path", "nn")
+st.query_params["models"] = ",".join(picked)
+if len(picked) < 2:
+    st.info("Pick at least two models to compare.")
+    st.stop()
+
+seed, n, nn_space = int(st.session_state["seed"]), int(st.session_state["samples"]), st.session_state["nn"]
+nrow = int(n ** 0.5)
+loaded = {}
+for name in picked:
+    try:
+        loaded[name] = common.load_model(name)
+    except Exception as e:  # a checkpoint broken on disk: say so, compare the rest
+        st.error(f"{name} cannot be loaded: {e}")
+if len(loaded) < 2:
+    st.stop()
+
+reference = None
+if nn_space != "off" and any(getattr(m, "data_kind", "image") == "image" for m, _ in loaded.values()):
+    reference = common.reference()
+    if reference is None:
+        st.warning("Nearest neighbours need the MNIST classifier checkpoint (mnist-classifier), which is missing.")
+
+by_latent: dict[int, str] = {}
+cols = st.columns(len(loaded))
+for col, (name, (model, card)) in zip(cols, loaded.items()):
+    with col:
+        z_dim = model.latent_dim
+        st.subheader(name)
+        t = card.get("history", {}).get("train_time_s")
+        epochs = card.get("train_config", {}).get("epochs")
+        st.caption(f"{info[name]['label'].split('(')[-1].rstrip(')')} · {card.get('n_params', 0):,} parameters · "
+                   + (f"{epochs} epochs, {t / 60:.0f} min training" if t else "training time not recorded")
+                   + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else ""))
+        by_latent.setdefault(z_dim, name)
+        with torch.inference_mode():
+            z = model.prior_sample(n, common.generator(seed))
+            out = model.decode(z)
+        if getattr(model, "data_kind", "image") == "points":
+            fig = go.Figure(go.Scattergl(x=out[:, 0].tolist(), y=out[:, 1].tolist(), mode="markers",
+                                         marker=dict(size=5)))
+            fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_scaleanchor="x")
+            st.plotly_chart(fig, width="stretch", key=f"pts_{name}")
+            st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
+            continue
+        common.show_grid(out, nrow=nrow, caption=f"{n} samples, seed {seed}")
+        za = model.prior_sample(1, common.generator(seed))[0]
+        zb = model.prior_sample(1, common.generator(seed + 1))[0]
+        with torch.inference_mode():
+            strip = model.decode(latent.interpolate(za, zb, 8, st.session_state["path"]))
+        common.show_grid(strip, nrow=8, caption=f"{st.session_state['path']}: seed {seed} → seed {seed + 1}")
+        if reference is not None and tuple(out.shape[1:]) == (1, 28, 28):
+            idx, dist = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
+            common.show_grid(reference.train.x[idx], nrow=nrow,
+                             caption=f"nearest training images ({nn_space}); median distance "
+                                     f"{dist.median():.2f}" + (" (pixel L2)" if nn_space == "pixels" else ""))
+
+st.divider()
+st.subheader("Metrics")
+rows, hists = common.quality_rows(list(loaded))
+if rows:
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "FID": st.column_config.NumberColumn("FID ↓", format="%.2f",
+                                             help="Fréchet distance of classifier features to the test set's"),
+        "IS": st.column_config.NumberColumn("IS ↑", format="%.2f", help="Inception Score with the MNIST classifier (max 10)"),
+        "label entropy": st.column_config.NumberColumn("label entropy ↑", format="%.3f",
+                                                       help="Entropy of the predicted-digit histogram; 2.303 = all ten equally"),
+        "precision": st.column_config.NumberColumn("precision ↑", format="%.3f"),
+        "recall": st.column_config.NumberColumn("recall ↑", format="%.3f"),
+    })
+    st.caption("Measured on 10,000 samples per model (seed 0) against the 10,000 MNIST test images; precision and "
+               "recall with k = 3 nearest neighbours in feature space. Rows in italics are calibration: the "
+               "training set should score near the best possible, uniform noise near the worst. Test NLL: "
+               "importance-weighted estimate for VAEs; GANs define no likelihood.")
+    missing = [m for m in loaded if m not in hists and getattr(loaded[m][0], "data_kind", "image") == "image"]
+    if missing and common.reference_available():
+        if st.button(f"Measure {', '.join(missing)} (about 15 s each)"):
+            with st.spinner("Sampling 10,000 images per model and scoring them…"):
+                for m in missing:
+                    common.measure(m)
+            st.rerun()
+if hists:
+    fig = go.Figure()
+    for name, frac in hists.items():
+        fig.add_bar(x=list(range(10)), y=frac, name=name, opacity=0.75)
+    fig.add_hline(y=0.1, line_dash="dot", annotation_text="uniform: 0.1")
+    fig.update_layout(barmode="group", height=320, xaxis_title="predicted digit", yaxis_title="fraction of samples",
+                      xaxis=dict(tickmode="linear"), margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.12))
+    st.plotly_chart(fig, width="stretch", key="label_hist")
