@@ -1,9 +1,12 @@
-"""How fast GAN Live's controls answer while a GAN trains: click to visible change, in a
+"""How fast GAN Live's controls answer while a GAN trains: click to painted change, in a
 real Chromium against `streamlit run app.py` (so this figure includes the browser's work).
+Measured inside the page, from the click event to the frame that shows the change.
 
-  Pause:  click "Pause" until the status line reads "paused"
-  Step:   click "Step both" until the generator step count has grown by one
-  Resume: click "Resume" until the status line reads "running"
+  Pause:  click "Pause" until the controls read "paused" and offer "Resume"
+  Step:   click "Step both" until the controls' generator step count has grown by one
+  Resume: click "Resume" until the controls read "running" and offer "Pause"
+
+(The fixed-noise grid and the curves follow on their own one-second timer.)
 
 Run: python bench/live_controls.py [--data mnist-mlp|ring8] [--repeats 5]
 Needs Debian's chromium (or GENLAB_CHROMIUM) and Playwright.
@@ -25,6 +28,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
+
+
+# Runs in the page: click a button of the controls, then watch the DOM (a MutationObserver)
+# until the expected button or text is there, and wait for the next frame to be painted.
+# Returns milliseconds from the click to that frame: what a person sees, without the test
+# driver's own waiting (Playwright's click first waits for the page to be still).
+MEASURE = """async ([label, wantButton, wantText]) => {
+  const root = document.querySelector('.st-key-g_controls');
+  const ok = () => wantButton
+      ? [...root.querySelectorAll('button')].some(b => b.innerText.trim() === wantButton)
+      : root.innerText.includes(wantText);
+  const btn = [...root.querySelectorAll('button')].find(b => b.innerText.trim() === label);
+  const t0 = performance.now();
+  btn.click();
+  await new Promise(resolve => {
+    const obs = new MutationObserver(() => { if (ok()) { obs.disconnect(); resolve(); } });
+    obs.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+    setTimeout(() => { obs.disconnect(); resolve(); }, 10000);
+  });
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return performance.now() - t0;
+}"""
 
 
 def main():
@@ -60,31 +85,21 @@ def main():
             pg.get_by_role("button", name="Start", exact=True).click()
             pg.get_by_text(re.compile(r"^running")).first.wait_for(timeout=60_000)
             pg.wait_for_timeout(5000)
-            status = pg.locator("[data-testid='stMarkdownContainer'] p").filter(has_text="generator step")
             times = {"pause": [], "step": [], "resume": []}
             for _ in range(a.repeats):
-                t0 = time.perf_counter()
-                pg.get_by_role("button", name="Pause", exact=True).click()
-                pg.get_by_text(re.compile(r"^paused")).first.wait_for()
-                times["pause"].append(time.perf_counter() - t0)
+                times["pause"].append(pg.evaluate(MEASURE, ["Pause", "Resume", None]))
                 pg.wait_for_timeout(1500)
-                before = int(re.search(r"step (\d+)", status.first.inner_text()).group(1))
-                t0 = time.perf_counter()
-                pg.get_by_role("button", name="Step both", exact=True).click()
-                pg.wait_for_function("([n]) => [...document.querySelectorAll(\"[data-testid='stMarkdownContainer'] p\")]"
-                                     ".some(e => e.innerText.includes('generator step ' + n))", arg=[before + 1])
-                times["step"].append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                pg.get_by_role("button", name="Resume", exact=True).click()
-                pg.get_by_text(re.compile(r"^running")).first.wait_for()
-                times["resume"].append(time.perf_counter() - t0)
+                n = int(re.search(r"step (\d+)", pg.locator(".st-key-g_controls p").first.inner_text()).group(1))
+                times["step"].append(pg.evaluate(MEASURE, ["Step both", None, f"generator step {n + 1}"]))
+                pg.wait_for_timeout(500)
+                times["resume"].append(pg.evaluate(MEASURE, ["Resume", "Pause", None]))
                 pg.wait_for_timeout(3000)
             b.close()
     finally:
         proc.terminate()
     print(f"GAN Live controls while training {a.data}, click to visible change, {a.repeats} repeats (ms):")
     for k, v in times.items():
-        print(f"  {k:7s} median {1000 * statistics.median(v):6.0f}   max {1000 * max(v):6.0f}   (target <= 200)")
+        print(f"  {k:7s} median {statistics.median(v):6.0f}   max {max(v):6.0f}   (target <= 200)")
 
 
 if __name__ == "__main__":

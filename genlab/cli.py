@@ -137,7 +137,7 @@ def train_gan(a) -> int:
     model = build("gan", cfg).to(device)
     lr = a.lr if a.lr is not None else (1e-3 if toy else 2e-4)
     tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size if not toy else max(a.batch_size, 256), lr=lr,
-                       seed=a.seed, binarize=False)
+                       seed=a.seed, binarize=False, precision="bf16" if a.bf16 else "fp32")
     film = FixedNoiseFilm(model, n=64 if not toy else 512, seed=0)
     bar = ProgressBar(a.family)
 
@@ -232,7 +232,11 @@ def resume_gan(a, device) -> int:
     lr = a.lr if a.lr is not None else old_tc.get("lr", 2e-4)
     # a different seed per resumption, so the epochs do not replay the first run's batch order
     tcfg = TrainConfig(epochs=a.epochs, batch_size=old_tc.get("batch_size", a.batch_size), lr=lr,
-                       seed=a.seed + 1000 * (epoch_offset + 1), binarize=False)
+                       seed=a.seed + 1000 * (epoch_offset + 1), binarize=False,
+                       precision="bf16" if a.bf16 else "fp32")
+    if device.type == "cpu" and card["config"].get("arch") == "dcgan":
+        model = model.to(memory_format=torch.channels_last)  # faster CPU convolutions
+        x = x.contiguous(memory_format=torch.channels_last)
     film_info = card.get("film", {"seed": 0, "n": 64, "steps": []})
     film = FixedNoiseFilm(model, n=film_info.get("n", 64), seed=film_info.get("seed", 0))
     if "film" in card.get("extra_tensors", {}):
@@ -257,7 +261,8 @@ def resume_gan(a, device) -> int:
     merged = merge_histories(old_hist, history.to_dict(), step_offset, epoch_offset)
     train_config = old_tc | {"epochs": epoch_offset + a.epochs, "lr": lr,
                              "resumed": old_tc.get("resumed", []) + [{"at_epoch": epoch_offset, "epochs": a.epochs,
-                                                                      "seed": tcfg.seed, "device": str(device)}]}
+                                                                      "seed": tcfg.seed, "device": str(device),
+                                                                      "precision": tcfg.precision}]}
     out = a.out or a.resume
     paths = store.save(model, out, dataset=card.get("dataset", {}), history=merged, metrics={},
                        train_config=train_config,
@@ -368,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--label-noise", type=float, default=0.0, help="GAN: probability of flipping D's labels")
     t.add_argument("--d-steps", type=int, default=1, help="GAN: discriminator steps per generator step")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--bf16", action="store_true", help="train with bfloat16 autocast (about 1.5x faster for the "
+                   "DCGAN on CPUs with AMX; also for recent GPUs)")
     t.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     t.add_argument("--eval-k", type=int, default=1000, help="importance samples for the test NLL (0: ELBO only, -1: skip)")
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")

@@ -95,8 +95,10 @@ class JobControl:
                 job._stop_reason = f"stopped: nobody watched it for {job.idle_timeout:.0f} s (page closed?)"
                 raise StopTraining()
             if not job._pause.is_set():
+                job._parked.clear()
                 return
             self.publish(state="paused")
+            job._parked.set()
             job._wake.wait(0.25)
             job._wake.clear()
             if not job._pause.is_set():
@@ -118,6 +120,7 @@ class Job:
         self._snap = Snapshot()
         self._stop = threading.Event()
         self._pause = threading.Event()
+        self._parked = threading.Event()  # set while the thread sits in check(), paused
         self._wake = threading.Event()
         self._commands: queue.Queue = queue.Queue()
         self._sent = 0
@@ -191,8 +194,13 @@ class Job:
             if self._snap.state == "running":
                 self._snap.state = "paused"  # the thread parks at its next check (a few steps)
 
+    def wait_parked(self, timeout: float = 1.0) -> bool:
+        """After pause(): wait until the thread has parked (its snapshot is then final), or time out."""
+        return self._parked.wait(timeout) or not self.alive
+
     def resume(self) -> None:
         self._last_poll = time.monotonic()
+        self._parked.clear()
         self._pause.clear()
         self._wake.set()
         with self._lock:

@@ -175,6 +175,8 @@ def live_target(live: LiveGAN, publish_every: float = 0.5, chunk: int = 10):
                 ctl.publish(extra=live.snapshot(), step=live.g_steps)
                 raise
             for _ in range(chunk):
+                if ctl.pause_requested:  # park within one step of a click on Pause
+                    break
                 live.step("both")
             if time.perf_counter() - last >= publish_every or ctl.pause_requested:  # fresh picture when parking
                 live.flush()

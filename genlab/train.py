@@ -26,8 +26,11 @@ class TrainConfig:
     binarize: bool = True  # dynamic binarization of every batch (Bernoulli decoders)
     check_every: int = 50  # steps between host syncs (NaN guard, progress, snapshot)
     max_steps: int | None = None  # stop early after this many steps (tests, quick demos)
+    precision: str = "fp32"  # "bf16": autocast matmuls and convolutions to bfloat16 (CPUs with AMX, recent GPUs)
 
     def __post_init__(self):
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision is fp32 or bf16, not {self.precision!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.check_every < 1:
             raise ValueError("epochs, batch_size and check_every must be >= 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -182,7 +185,8 @@ def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | No
                 xb = train_x[perm[i:i + cfg.batch_size]]
                 if cfg.binarize:
                     xb = torch.bernoulli(xb, generator=gen)
-                out = model.train_step(xb, optimizers, gen)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    out = model.train_step(xb, optimizers, gen)
                 if keys is None:
                     keys = [k for k, v in out.items() if v.ndim == 0]
                     buf = torch.empty(cfg.check_every, len(keys), device=device)

@@ -41,3 +41,29 @@ def test_autoencoder_trains_without_likelihood(tmp_path):
 def test_bad_checkpoint_gives_a_message_not_a_traceback(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "card not found" in capsys.readouterr().err
+
+
+def test_gan_resume_extends_history_and_film(tmp_path):
+    out = str(tmp_path / "g")
+    assert main(["train", "gan", "--epochs", "1", "--limit", "256", "--out", out]) == 0
+    before = json.loads((tmp_path / "g.json").read_text())
+    assert main(["train", "gan", "--resume", out, "--epochs", "2", "--limit", "256", "--bf16"]) == 0
+    card = json.loads((tmp_path / "g.json").read_text())
+    steps_per_epoch = before["history"]["epochs"][-1]["step"]
+    assert [e["epoch"] for e in card["history"]["epochs"]] == [1, 2, 3]
+    assert [e["step"] for e in card["history"]["epochs"]] == [steps_per_epoch * k for k in (1, 2, 3)]
+    s = card["history"]["steps"]["step"]
+    assert s == sorted(s) and s[-1] == 3 * steps_per_epoch
+    assert card["film"]["steps"] == [0, steps_per_epoch, 2 * steps_per_epoch, 3 * steps_per_epoch]
+    assert card["extra_tensors"]["film"][0] == 4
+    assert card["train_config"]["epochs"] == 3 and card["train_config"]["resumed"][0]["precision"] == "bf16"
+    assert card["history"]["train_time_s"] > before["history"]["train_time_s"]
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
+    out = str(tmp_path / "v")
+    assert main(["train", "vae", "--epochs", "1", "--limit", "200", "--hidden", "16", "--eval-k", "-1", "--out", out]) == 0
+    assert main(["train", "vae", "--resume", out, "--epochs", "1"]) == 2
+    assert main(["train", "gan", "--resume", out, "--epochs", "1"]) == 2
+    assert "MNIST GAN checkpoint" in capsys.readouterr().err
+    assert main(["train", "gan", "--epochs", "1"]) == 2  # neither --out nor --resume

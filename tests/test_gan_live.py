@@ -97,16 +97,18 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     assert wait_for(lambda: job.snapshot().extra.get("g_steps", 0) > 20)
     at.run()
     first = job.snapshot().extra["g_steps"]
-    assert any("generator step" in m.value for m in at.markdown)
+    assert any("generator step" in m.value for m in at.caption)  # the live view's counter
     assert len(at.get("plotly_chart")) >= 2  # the field and the curves
-    at.button(key="g_pause").click().run()  # reruns just the live fragment
+    at.button(key="g_pause").click().run()  # reruns just the controls fragment
     assert job.snapshot().state == "paused"
-    at.run()
+    at.run()  # AppTest does not replay a fragment-scoped rerun by itself
+    assert any(b.key == "g_resume" for b in at.button)
+    assert any(m.value.startswith("**paused** · generator step") for m in at.markdown)
     assert any(b.label == "Save as checkpoint" for b in at.button)  # paused: film and saving show
     time.sleep(0.3)
     parked = job.snapshot().extra["g_steps"]
     assert parked >= first
-    at.button(key="g_step_both").click().run()  # reruns just the live fragment
+    at.button(key="g_step_both").click().run()  # reruns just the controls fragment
     assert wait_for(lambda: job.snapshot().extra["g_steps"] == parked + 1, 10)
     at.run()
     at.button(key="g_stop").click().run()
@@ -126,3 +128,21 @@ def test_long_histories_are_thinned_in_snapshots():
     snap = live.snapshot(max_points=20)
     assert len(live.history["step"]) == 50 and 20 <= len(snap["history"]["step"]) <= 25
     assert snap["history"]["step"][0] == 1 and snap["g_steps"] == 50
+
+
+def test_pause_parks_within_a_step_and_the_snapshot_is_final():
+    live = toy_live()
+    job = JobManager(max_running=1).start(live_target(live, chunk=1000), label="t")  # a long chunk: pause must cut it
+    try:
+        assert wait_for(lambda: job.snapshot().extra.get("g_steps", 0) > 5)
+        job.pause()
+        assert job.wait_parked(5.0)
+        shown = job.snapshot().extra["g_steps"]
+        assert shown == live.g_steps  # what the page shows after a click is the final count
+        time.sleep(0.3)
+        assert live.g_steps == shown and job.snapshot().state == "paused"
+        job.resume()
+        assert wait_for(lambda: live.g_steps > shown)
+    finally:
+        job.stop()
+        job.join(5)

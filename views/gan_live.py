@@ -86,28 +86,33 @@ def charts(history: dict, prefix: str) -> None:
     c2.plotly_chart(outputs, width="stretch", key=f"{prefix}_outputs")
 
 
-def live_panel():
-    """Status, buttons, settings, the live picture and (when paused) the film, in one fragment:
-    a click reruns only this part, and the status line is the first thing it sends."""
-    s = job.snapshot()
-    x = s.extra
-    steps = x.get("g_steps", 0)
-    rate = steps / s.elapsed if s.elapsed > 0 else 0.0
-    st.markdown(f"**{s.state}** · generator step **{steps}** · {rate:.1f} steps/s")
-    c = st.columns([1, 1, 1, 1, 1, 1, 3])
-    if s.state == "running" and c[0].button("Pause", key="g_pause"):
-        job.pause()
-        st.rerun(scope="fragment")
-    elif s.state == "paused" and c[0].button("Resume", key="g_resume"):
-        job.resume()
-        st.rerun(scope="fragment")
+def _pause() -> None:
+    job.pause()
+    job.wait_parked(1.0)  # within one training step; the count drawn next is then the final one
+
+
+def _step(which: str) -> None:
+    job.send("step", which=which)
+    job.wait_commands(1.0)  # the parked thread applies it at once
+
+
+def controls():
+    """The state and the buttons, in a fragment of their own: a click reruns only this small
+    part (no pictures, no charts), so the page answers at once while training runs."""
+    s = job.snapshot()  # after any callback: the state this click produced
+    steps = s.extra.get("g_steps", 0)
     paused = s.state == "paused"
+    st.markdown(f"**{s.state}**" + (f" · generator step **{steps}**" if s.state != "running" else ""))
+    c = st.columns([1, 1, 1, 1, 1, 1, 3])
+    # Pause, Resume and the steps act in on_click callbacks, which run before this fragment
+    # does: one run then both acts and draws the new state (no second, fragment-scoped rerun).
+    if s.state == "running":
+        c[0].button("Pause", key="g_pause", on_click=_pause)
+    elif paused:
+        c[0].button("Resume", key="g_resume", on_click=job.resume)
     for col, which, label in ((c[1], "d", "Step D"), (c[2], "g", "Step G"), (c[3], "both", "Step both")):
-        if col.button(label, key=f"g_step_{which}", disabled=not paused,
-                      help="One update while paused: D alone, G alone, or D then G."):
-            job.send("step", which=which)
-            job.wait_commands(1.0)  # the parked thread applies it at once; then redraw this panel
-            st.rerun(scope="fragment")
+        col.button(label, key=f"g_step_{which}", disabled=not paused, on_click=_step, args=(which,),
+                   help="One update while paused: D alone, G alone, or D then G.")
     if c[4].button("Stop", key="g_stop", disabled=not s.active):
         job.stop()
         job.join(5)
@@ -118,14 +123,16 @@ def live_panel():
         for k in ("gan_live", "gan_job", "gan_gif"):
             st.session_state.pop(k, None)
         st.rerun()
-    if paused:
-        with st.form("gan_settings"):
-            st.caption("Change the game while paused; Resume continues with the new settings.")
-            new = settings_widgets(LiveSettings(**s.extra.get("settings", {})), disabled=False)
-            if st.form_submit_button("Apply"):
-                job.send("settings", **vars(new))
-                st.toast("Settings applied")
 
+
+def live_view():
+    """The fixed-noise grid (or the 2-d field), the curves and, when paused, the film: redrawn
+    every second while training runs, by its own timer."""
+    s = job.snapshot()
+    x = s.extra
+    steps = x.get("g_steps", 0)
+    rate = steps / s.elapsed if s.elapsed > 0 else 0.0
+    st.caption(f"{s.state} · generator step {steps} · {rate:.1f} steps/s")
     if not x or "history" not in x:
         st.caption("starting…")
         return
@@ -149,7 +156,14 @@ def live_panel():
             common.show_grid(x["samples"], nrow=8, caption=f"64 samples from fixed noise, step {steps}")
         with right:
             charts(x["history"], "g")
-    if paused or not s.active:
+    if s.state == "paused":
+        with st.form("gan_settings"):
+            st.caption("Change the game while paused; Resume continues with the new settings.")
+            new = settings_widgets(LiveSettings(**s.extra.get("settings", {})), disabled=False)
+            if st.form_submit_button("Apply"):
+                job.send("settings", **vars(new))
+                st.toast("Settings applied")
+    if s.state == "paused" or not s.active:
         film_and_save()
     if st.session_state.get("gan_was_active") and not s.active:
         st.session_state["gan_was_active"] = False
@@ -193,5 +207,7 @@ def film_and_save() -> None:
             st.rerun()
 
 
-st.fragment(run_every=1.0 if active else None)(live_panel)()
+with st.container(key="g_controls"):
+    st.fragment(controls)()
+st.fragment(run_every=1.0 if active else None)(live_view)()
 
