@@ -18,7 +18,6 @@ PAGES = [
     st.Page("views/training.py", title="Training", icon=":material/monitoring:"),
     st.Page("views/gan_live.py", title="GAN Live", icon=":material/play_circle:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
 ]
 
 nav = st.navigation(PAGES)

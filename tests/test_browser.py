@@ -192,8 +192,12 @@ def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page
     page.get_by_role("button", name="Step both", exact=True).click()
     settle(page)
     page.get_by_role("button", name="Stop", exact=True).click()
+    controls = page.locator(".st-key-g_controls")
+    controls.get_by_text(re.compile(r"^stopped")).first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Save as checkpoint", exact=True).wait_for(timeout=30_000)
     settle(page)
+    assert controls.get_by_role("button", name="Resume").count() == 0  # nothing stale from the paused state
+    assert page.get_by_text("Change the game while paused").count() == 0
     assert_no_errors(page)
     shot(page, "gan_live")
     page.get_by_role("button", name="Reset", exact=True).click()
@@ -201,3 +205,19 @@ def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page
         page.get_by_role("button", name="Start", exact=True).wait_for(timeout=30_000)
     finally:
         shot(page, "gan_live_reset")
+
+
+def test_compare_two_models_with_neighbours_and_a_new_seed(server, page):
+    url, _ = server
+    open_view(page, url, "compare?models=vae-mnist-z20,gan-mlp-mnist&samples=16&nn=pixels", "Compare models")
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 6", timeout=60_000)
+    assert_no_errors(page)
+    page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)  # the metrics table
+    shot(page, "compare")
+    before = image_sources(page)
+    page.locator("[data-testid='stNumberInputStepUp']").first.click()  # seed 0 -> 1
+    page.wait_for_function("([first]) => { const e = document.querySelector(\"[data-testid='stImage'] img\");"
+                           " return e && e.src !== first; }", arg=[before[0]], timeout=60_000)
+    settle(page)
+    assert "seed=1" in page.url and "models=vae-mnist-z20%2Cgan-mlp-mnist" in page.url.replace(",", "%2C")
+    assert_no_errors(page)

@@ -299,9 +299,14 @@ def calibration(report: dict | None = None) -> dict | None:
     return _measured()[key]
 
 
-def _fmt_time(r: dict) -> str:
-    t = r.get("train_time_s")
-    return f"{r.get('epochs') or '–'} epochs, {t / 60:.0f} min" if t else "–"
+def training_summary(card: dict) -> str:
+    """'25 epochs, 16 min' from a card, as far as it says."""
+    t = card.get("history", {}).get("train_time_s")
+    epochs = card.get("train_config", {}).get("epochs")
+    parts = [f"{epochs} epochs"] if epochs else []
+    if t:
+        parts.append(f"{t / 60:.0f} min" if t >= 90 else f"{t:.0f} s")
+    return ", ".join(parts) + " training" if parts else "training time not recorded"
 
 
 def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
@@ -324,8 +329,7 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
         lk = evaluation.likelihood_metrics(card)
         if "iw_nll" in lk:
             row["test NLL (nats)"] = f"{lk['iw_nll']:.2f} (IW, k={lk['iw_nll_k']})"
-        t = card.get("history", {}).get("train_time_s")
-        row["training"] = _fmt_time({"train_time_s": t, "epochs": card.get("train_config", {}).get("epochs")})
+        row["training"] = training_summary(card).removesuffix(" training")
         if r and r.get("quality"):
             q = r["quality"]
             row.update({"FID": q["fid"], "IS": q["inception_score"], "label entropy": q["label_entropy"],

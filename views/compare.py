@@ -92,10 +92,8 @@ for col, (name, (model, card)) in zip(cols, loaded.items()):
     with col:
         z_dim = model.latent_dim
         st.subheader(name)
-        t = card.get("history", {}).get("train_time_s")
-        epochs = card.get("train_config", {}).get("epochs")
         st.caption(f"{info[name]['label'].split('(')[-1].rstrip(')')} · {card.get('n_params', 0):,} parameters · "
-                   + (f"{epochs} epochs, {t / 60:.0f} min training" if t else "training time not recorded")
+                   + common.training_summary(card)
                    + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else ""))
         by_latent.setdefault(z_dim, name)
         with torch.inference_mode():

@@ -106,10 +106,10 @@ def controls():
     c = st.columns([1, 1, 1, 1, 1, 1, 3])
     # Pause, Resume and the steps act in on_click callbacks, which run before this fragment
     # does: one run then both acts and draws the new state (no second, fragment-scoped rerun).
-    if s.state == "running":
-        c[0].button("Pause", key="g_pause", on_click=_pause)
-    elif paused:
+    if paused:
         c[0].button("Resume", key="g_resume", on_click=job.resume)
+    else:  # always a button in this slot, so nothing stale is left there after Stop
+        c[0].button("Pause", key="g_pause", on_click=_pause, disabled=s.state != "running")
     for col, which, label in ((c[1], "d", "Step D"), (c[2], "g", "Step G"), (c[3], "both", "Step both")):
         col.button(label, key=f"g_step_{which}", disabled=not paused, on_click=_step, args=(which,),
                    help="One update while paused: D alone, G alone, or D then G.")
