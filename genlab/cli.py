@@ -132,7 +132,8 @@ def train_gan(a) -> int:
     else:
         x = data.load_images("mnist", "train", device, limit=a.limit).x
         cfg = GANConfig(arch="mlp" if a.family == "gan" else "dcgan", latent_dim=a.latent if a.latent != 20 else 100,
-                        loss=a.loss, label_smoothing=a.label_smoothing, label_noise=a.label_noise, d_steps=a.d_steps)
+                        loss=a.loss, label_smoothing=a.label_smoothing, label_noise=a.label_noise, d_steps=a.d_steps,
+                        d_lr_mult=a.d_lr_mult or 1.0)
         dataset = {"name": "mnist", "split": "train", "n": len(x), "scaled_to": [-1, 1]}
     model = build("gan", cfg).to(device)
     lr = a.lr if a.lr is not None else (1e-3 if toy else 2e-4)
@@ -224,6 +225,8 @@ def resume_gan(a, device) -> int:
         print(f"--resume takes an MNIST GAN checkpoint; {a.resume} is a {card['family']} "
               f"({card['config'].get('arch', '-')})", file=sys.stderr)
         return 2
+    if a.d_lr_mult is not None:  # e.g. two time-scale updates (Heusel et al., 2017): a faster D
+        model.config.d_lr_mult = a.d_lr_mult
     old_tc = card.get("train_config", {})
     old_hist = card.get("history", {})
     step_offset = int((old_hist.get("epochs") or [{"step": 0}])[-1]["step"])
@@ -262,7 +265,8 @@ def resume_gan(a, device) -> int:
     train_config = old_tc | {"epochs": epoch_offset + a.epochs, "lr": lr,
                              "resumed": old_tc.get("resumed", []) + [{"at_epoch": epoch_offset, "epochs": a.epochs,
                                                                       "seed": tcfg.seed, "device": str(device),
-                                                                      "precision": tcfg.precision}]}
+                                                                      "precision": tcfg.precision,
+                                                                      "d_lr_mult": model.config.d_lr_mult}]}
     out = a.out or a.resume
     paths = store.save(model, out, dataset=card.get("dataset", {}), history=merged, metrics={},
                        train_config=train_config,
@@ -372,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--label-smoothing", type=float, default=0.0, help="GAN: one-sided, real targets 1 - s")
     t.add_argument("--label-noise", type=float, default=0.0, help="GAN: probability of flipping D's labels")
     t.add_argument("--d-steps", type=int, default=1, help="GAN: discriminator steps per generator step")
+    t.add_argument("--d-lr-mult", type=float, default=None, help="GAN: discriminator learning rate = lr x this "
+                   "(default 1; with --resume it replaces the checkpoint's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--bf16", action="store_true", help="train with bfloat16 autocast (about 1.5x faster for the "
                    "DCGAN on CPUs with AMX; also for recent GPUs)")

@@ -137,7 +137,7 @@ if rows:
                "importance-weighted estimate for VAEs; GANs define no likelihood.")
     missing = [m for m in loaded if m not in hists and getattr(loaded[m][0], "data_kind", "image") == "image"]
     if missing and common.reference_available():
-        if st.button(f"Measure {', '.join(missing)} (about 15 s each)"):
+        if st.button(f"Measure {', '.join(missing)} (about 20 s each on a CPU)"):
             with st.spinner("Sampling 10,000 images per model and scoring them…"):
                 for m in missing:
                     common.measure(m)
