@@ -34,6 +34,18 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 # until the expected button or text is there, and wait for the next frame to be painted.
 # Returns milliseconds from the click to that frame: what a person sees, without the test
 # driver's own waiting (Playwright's click first waits for the page to be still).
+WS_HOOK = """(() => {
+  const Native = window.WebSocket;
+  window.__wsIn = [];
+  window.WebSocket = function (...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('message', () => window.__wsIn.push(performance.now()));
+    return ws;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, Native);
+})();"""
+
 MEASURE = """async ([label, wantButton, wantText]) => {
   const root = document.querySelector('.st-key-g_controls');
   const ok = () => wantButton
@@ -42,13 +54,18 @@ MEASURE = """async ([label, wantButton, wantText]) => {
   const btn = [...root.querySelectorAll('button')].find(b => b.innerText.trim() === label);
   const t0 = performance.now();
   btn.click();
+  let seen = null;
   await new Promise(resolve => {
-    const obs = new MutationObserver(() => { if (ok()) { obs.disconnect(); resolve(); } });
+    const obs = new MutationObserver(() => { if (ok()) { seen = performance.now(); obs.disconnect(); resolve(); } });
     obs.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
     setTimeout(() => { obs.disconnect(); resolve(); }, 10000);
   });
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
-  return performance.now() - t0;
+  const total = performance.now() - t0;
+  // the server's share: from the click to the last message that arrived before the change showed
+  const arrived = window.__wsIn.filter(t => t > t0 && t <= (seen ?? Infinity));
+  const server = arrived.length ? arrived[arrived.length - 1] - t0 : NaN;
+  return [total, server];
 }"""
 
 
@@ -76,6 +93,7 @@ def main():
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=chromium, args=ARGS)
             pg = b.new_page(viewport={"width": 1400, "height": 1000})
+            pg.add_init_script(WS_HOOK)
             pg.goto(f"{url}/gan_live")
             pg.get_by_role("heading", name="GAN Live").wait_for(timeout=60_000)
             pg.get_by_role("combobox", name="Data and model").click()
@@ -86,20 +104,27 @@ def main():
             pg.get_by_text(re.compile(r"^running")).first.wait_for(timeout=60_000)
             pg.wait_for_timeout(5000)
             times = {"pause": [], "step": [], "resume": []}
+            server = {"pause": [], "step": [], "resume": []}
             for _ in range(a.repeats):
-                times["pause"].append(pg.evaluate(MEASURE, ["Pause", "Resume", None]))
-                pg.wait_for_timeout(1500)
-                n = int(re.search(r"step (\d+)", pg.locator(".st-key-g_controls p").first.inner_text()).group(1))
-                times["step"].append(pg.evaluate(MEASURE, ["Step both", None, f"generator step {n + 1}"]))
-                pg.wait_for_timeout(500)
-                times["resume"].append(pg.evaluate(MEASURE, ["Resume", "Pause", None]))
-                pg.wait_for_timeout(3000)
+                for k, args in (("pause", ["Pause", "Resume", None]), ("step", None), ("resume", ["Resume", "Pause", None])):
+                    if k == "step":
+                        pg.wait_for_timeout(1500)
+                        n = int(re.search(r"step (\d+)", pg.locator(".st-key-g_controls p").first.inner_text()).group(1))
+                        args = ["Step both", None, f"generator step {n + 1}"]
+                    total, srv = pg.evaluate(MEASURE, args)
+                    times[k].append(total)
+                    server[k].append(srv)
+                    pg.wait_for_timeout(500)
+                pg.wait_for_timeout(2500)
             b.close()
     finally:
         proc.terminate()
-    print(f"GAN Live controls while training {a.data}, click to visible change, {a.repeats} repeats (ms):")
+    print(f"GAN Live controls while training {a.data}, click to painted change, {a.repeats} repeats (ms);")
+    print("server share: click to the last websocket message before the change (server, network, queueing)")
     for k, v in times.items():
-        print(f"  {k:7s} median {statistics.median(v):6.0f}   max {max(v):6.0f}   (target <= 200)")
+        srv = [x for x in server[k] if x == x]
+        print(f"  {k:7s} median {statistics.median(v):6.0f}   max {max(v):6.0f}   (target <= 200)   "
+              f"server share median {statistics.median(srv) if srv else float('nan'):6.0f}")
 
 
 if __name__ == "__main__":

@@ -228,3 +228,13 @@ def test_compare_refuses_a_fifth_model_and_unknown_names(app):
     assert len(at.multiselect(key="models").value) <= 4
     at.multiselect(key="models").set_value(["vae-mnist-z20"]).run()
     assert any("at least two" in i.value for i in at.info)
+
+
+def test_latent_explorer_shows_nearest_training_images(app):
+    at = app("views/latent_explorer.py", n="4", nn="pixels")
+    caps = [e.proto.imgs[0].caption for e in at.get("image")]
+    assert any(c.startswith("nearest training images (pixels)") for c in caps)
+    at.radio(key="nn").set_value("classifier features").run()
+    caps = [e.proto.imgs[0].caption for e in at.get("image")]
+    assert any(c.startswith("nearest training images (classifier features)") for c in caps)
+    assert at.query_params["nn"] == "classifier features" and not at.exception

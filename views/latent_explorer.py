@@ -4,13 +4,14 @@ import streamlit as st
 import torch
 
 from genlab import latent
-from genlab.pagestate import parse_float, parse_int
+from genlab.pagestate import parse_choice, parse_float, parse_int
 from views import common
 
 st.title("Latent Explorer")
 common.show_notice()
 name, model, card = common.current_model()
 Z = model.latent_dim
+NN_SPACES = ["off", "pixels", "classifier features"]
 
 # ----------------------------------------------------------------------------- samples
 @st.fragment
@@ -37,6 +38,21 @@ def samples_section():
             what = "a Bernoulli draw x ~ p(x | z): each pixel on with its predicted probability" \
                 if getattr(model.config, "likelihood", "") == "bernoulli" else "a draw x ~ p(x | z) with the decoder's noise"
             common.show_grid(draw, nrow=n, caption=what)
+    if card.get("dataset", {}).get("name", "mnist") == "mnist" and tuple(mean.shape[1:]) == (1, 28, 28) \
+            and common.reference_available():
+        common.url_default("nn", lambda v: parse_choice(v, NN_SPACES, "off"))
+        st.radio("Nearest training image of each sample", NN_SPACES, key="nn", horizontal=True,
+                 help="Was a sample memorised? The closest of the 55,000 training images, in pixel space or in "
+                      "the MNIST classifier's feature space, at the same place in the grid.")
+        common.url_write("nn")
+        if st.session_state["nn"] != "off":
+            ref = common.reference()
+            if ref is not None:
+                space = "pixel" if st.session_state["nn"] == "pixels" else "feature"
+                idx, dist = common.nearest(ref, mean, space)
+                with (b if draw is None else st.container()):
+                    common.show_grid(ref.train.x[idx], nrow=n, caption=f"nearest training images ({st.session_state['nn']}); "
+                                     f"median distance {dist.median():.2f}")
 
 
 # ----------------------------------------------------------------------------- mean / std scaling
