@@ -1,6 +1,8 @@
 """The VAE family: its maths against torch.distributions and quadrature, and its training."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
@@ -62,6 +64,15 @@ class TestObjective:
 
 
 class TestTraining:
+    def test_precision_is_fp32_or_bf16(self, digits):
+        with pytest.raises(ValueError, match="precision"):
+            TrainConfig(precision="fp8")
+        train, _ = digits
+        torch.manual_seed(0)
+        m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2))
+        h = fit(m, train.x, TrainConfig(epochs=2, batch_size=64, precision="bf16"))
+        assert all(np.isfinite(h.steps["loss"])) and np.mean(h.steps["loss"][-5:]) < np.mean(h.steps["loss"][:5])
+
     def test_a_few_steps_lower_the_loss(self, digits):
         train, _ = digits
         m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(64, 32), latent_dim=2))
