@@ -181,7 +181,7 @@ def label_histogram(probs: torch.Tensor, n_classes: int | None = None) -> dict:
     counts = torch.bincount(probs.argmax(1).cpu(), minlength=k).to(torch.float64)
     frac = counts / counts.sum()
     nz = frac[frac > 0]
-    return {"fractions": [round(float(f), 5) for f in frac], "entropy": float(-(nz * nz.log()).sum())}
+    return {"fractions": [round(float(f), 5) for f in frac], "entropy": abs(float((nz * nz.log()).sum()))}
 
 
 def _pairwise_sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
