@@ -58,7 +58,7 @@ c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
 c1.number_input("Seed", 0, 2**31 - 1, step=1, key="seed", help="The same seed gives the same pictures.")
 c2.select_slider("Samples", SIZES, key="samples")
 c3.radio("Path", PATHS, key="path", horizontal=True,
-         help="The interpolation strip goes from the code of seed s to the code of seed s + 1.")
+         help="The interpolation strip goes from the grid's first code to the first code of seed s + 1.")
 c4.radio("Nearest training image", NN_SPACES, key="nn", horizontal=True,
          help="Beside each sample grid, the training image nearest to each sample: in pixel space, or in the "
               "classifier's feature space. A sample that equals its neighbour was memorised.")
@@ -107,11 +107,11 @@ for col, (name, (model, card)) in zip(cols, loaded.items()):
             st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
             continue
         common.show_grid(out, nrow=nrow, caption=f"{n} samples, seed {seed}")
-        za = model.prior_sample(1, common.generator(seed))[0]
-        zb = model.prior_sample(1, common.generator(seed + 1))[0]
-        with torch.inference_mode():
-            strip = model.decode(latent.interpolate(za, zb, 8, st.session_state["path"]))
-        common.show_grid(strip, nrow=8, caption=f"{st.session_state['path']}: seed {seed} → seed {seed + 1}")
+        with torch.inference_mode():  # from the grid's first sample to the first sample of seed + 1
+            zb = model.prior_sample(n, common.generator(seed + 1))[0]
+            strip = model.decode(latent.interpolate(z[0], zb, 8, st.session_state["path"]))
+        common.show_grid(strip, nrow=8, caption=f"{st.session_state['path']}: seed {seed} → seed {seed + 1} "
+                                                f"(from the first sample above)")
         if reference is not None and tuple(out.shape[1:]) == (1, 28, 28):
             idx, dist = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
             common.show_grid(reference.train.x[idx], nrow=nrow,
