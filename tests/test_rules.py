@@ -24,3 +24,10 @@ def test_no_absolute_paths_of_a_dev_machine():
     for path in list((ROOT / "genlab").rglob("*.py")) + list((ROOT / "views").glob("*.py")) + [ROOT / "app.py"]:
         text = path.read_text()
         assert "/work/" not in text and "/tmp/" not in text, path
+
+
+def test_streamlit_does_not_collect_garbage_after_every_run():
+    # a full gc.collect(2) after each fragment run held the GIL ~175 ms and delayed every click's answer
+    import tomllib
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["runner"]["postScriptGC"] is False
