@@ -3,10 +3,16 @@
 Navigation and the shared sidebar (model picker, device) live here; each view is a file
 in views/ that calls the genlab engine.
 """
+import sys
+
 import streamlit as st
 
 import genlab
 from views import common
+
+# Training runs on threads of this process. A shorter GIL switch interval (default 5 ms)
+# lets the threads that answer clicks take their turn sooner while a training thread runs.
+sys.setswitchinterval(0.001)
 
 st.set_page_config(page_title="genlab", page_icon="🧬", layout="wide")
 
