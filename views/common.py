@@ -325,7 +325,7 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
             cand = report.get("models", {}).get(name)
             r = cand if cand and cand.get("weights_sha256") == sha else None
         row = {"model": name, "FID": None, "IS": None, "label entropy": None, "precision": None, "recall": None,
-               "test NLL (nats)": "–", "parameters": card.get("n_params"), "training": "–"}
+               "test NLL (nats)": "–", "parameters": f"{card.get('n_params') or 0:,}", "training": "–"}
         lk = evaluation.likelihood_metrics(card)
         if "iw_nll" in lk:
             row["test NLL (nats)"] = f"{lk['iw_nll']:.2f} (IW, k={lk['iw_nll_k']})"
@@ -343,7 +343,7 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
         for label, q in cal.items():
             rows.append({"model": f"(calibration) {label}", "FID": q["fid"], "IS": q["inception_score"],
                          "label entropy": q["label_entropy"], "precision": q["precision"], "recall": q["recall"],
-                         "test NLL (nats)": "", "parameters": None, "training": ""})
+                         "test NLL (nats)": "", "parameters": "", "training": ""})
         hists["MNIST training set"] = cal.get("MNIST training set", {}).get("label_fractions")
         hists = {k: v for k, v in hists.items() if v}
     return rows, hists

@@ -132,8 +132,8 @@ if rows:
         "recall": st.column_config.NumberColumn("recall ↑", format="%.3f"),
     })
     st.caption("Measured on 10,000 samples per model (seed 0) against the 10,000 MNIST test images; precision and "
-               "recall with k = 3 nearest neighbours in feature space. Rows in italics are calibration: the "
-               "training set should score near the best possible, uniform noise near the worst. Test NLL: "
+               "recall with k = 3 nearest neighbours in feature space. The rows marked (calibration) score the "
+               "training set (near the best possible) and uniform noise (near the worst) the same way. Test NLL: "
                "importance-weighted estimate for VAEs; GANs define no likelihood.")
     missing = [m for m in loaded if m not in hists and getattr(loaded[m][0], "data_kind", "image") == "image"]
     if missing and common.reference_available():
@@ -145,8 +145,11 @@ if rows:
 if hists:
     fig = go.Figure()
     for name, frac in hists.items():
-        fig.add_bar(x=list(range(10)), y=frac, name=name, opacity=0.75)
-    fig.add_hline(y=0.1, line_dash="dot", annotation_text="uniform: 0.1")
+        real = name == "MNIST training set"
+        fig.add_bar(x=list(range(10)), y=frac, name=name + (" (calibration)" if real else ""), opacity=0.8,
+                    marker_color="#9e9e9e" if real else None)
+    fig.add_hline(y=0.1, line_dash="dot", annotation_text="all ten equally often: 0.1",
+                  annotation_position="bottom left")
     fig.update_layout(barmode="group", height=320, xaxis_title="predicted digit", yaxis_title="fraction of samples",
                       xaxis=dict(tickmode="linear"), margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=1.12))
