@@ -148,9 +148,9 @@ if hists:
         real = name == "MNIST training set"
         fig.add_bar(x=list(range(10)), y=frac, name=name + (" (calibration)" if real else ""), opacity=0.8,
                     marker_color="#9e9e9e" if real else None)
-    fig.add_hline(y=0.1, line_dash="dot", annotation_text="all ten equally often: 0.1",
-                  annotation_position="bottom left")
-    fig.update_layout(barmode="group", height=320, xaxis_title="predicted digit", yaxis_title="fraction of samples",
+    fig.add_hline(y=0.1, line_dash="dot")
+    fig.update_layout(barmode="group", height=320, xaxis_title="predicted digit (dotted line: all ten equally often)",
+                      yaxis_title="fraction of samples",
                       xaxis=dict(tickmode="linear"), margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=1.12))
     st.plotly_chart(fig, width="stretch", key="label_hist")
