@@ -8,7 +8,6 @@ the same way, so a table shows what "good" and "hopeless" read as.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ import torch
 from . import data, metrics, store
 
 CLASSIFIER = "mnist-classifier"
-QUALITY_KEYS = ("fid", "inception_score", "label_entropy", "precision", "recall")
 DEFAULT_N = 10_000  # samples per model: FID is biased upward at small n, so compare only equal n
 
 
@@ -73,7 +71,7 @@ def load_reference(checkpoints: str | Path = "checkpoints", device: torch.device
     shapes = card.get("extra_tensors", {})
     if all(k in shapes for k in FEATURE_TENSORS) and shapes["train_features"][0] == len(train) \
             and shapes["test_features"][0] == len(test):
-        ext = {k: store.load_extra(path, k).to(device, torch.float32) for k in FEATURE_TENSORS}
+        ext = {k: v.to(device, torch.float32) for k, v in store.load_extras(path, *FEATURE_TENSORS).items()}
     else:
         ext = {k: v.to(device, torch.float32) for k, v in embed_mnist(clf, device).items()}
     return Reference(clf, card, train, test, ext["train_features"], ext["test_features"], ext["test_probs"],
@@ -213,7 +211,3 @@ def replace_between(text: str, block: str, begin: str = "<!-- eval:begin -->", e
     if i < 0 or j < i:
         raise ValueError(f"markers {begin} ... {end} not found")
     return text[:i + len(begin)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
-
-
-def digest(report: dict) -> str:
-    return hashlib.sha256(repr(sorted(report["models"])).encode()).hexdigest()[:8]

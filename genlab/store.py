@@ -176,11 +176,18 @@ def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[t
 
 def load_extra(path: str | os.PathLike, name: str) -> torch.Tensor:
     """An extra tensor saved beside the weights (validated like the weights)."""
+    return load_extras(path, name)[name]
+
+
+def load_extras(path: str | os.PathLike, *names: str) -> dict[str, torch.Tensor]:
+    """Several extra tensors from one read and one checksum of the weights file."""
     weights_path, card_path = _paths(path)
     card = read_card(card_path)
-    if name not in card.get("extra_tensors", {}):
-        raise CheckpointError(f"{card_path}: no extra tensor named {name!r}")
-    return _parse_weights(weights_path, card)[f"extra.{name}"]
+    missing = [n for n in names if n not in card.get("extra_tensors", {})]
+    if missing:
+        raise CheckpointError(f"{card_path}: no extra tensor named {missing[0]!r}")
+    tensors = _parse_weights(weights_path, card)
+    return {n: tensors[f"extra.{n}"] for n in names}
 
 
 def update_card(path: str | os.PathLike, **sections) -> dict:

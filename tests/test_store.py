@@ -55,6 +55,17 @@ class TestRoundTrip:
         load(str(path) + ".safetensors")
         assert sorted(p.name for p in path.parent.iterdir()) == ["m.json", "m.safetensors"]
 
+    def test_extra_tensors_come_back_alone_or_together(self, tmp_path):
+        m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
+        a, b = torch.arange(6.0).view(2, 3), torch.ones(4, dtype=torch.uint8)
+        save(m, tmp_path / "x", extra_tensors={"a": a, "b": b})
+        assert torch.equal(store.load_extra(tmp_path / "x", "a"), a)
+        both = store.load_extras(tmp_path / "x", "a", "b")
+        assert torch.equal(both["a"], a) and torch.equal(both["b"], b)
+        with pytest.raises(CheckpointError, match="no extra tensor"):
+            store.load_extras(tmp_path / "x", "a", "c")
+        load(tmp_path / "x")  # the extras do not disturb the weights
+
     def test_update_card_merges(self, saved):
         _, path = saved
         store.update_card(path, metrics={"iw_nll_k10": 11.0})
