@@ -128,8 +128,12 @@ if rows:
         "IS": st.column_config.NumberColumn("IS ↑", format="%.2f", help="Inception Score with the MNIST classifier (max 10)"),
         "label entropy": st.column_config.NumberColumn("label entropy ↑", format="%.3f",
                                                        help="Entropy of the predicted-digit histogram; 2.303 = all ten equally"),
-        "precision": st.column_config.NumberColumn("precision ↑", format="%.3f"),
-        "recall": st.column_config.NumberColumn("recall ↑", format="%.3f"),
+        "precision": st.column_config.NumberColumn("precision ↑", format="%.3f",
+                                                   help="Share of samples inside the test set's k-NN manifold: realism"),
+        "recall": st.column_config.NumberColumn("recall ↑", format="%.3f",
+                                                help="Share of test images inside the samples' k-NN manifold: variety"),
+        "test NLL (nats)": st.column_config.TextColumn(
+            "test NLL (nats) ↓", help="Importance-weighted negative log-likelihood per test image (VAEs only)"),
     })
     st.caption("Measured on 10,000 samples per model (seed 0) against the 10,000 MNIST test images; precision and "
                "recall with k = 3 nearest neighbours in feature space. The rows marked (calibration) score the "
@@ -138,9 +142,11 @@ if rows:
     missing = [m for m in loaded if m not in hists and getattr(loaded[m][0], "data_kind", "image") == "image"]
     if missing and common.reference_available():
         if st.button(f"Measure {', '.join(missing)} (about 20 s each on a CPU)"):
-            with st.spinner("Sampling 10,000 images per model and scoring them…"):
-                for m in missing:
-                    common.measure(m)
+            bar = st.progress(0.0)
+            for i, m in enumerate(missing):
+                bar.progress(i / len(missing), text=f"Sampling and scoring {m} ({i + 1} of {len(missing)})…")
+                common.measure(m)
+            bar.progress(1.0, text="Done")
             st.rerun()
 if hists:
     fig = go.Figure()
