@@ -194,8 +194,12 @@ def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page
     page.get_by_role("button", name="Stop", exact=True).click()
     controls = page.locator(".st-key-g_controls")
     controls.get_by_text(re.compile(r"^stopped")).first.wait_for(timeout=30_000)
-    page.get_by_role("button", name="Save as checkpoint", exact=True).wait_for(timeout=30_000)
+    # Streamlit keeps the paused page's elements (faded) until the new run has drawn its own, so
+    # wait for the finished page: one save box, no stale one beside it.
+    page.wait_for_function("() => [...document.querySelectorAll('button')]"
+                           ".filter(b => b.innerText.trim() === 'Save as checkpoint').length === 1", timeout=30_000)
     settle(page)
+    assert page.get_by_role("button", name="Save as checkpoint", exact=True).count() == 1
     assert controls.get_by_role("button", name="Resume").count() == 0  # nothing stale from the paused state
     assert page.get_by_text("Change the game while paused").count() == 0
     assert_no_errors(page)

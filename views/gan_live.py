@@ -116,6 +116,7 @@ def controls():
     if c[4].button("Stop", key="g_stop", disabled=not s.active):
         job.stop()
         job.join(5)
+        st.session_state["gan_was_active"] = False  # this rerun already stops the timer; no second one
         st.rerun()  # the whole page: the film and the save box appear
     if c[5].button("Reset", key="g_reset", help="Stop and discard this run to start a new one."):
         job.stop()
