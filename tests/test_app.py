@@ -50,6 +50,21 @@ def test_home_shows_the_loaded_model_and_a_gallery(app):
     assert len(image_urls(at)) == 4  # three VAE/AE checkpoints and the GAN
 
 
+def test_home_shows_the_reported_quality_of_the_loaded_model_only_for_its_weights(app, ckpt_dir, monkeypatch, tmp_path):
+    import json
+    from views import common
+    sha = json.loads((ckpt_dir / "gan-mlp-mnist.json").read_text())["weights_sha256"]
+    q = {"fid": 12.34, "label_entropy": 2.25, "precision": 0.7, "recall": 0.6}
+    cal = {"MNIST training set": {"fid": 1.5}, "uniform noise": {"fid": 9999.0}}
+    report = tmp_path / "eval.json"
+    monkeypatch.setattr(common, "REPORT", report)
+    report.write_text(json.dumps({"calibration": cal, "models": {"gan-mlp-mnist": {"weights_sha256": sha, "quality": q}}}))
+    text = " ".join(m.value for m in app(model="gan-mlp-mnist").markdown)
+    assert "FID **12.3**" in text and "uniform noise 9,999" in text and "**2.250** of 2.303" in text
+    report.write_text(json.dumps({"calibration": cal, "models": {"gan-mlp-mnist": {"weights_sha256": "other", "quality": q}}}))
+    assert "FID" not in " ".join(m.value for m in app(model="gan-mlp-mnist").markdown)  # other weights: not shown
+
+
 def test_latent_explorer_sliders_change_the_pictures(app):
     at = app("views/latent_explorer.py")
     before = image_urls(at)

@@ -309,6 +309,17 @@ def training_summary(card: dict) -> str:
     return ", ".join(parts) + " training" if parts else "training time not recorded"
 
 
+def known_result(name: str, card: dict, report: dict | None = None) -> dict | None:
+    """This model's evaluation: measured on this server, or from docs/eval.json when the
+    weights are the ones measured there; None when neither."""
+    sha = card.get("weights_sha256")
+    r = _measured().get((name, sha))
+    if r is None:
+        cand = (_report() if report is None else report).get("models", {}).get(name)
+        r = cand if cand and cand.get("weights_sha256") == sha else None
+    return r
+
+
 def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
     """Metric table rows for these models plus the calibration rows, and label histograms.
 
@@ -319,11 +330,7 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
     rows, hists = [], {}
     for name in names:
         model, card = load_model(name)
-        sha = card.get("weights_sha256")
-        r = _measured().get((name, sha))
-        if r is None:
-            cand = report.get("models", {}).get(name)
-            r = cand if cand and cand.get("weights_sha256") == sha else None
+        r = known_result(name, card, report)
         row = {"model": name, "FID": None, "IS": None, "label entropy": None, "precision": None, "recall": None,
                "test NLL (nats)": "–", "parameters": f"{card.get('n_params') or 0:,}", "training": "–"}
         lk = evaluation.likelihood_metrics(card)

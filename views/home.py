@@ -7,7 +7,8 @@ from views import common
 
 st.title("genlab")
 st.markdown("Explore the latent spaces of deep generative models: sample them, scale and walk "
-            "their latent Gaussian, interpolate, map the VAE manifold, and watch them train.")
+            "their latent Gaussian, interpolate, map the VAE manifold, watch them train, and "
+            "compare them side by side.")
 common.show_notice()
 
 PAGES = [
@@ -21,12 +22,19 @@ PAGES = [
      "-ELBO, reconstruction and KL curves, KL per dimension; train a new model in the background."),
     ("views/gan_live.py", "GAN Live", ":material/play_circle:",
      "Press Start and watch a GAN learn, on MNIST or 2-d data; pause, step D or G, scrub the film."),
+    ("views/compare.py", "Compare", ":material/compare:",
+     "Two to four models from one seed, side by side: samples, paths, nearest neighbours, FID."),
 ]
 cols = st.columns(len(PAGES))
 for col, (path, title, icon, line) in zip(cols, PAGES):
     with col:
         st.page_link(path, label=title, icon=icon)
         st.caption(line)
+
+def _report_calibration() -> dict | None:
+    cal = common._report().get("calibration") or {}
+    return cal if {"MNIST training set", "uniform noise"} <= cal.keys() else None
+
 
 left, right = st.columns([2, 3])
 with left:
@@ -48,6 +56,14 @@ with left:
                 f"{len(hist.get('epochs', []))} epochs ({hist.get('train_time_s', 0) / 60:.1f} min "
                 f"on {card.get('train_config', {}).get('device', '?')})  \n"
                 f"running on **{genlab.describe_device(common.device())}**")
+            q = (common.known_result(name, card) or {}).get("quality")
+            if q:
+                cal = _report_calibration()
+                ref = (f" (the training set scores {cal['MNIST training set']['fid']:.1f}, uniform noise "
+                       f"{cal['uniform noise']['fid']:,.0f})") if cal else ""
+                st.markdown(f"FID **{q['fid']:.1f}** on classifier features, lower is better{ref}; label entropy **{q['label_entropy']:.3f}** of 2.303 nats, "
+                            f"precision {q['precision']:.2f}, recall {q['recall']:.2f}")
+                st.page_link("views/compare.py", label="Compare it with the others", icon=":material/compare:")
             rows = common.metric_rows(card.get("metrics", {}))
             if rows:
                 st.dataframe(rows, hide_index=True)
