@@ -156,6 +156,15 @@ def _lines(series: list[tuple[list, list, str, str]], xtitle: str, ytitle: str, 
     return fig
 
 
+def _right_axis(fig, x, y, name: str, colour: str, title: str, yrange, ticks: dict | None = None) -> None:
+    """Add one line on its own axis on the right of a `_lines` chart."""
+    import plotly.graph_objects as go
+
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=colour, dash="dot"), yaxis="y2"))
+    fig.update_layout(yaxis2=dict(title=title, range=yrange, overlaying="y", side="right", showgrid=False,
+                                  **(ticks or {})))
+
+
 def gan_figures(steps: dict, max_points: int = 600):
     """Two charts over generator steps: the D and G losses, and mean D(x) and D(G(z))."""
     x = list(steps.get("step", []))
@@ -197,13 +206,20 @@ def toy_field_figure(field: dict, title: str = ""):
 
 
 def toy_measures_figures(rows: list[dict]):
-    """Modes covered (ring data) and KL / JS to the data over training, for 2-d GANs."""
+    """Modes covered (ring data) and KL / JS to the data over training, for 2-d GANs. The
+    second series of each chart has its own right-hand axis: a fraction of 1 beside a count of
+    8, and JS (at most ln 2) beside a KL that can be many nats."""
     steps = [r["step"] for r in rows]
     modes = None
     if rows and "modes" in rows[0]:
-        modes = _lines([(steps, [r["modes"] for r in rows], "modes covered (of 8)", "#9467bd"),
-                        (steps, [8 * r["high_quality"] for r in rows], "8 × high-quality fraction", "#8c564b")],
-                       "generator step", "modes", yrange=[0, 8.5], height=240)
-    div = _lines([(steps, [r["kl"] for r in rows], "KL(real ‖ generated)", "#d62728"),
-                  (steps, [r["js"] for r in rows], "JS", "#1f77b4")], "generator step", "nats", height=240)
+        modes = _lines([(steps, [r["modes"] for r in rows], "modes covered (of 8)", "#9467bd")],
+                       "generator step", "modes covered", yrange=[0, 8.5], height=240)
+        _right_axis(modes, steps, [r["high_quality"] for r in rows], "samples within 3σ of a mode (right)",
+                    "#8c564b", "fraction", [0, 1.0625],
+                    dict(tickmode="array", tickvals=[0, 0.25, 0.5, 0.75, 1]))
+    div = _lines([(steps, [r["kl"] for r in rows], "KL(real ‖ generated)", "#d62728")],
+                 "generator step", "KL, nats", height=240)
+    _right_axis(div, steps, [r["js"] for r in rows], "JS (right; at most ln 2)", "#1f77b4", "JS, nats",
+                [0, 0.72], dict(tickmode="array", tickvals=[0, 0.2, 0.4, 0.6, math.log(2)],
+                                ticktext=["0", "0.2", "0.4", "0.6", "ln 2"]))
     return modes, div

@@ -58,6 +58,7 @@ def test_figures_build_from_a_card_history():
     assert [t.name for t in losses.data] == ["D loss", "G loss"] and len(outputs.data) == 2
     modes, div = viz.toy_measures_figures([{"step": 50, "modes": 3, "high_quality": 0.5, "kl": 2.0, "js": 0.3}])
     assert list(modes.data[0].y) == [3] and list(div.data[1].y) == [0.3]
+    assert list(modes.data[1].y) == [0.5] and modes.data[1].yaxis == "y2"  # the fraction, unscaled, on its own axis
     bars = viz.kl_per_dim_figure([0.5, 0.001])
     assert list(bars.data[0].marker.color) == ["#1f77b4", "#bbbbbb"]
     sc = viz.latent_scatter(np.random.rand(30, 2), np.arange(30) % 10)

@@ -142,7 +142,7 @@ def live_view():
     if "field" in x:
         left, right = st.columns([3, 2])
         with left:
-            st.plotly_chart(viz.toy_field_figure(x["field"], "D(x) over the plane; arrows: where G pushes its samples"),
+            st.plotly_chart(viz.toy_field_figure(x["field"], "D(x) over the plane, and where G pushes its samples"),
                             width="stretch", key="g_field")
         with right:
             charts(x["history"], "g")
