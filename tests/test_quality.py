@@ -138,6 +138,35 @@ def test_nearest_neighbour_matches_brute_force_on_new_queries():
     assert torch.allclose(d[torch.arange(len(queries)), idx], best, atol=1e-9)
 
 
+@pytest.mark.parametrize("rank,candidates", [(2, 3), (8, 16), (500, 4)])
+def test_bounded_pixel_search_is_exact_whatever_its_pruning(rank, candidates):
+    # a poor subspace and few candidates send most queries down the second, wider pass
+    g = torch.Generator().manual_seed(2)
+    train = torch.rand(1500, 1, 10, 10, generator=g) * (torch.rand(1500, 1, 10, 10, generator=g) > 0.5)
+    train[700:750] = train[:50] + 0.001 * torch.rand(50, 1, 10, 10, generator=g)  # near-duplicates
+    queries = torch.cat([torch.rand(30, 1, 10, 10, generator=g), 3 * torch.rand(10, 1, 10, 10, generator=g),
+                         train[:20] + 0.0004])
+    nn = metrics.NearestNeighbours(train, rank=rank, candidates=candidates)
+    idx, dist = nn.pixel(queries)
+    d = torch.cdist(queries.flatten(1).double(), train.flatten(1).double())
+    best = d.min(1).values
+    assert torch.allclose(d[torch.arange(len(queries)), idx], best, atol=1e-9)
+    assert torch.allclose(dist.double(), best, atol=1e-4)
+
+
+def test_the_pixel_search_bound_never_exceeds_the_true_distance():
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(4, 64, generator=g)  # data near a 4-d subspace, as images are near a low-d one
+    train = torch.randn(800, 4, generator=g) @ w + 0.1 * torch.rand(800, 64, generator=g)
+    queries = torch.randn(50, 4, generator=g) @ w + 0.1 * torch.rand(50, 64, generator=g)
+    nn = metrics.NearestNeighbours(train, rank=6)
+    aq = nn._lift(queries)
+    bound = torch.cdist(aq.double(), nn.lifted.double()).pow(2)
+    true = torch.cdist(queries.double(), train.double()).pow(2)
+    assert (bound <= true + 1e-5).all()
+    assert (bound >= 0.9 * true).float().mean() > 0.9  # and, with the right subspace, it is tight
+
+
 def test_nearest_neighbour_refuses_features_it_was_not_given():
     nn = metrics.NearestNeighbours(torch.rand(10, 1, 4, 4))
     with pytest.raises(ValueError):

@@ -63,7 +63,7 @@ class Classifier(nn.Module):
         self.eval()
         feats, probs = [], []
         for i in range(0, len(x), batch_size):
-            f = self.features(x[i:i + batch_size])
+            f = self.features(x[i:i + batch_size].contiguous(memory_format=torch.channels_last))
             feats.append(f)
             probs.append(torch.softmax(self.out(f), dim=1))
         self.train(was)
