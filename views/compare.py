@@ -86,37 +86,61 @@ if nn_space != "off" and any(getattr(m, "data_kind", "image") == "image" for m, 
     if reference is None:
         st.warning("Nearest neighbours need the MNIST classifier checkpoint (mnist-classifier), which is missing.")
 
+# Everything is computed first and drawn row by row (titles, grids, paths, neighbours), so
+# each row starts at the same height in every column however long a caption runs.
 by_latent: dict[int, str] = {}
-cols = st.columns(len(loaded))
-for col, (name, (model, card)) in zip(cols, loaded.items()):
-    with col:
-        z_dim = model.latent_dim
-        st.subheader(name)
-        st.caption(f"{info[name]['label'].split('(')[-1].rstrip(')')} · {card.get('n_params', 0):,} parameters · "
-                   + common.training_summary(card)
-                   + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else ""))
-        by_latent.setdefault(z_dim, name)
-        with torch.inference_mode():
-            z = model.prior_sample(n, common.generator(seed))
-            out = model.decode(z)
+shown = []
+for name, (model, card) in loaded.items():
+    z_dim = model.latent_dim
+    item = {"name": name, "caption": f"{info[name]['label'].split('(')[-1].rstrip(')')} · "
+                                     f"{card.get('n_params', 0):,} parameters · " + common.training_summary(card)
+                                     + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else "")}
+    by_latent.setdefault(z_dim, name)
+    with torch.inference_mode():
+        z = model.prior_sample(n, common.generator(seed))
+        out = model.decode(z)
         if getattr(model, "data_kind", "image") == "points":
-            fig = go.Figure(go.Scattergl(x=out[:, 0].tolist(), y=out[:, 1].tolist(), mode="markers",
+            item["points"] = out
+        else:  # the path: from the grid's first sample to the first sample of seed + 1
+            item["grid"] = out
+            zb = model.prior_sample(n, common.generator(seed + 1))[0]
+            item["strip"] = model.decode(latent.interpolate(z[0], zb, 8, st.session_state["path"]))
+    if "grid" in item and reference is not None and tuple(out.shape[1:]) == (1, 28, 28):
+        item["nn"] = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
+    shown.append(item)
+
+
+def row():
+    return zip(st.columns(len(shown)), shown)
+
+
+for col, it in row():
+    col.subheader(it["name"])
+    col.caption(it["caption"])
+for col, it in row():
+    with col:
+        if "points" in it:
+            pts = it["points"]
+            fig = go.Figure(go.Scattergl(x=pts[:, 0].tolist(), y=pts[:, 1].tolist(), mode="markers",
                                          marker=dict(size=5)))
             fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_scaleanchor="x")
-            st.plotly_chart(fig, width="stretch", key=f"pts_{name}")
+            st.plotly_chart(fig, width="stretch", key=f"pts_{it['name']}")
             st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
-            continue
-        common.show_grid(out, nrow=nrow, caption=f"{n} samples, seed {seed}")
-        with torch.inference_mode():  # from the grid's first sample to the first sample of seed + 1
-            zb = model.prior_sample(n, common.generator(seed + 1))[0]
-            strip = model.decode(latent.interpolate(z[0], zb, 8, st.session_state["path"]))
-        common.show_grid(strip, nrow=8, caption=f"{st.session_state['path']}: seed {seed} → seed {seed + 1} "
-                                                f"(from the first sample above)")
-        if reference is not None and tuple(out.shape[1:]) == (1, 28, 28):
-            idx, dist = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
-            common.show_grid(reference.train.x[idx], nrow=nrow,
-                             caption=f"nearest training images ({nn_space}); median distance "
-                                     f"{dist.median():.2f}" + (" (pixel L2)" if nn_space == "pixels" else ""))
+        else:
+            common.show_grid(it["grid"], nrow=nrow, caption=f"{n} samples, seed {seed}")
+for col, it in row():
+    if "strip" in it:
+        with col:
+            common.show_grid(it["strip"], nrow=8, caption=f"{st.session_state['path']}: seed {seed} → seed {seed + 1} "
+                                                          f"(from the first sample above)")
+if any("nn" in it for it in shown):
+    for col, it in row():
+        if "nn" in it:
+            idx, dist = it["nn"]
+            with col:
+                common.show_grid(reference.train.x[idx], nrow=nrow,
+                                 caption=f"nearest training images ({nn_space}); median distance "
+                                         f"{dist.median():.2f}" + (" (pixel L2)" if nn_space == "pixels" else ""))
 
 st.divider()
 st.subheader("Metrics")
