@@ -6,7 +6,8 @@ Measured inside the page, from the click event to the frame that shows the chang
   Step:   click "Step both" until the controls' generator step count has grown by one
   Resume: click "Resume" until the controls read "running" and offer "Pause"
 
-(The fixed-noise grid and the curves follow on their own one-second timer.)
+(The fixed-noise grid and the curves follow on their own one-second timer.) It also counts the
+browser's long tasks (main thread busy > 50 ms) over 10 s of training: a click waits for them.
 
 Run: python bench/live_controls.py [--data mnist-mlp|ring8] [--repeats 5]
 Needs Debian's chromium (or GENLAB_CHROMIUM) and Playwright.
@@ -103,6 +104,13 @@ def main():
             pg.get_by_role("button", name="Start", exact=True).click()
             pg.get_by_text(re.compile(r"^running")).first.wait_for(timeout=60_000)
             pg.wait_for_timeout(5000)
+            # how often the page's main thread is busy for > 50 ms while training runs: a click
+            # that lands in such a task waits for its end
+            pg.evaluate("() => { window.__lt = []; new PerformanceObserver(l => { for (const e of l.getEntries())"
+                        " window.__lt.push(e.duration); }).observe({type: 'longtask'}); }")
+            pg.wait_for_timeout(10_000)
+            long_tasks = pg.evaluate("window.__lt")
+            rate = re.search(r"([\d.]+) steps/s", pg.get_by_text(re.compile(r"steps/s")).first.inner_text()).group(1)
             times = {"pause": [], "step": [], "resume": []}
             server = {"pause": [], "step": [], "resume": []}
             for _ in range(a.repeats):
@@ -121,6 +129,9 @@ def main():
         proc.terminate()
     print(f"GAN Live controls while training {a.data}, click to painted change, {a.repeats} repeats (ms);")
     print("server share: click to the last websocket message before the change (server, network, queueing)")
+    print(f"  training speed with this page open: {rate} generator steps/s")
+    print(f"  browser main thread, 10 s of training: {len(long_tasks)} tasks over 50 ms"
+          + (f", longest {max(long_tasks):.0f} ms, {sum(long_tasks):.0f} ms in all" if long_tasks else ""))
     for k, v in times.items():
         srv = [x for x in server[k] if x == x]
         print(f"  {k:7s} median {statistics.median(v):6.0f}   max {max(v):6.0f}   (target <= 200)   "

@@ -6,6 +6,7 @@ equivalent otherwise; both give the same layout.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 import math
 
 import numpy as np
@@ -134,7 +135,7 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", heigh
     for digit in range(10):
         m = labels == digit
         if m.any():
-            fig.add_scattergl(x=codes[m, 0], y=codes[m, 1], mode="markers", name=str(digit),
+            fig.add_scatter(x=codes[m, 0], y=codes[m, 1], mode="markers", name=str(digit),
                               marker=dict(size=4, color=palette[digit], opacity=0.7),
                               customdata=ids[m], hovertemplate="index %{customdata}<extra>digit " + str(digit) + "</extra>")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
@@ -143,29 +144,148 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", heigh
     return fig
 
 
-def _lines(series: list[tuple[list, list, str, str]], xtitle: str, ytitle: str, yrange=None, height: int = 260,
-           hline: float | None = None):
-    """A light line chart from (x, y, name, colour) series (no subplots: they are slow to build)."""
-    import plotly.graph_objects as go
+@dataclass
+class LineChart:
+    """A line chart as data, drawn either by Plotly (interactive) or as a small SVG.
 
-    fig = go.Figure([go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=c)) for x, y, name, c in series])
-    if hline is not None:
-        fig.add_hline(y=hline, line_dash="dot")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=xtitle, yaxis_title=ytitle,
-                      legend=dict(orientation="h", y=-0.3), yaxis=dict(range=yrange) if yrange else {})
-    return fig
+    Live views redraw their curves every second. In a browser without a GPU each Plotly
+    redraw holds the page's main thread for ~50-150 ms, and a click waits behind it;
+    an SVG image of the same chart costs the browser next to nothing. So GAN Live draws
+    SVG while training runs and Plotly (hover, zoom) when paused or stopped.
+    """
+    series: list  # (x, y, name, colour)
+    xtitle: str
+    ytitle: str
+    yrange: list | None = None
+    hline: float | None = None
+    height: int = 260
+    right: dict | None = None  # one more series on its own right-hand axis: x, y, name, colour, title, range, ticks
+
+    def plotly(self):
+        import plotly.graph_objects as go
+
+        fig = go.Figure([go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=c))
+                         for x, y, name, c in self.series])
+        if self.hline is not None:
+            fig.add_hline(y=self.hline, line_dash="dot")
+        fig.update_layout(height=self.height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=self.xtitle,
+                          yaxis_title=self.ytitle, legend=dict(orientation="h", y=-0.3),
+                          yaxis=dict(range=self.yrange) if self.yrange else {})
+        r = self.right
+        if r:
+            fig.add_trace(go.Scatter(x=r["x"], y=r["y"], mode="lines", name=r["name"],
+                                     line=dict(color=r["colour"], dash="dot"), yaxis="y2"))
+            ticks = dict(tickmode="array", tickvals=r["ticks"][0], ticktext=r["ticks"][1]) if r.get("ticks") else {}
+            fig.update_layout(yaxis2=dict(title=r["title"], range=r["range"], overlaying="y", side="right",
+                                          showgrid=False, **ticks))
+        return fig
+
+    def svg(self, width: int = 300) -> str:
+        return _svg_chart(self, width)
 
 
-def _right_axis(fig, x, y, name: str, colour: str, title: str, yrange, ticks: dict | None = None) -> None:
-    """Add one line on its own axis on the right of a `_lines` chart."""
-    import plotly.graph_objects as go
+def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    """About n round tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo] if math.isfinite(lo) else []
+    raw = (hi - lo) / max(n - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=colour, dash="dot"), yaxis="y2"))
-    fig.update_layout(yaxis2=dict(title=title, range=yrange, overlaying="y", side="right", showgrid=False,
-                                  **(ticks or {})))
+
+def _tick_label(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 or float(v).is_integer() else f"{v:g}"
 
 
-def gan_figures(steps: dict, max_points: int = 600):
+def _range_of(values, given) -> tuple[float, float]:
+    if given:
+        return float(given[0]), float(given[1])
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    lo, hi = min(finite), max(finite)
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.05
+    return lo - pad, hi + pad
+
+
+def _svg_chart(ch: LineChart, width: int) -> str:
+    """The chart as a self-contained SVG string (axes, ticks, grid, legend), Plotly-like."""
+    from html import escape
+
+    h = ch.height
+    left, right_m, top, bottom = 58, (58 if ch.right else 14), 10, 74
+    pw, ph = width - left - right_m, h - top - bottom
+    xs = [v for x, *_ in ch.series for v in x] + (list(ch.right["x"]) if ch.right else [])
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    if x1 <= x0:
+        x1 = x0 + 1
+    y0, y1 = _range_of([v for _, y, *_ in ch.series for v in y], ch.yrange)
+
+    def px(v):
+        return left + (v - x0) / (x1 - x0) * pw
+
+    def py(v, lo=y0, hi=y1):
+        return top + (1 - (v - lo) / (hi - lo)) * ph
+
+    def path(x, y, lo=y0, hi=y1):
+        parts, run = [], []
+        for a, b in zip(x, y):
+            if b is None or not math.isfinite(b):
+                if run:
+                    parts.append(run)
+                run = []
+                continue
+            run.append(f"{px(a):.1f},{py(min(max(b, lo - (hi - lo)), hi + (hi - lo)), lo, hi):.1f}")
+        if run:
+            parts.append(run)
+        return " ".join("M" + " L".join(r) for r in parts)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="{width}" height="{h}" '
+           f'font-family="sans-serif" font-size="11" fill="#555">',
+           f'<defs><clipPath id="plot"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath></defs>']
+    for t in _nice_ticks(y0, y1):
+        y = py(t)
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick_label(t)}</text>')
+    for t in _nice_ticks(x0, x1, 5):
+        x = px(t)
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 15}" text-anchor="middle">{_tick_label(t)}</text>')
+    out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#bbb"/>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 33}" text-anchor="middle" font-size="12">'
+               f'{escape(ch.xtitle)}</text>')
+    out.append(f'<text transform="translate(14,{top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" '
+               f'font-size="12">{escape(ch.ytitle)}</text>')
+    if ch.hline is not None and y0 <= ch.hline <= y1:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(ch.hline):.1f}" y2="{py(ch.hline):.1f}" '
+                   f'stroke="#222" stroke-dasharray="2,3"/>')
+    legend = [(name, c, "") for _, _, name, c in ch.series]
+    for x, y, _, c in ch.series:
+        out.append(f'<path d="{path(x, y)}" fill="none" stroke="{c}" stroke-width="1.6" clip-path="url(#plot)"/>')
+    r = ch.right
+    if r:
+        lo, hi = _range_of(r["y"], r.get("range"))
+        vals, labels = r["ticks"] if r.get("ticks") else (_nice_ticks(lo, hi), None)
+        for i, t in enumerate(vals):
+            label = labels[i] if labels else _tick_label(t)
+            out.append(f'<text x="{left + pw + 6}" y="{py(t, lo, hi) + 4:.1f}">{escape(str(label))}</text>')
+        out.append(f'<text transform="translate({width - 12},{top + ph / 2:.1f}) rotate(90)" '
+                   f'text-anchor="middle" font-size="12">{escape(r["title"])}</text>')
+        out.append(f'<path d="{path(r["x"], r["y"], lo, hi)}" fill="none" stroke="{r["colour"]}" stroke-width="1.6" '
+                   f'stroke-dasharray="3,3" clip-path="url(#plot)"/>')
+        legend.append((r["name"], r["colour"], ' stroke-dasharray="3,3"'))
+    ly = top + ph + 50
+    for i, (name, c, dash) in enumerate(legend):  # one entry per line, as Plotly lays out long names
+        y = ly + 14 * (i % 2)
+        x = left + (pw / 2) * (i // 2)
+        out.append(f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" stroke="{c}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{x + 28:.1f}" y="{y}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def gan_charts(steps: dict, max_points: int = 600) -> tuple[LineChart, LineChart]:
     """Two charts over generator steps: the D and G losses, and mean D(x) and D(G(z))."""
     x = list(steps.get("step", []))
     stride = max(1, len(x) // max_points)
@@ -174,12 +294,17 @@ def gan_figures(steps: dict, max_points: int = 600):
     def series(keys):
         return [(xs, list(steps[k])[::stride], name, c) for k, name, c in keys if k in steps]
 
-    losses = _lines(series((("d_loss", "D loss", "#d62728"), ("g_loss", "G loss", "#1f77b4"))),
-                    "generator step", "loss")
-    outputs = _lines(series((("d_real", "mean D(x), real", "#2ca02c"),
-                             ("d_fake", "mean D(G(z)), generated", "#ff7f0e"))),
-                     "generator step", "discriminator output", yrange=[0, 1], hline=0.5)
+    losses = LineChart(series((("d_loss", "D loss", "#d62728"), ("g_loss", "G loss", "#1f77b4"))),
+                       "generator step", "loss")
+    outputs = LineChart(series((("d_real", "mean D(x), real", "#2ca02c"),
+                                ("d_fake", "mean D(G(z)), generated", "#ff7f0e"))),
+                        "generator step", "discriminator output", yrange=[0, 1], hline=0.5)
     return losses, outputs
+
+
+def gan_figures(steps: dict, max_points: int = 600):
+    """`gan_charts` as Plotly figures."""
+    return tuple(c.plotly() for c in gan_charts(steps, max_points))
 
 
 def toy_field_figure(field: dict, title: str = ""):
@@ -191,35 +316,112 @@ def toy_field_figure(field: dict, title: str = ""):
     fig = go.Figure(go.Heatmap(x=t, y=t, z=field["prob"], zmin=0, zmax=1, colorscale="RdBu", opacity=0.55,
                                colorbar=dict(title="D(x)", thickness=12)))
     real, fake, grad = field["real"], field["fake"], field["grad"]
-    fig.add_scattergl(x=real[:, 0], y=real[:, 1], mode="markers", name="real", marker=dict(size=4, color="#2ca02c"))
-    fig.add_scattergl(x=fake[:, 0], y=fake[:, 1], mode="markers", name="generated", marker=dict(size=4, color="#7b2cbf"))
+    fig.add_scatter(x=real[:, 0], y=real[:, 1], mode="markers", name="real", marker=dict(size=4, color="#2ca02c"))
+    fig.add_scatter(x=fake[:, 0], y=fake[:, 1], mode="markers", name="generated", marker=dict(size=4, color="#7b2cbf"))
     norm = np.linalg.norm(grad, axis=1, keepdims=True)
     scale = 0.3 / max(float(np.percentile(norm, 90)), 1e-12)
     tips = fake[: len(grad)] + grad * scale
     xs = np.stack([fake[: len(grad), 0], tips[:, 0], np.full(len(grad), np.nan)], 1).ravel()
     ys = np.stack([fake[: len(grad), 1], tips[:, 1], np.full(len(grad), np.nan)], 1).ravel()
-    fig.add_scattergl(x=xs, y=ys, mode="lines", name="G's gradient", line=dict(color="#333333", width=1))
+    fig.add_scatter(x=xs, y=ys, mode="lines", name="G's gradient", line=dict(color="#333333", width=1))
     fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(range=[t[0], t[-1]]), yaxis=dict(range=[t[0], t[-1]], scaleanchor="x"),
                       legend=dict(orientation="h", y=-0.1))
     return fig
 
 
-def toy_measures_figures(rows: list[dict]):
+def _rdbu_lut(opacity: float = 0.55) -> np.ndarray:
+    """Plotly's RdBu colour scale as 256 RGB rows, blended over white as the figure's heatmap is."""
+    import plotly.colors as pc
+
+    rgb = [tuple(int(v) for v in c[4:-1].split(",")) for c in pc.sample_colorscale("RdBu", np.linspace(0, 1, 256))]
+    return (opacity * np.array(rgb, dtype=np.float64) + (1 - opacity) * 255).round().astype(np.uint8)
+
+
+def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
+    """`toy_field_figure` as a light SVG picture (for redrawing every second while training
+    runs): D's probability as an embedded PNG, real and generated points, G's gradient arrows,
+    a colour bar and a legend."""
+    import base64
+    from html import escape
+
+    t = field["ticks"]
+    lo, hi = float(t[0]), float(t[-1])
+    top, left, size = (34 if title else 10), 40, width - 40 - 70
+    h = top + size + 56
+
+    def px(v):
+        return left + (v - lo) / (hi - lo) * size
+
+    def py(v):
+        return top + (1 - (v - lo) / (hi - lo)) * size
+
+    lut = _rdbu_lut()
+    idx = np.clip((np.asarray(field["prob"]) * 255).round(), 0, 255).astype(np.int64)[::-1]  # row 0 = top
+    heat = base64.b64encode(png_bytes(lut[idx])).decode()
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+           f'viewBox="0 0 {width} {h}" width="{width}" height="{h}" font-family="sans-serif" font-size="11" fill="#555">']
+    if title:
+        out.append(f'<text x="{left}" y="20" font-size="14" font-weight="bold" fill="#222">{escape(title)}</text>')
+    cell = size / len(t)  # the heatmap's cells are centred on the ticks, as Plotly draws them
+    out.append(f'<image x="{left - cell / 2:.1f}" y="{top - cell / 2:.1f}" width="{size + cell:.1f}" '
+               f'height="{size + cell:.1f}" preserveAspectRatio="none" style="image-rendering:pixelated" '
+               f'href="data:image/png;base64,{heat}"/>')
+    for v in _nice_ticks(lo, hi, 7):
+        out.append(f'<text x="{px(v):.1f}" y="{top + size + 18:.1f}" text-anchor="middle">{_tick_label(v)}</text>')
+        out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{_tick_label(v)}</text>')
+    real, fake, grad = np.asarray(field["real"]), np.asarray(field["fake"]), np.asarray(field["grad"])
+    norm = np.linalg.norm(grad, axis=1, keepdims=True)
+    scale = 0.3 / max(float(np.percentile(norm, 90)), 1e-12) if len(grad) else 0.0
+    tips = fake[: len(grad)] + grad * scale
+    arrows = " ".join(f"M{px(a):.1f},{py(b):.1f}L{px(c):.1f},{py(d):.1f}"
+                      for (a, b), (c, d) in zip(fake[: len(grad)], tips))
+    out.append(f'<defs><clipPath id="field"><rect x="{left}" y="{top}" width="{size}" height="{size}"/></clipPath></defs>'
+               f'<g clip-path="url(#field)">')
+    for pts, colour in ((real, "#2ca02c"), (fake, "#7b2cbf")):
+        out.append(f'<g fill="{colour}">' + "".join(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.2"/>'
+                                                   for a, b in pts) + "</g>")
+    out.append(f'<path d="{arrows}" stroke="#333" stroke-width="1" fill="none"/></g>')
+    bx = left + size + 22  # the colour bar, 1 at the top
+    bar = base64.b64encode(png_bytes(lut[::-1][:, None, :].repeat(8, 1))).decode()
+    out.append(f'<image x="{bx}" y="{top}" width="12" height="{size}" preserveAspectRatio="none" '
+               f'href="data:image/png;base64,{bar}"/>')
+    for v in (0, 0.2, 0.4, 0.6, 0.8, 1):
+        out.append(f'<text x="{bx + 16}" y="{top + (1 - v) * size + 4:.1f}">{v:g}</text>')
+    out.append(f'<text x="{bx}" y="{top - 4}">D(x)</text>')
+    ly = top + size + 44
+    for i, (name, colour, kind) in enumerate((("real", "#2ca02c", "dot"), ("generated", "#7b2cbf", "dot"),
+                                              ("G's gradient", "#333", "line"))):
+        x = left + 110 * i
+        out.append(f'<circle cx="{x + 6}" cy="{ly - 4}" r="3" fill="{colour}"/>' if kind == "dot" else
+                   f'<line x1="{x}" x2="{x + 18}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}"/>')
+        out.append(f'<text x="{x + 24}" y="{ly}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def toy_measure_charts(rows: list[dict]) -> tuple[LineChart | None, LineChart]:
     """Modes covered (ring data) and KL / JS to the data over training, for 2-d GANs. The
     second series of each chart has its own right-hand axis: a fraction of 1 beside a count of
     8, and JS (at most ln 2) beside a KL that can be many nats."""
     steps = [r["step"] for r in rows]
     modes = None
     if rows and "modes" in rows[0]:
-        modes = _lines([(steps, [r["modes"] for r in rows], "modes covered (of 8)", "#9467bd")],
-                       "generator step", "modes covered", yrange=[0, 8.5], height=240)
-        _right_axis(modes, steps, [r["high_quality"] for r in rows], "samples within 3σ of a mode (right)",
-                    "#8c564b", "fraction", [0, 1.0625],
-                    dict(tickmode="array", tickvals=[0, 0.25, 0.5, 0.75, 1]))
-    div = _lines([(steps, [r["kl"] for r in rows], "KL(real ‖ generated)", "#d62728")],
-                 "generator step", "KL, nats", height=240)
-    _right_axis(div, steps, [r["js"] for r in rows], "JS (right; at most ln 2)", "#1f77b4", "JS, nats",
-                [0, 0.72], dict(tickmode="array", tickvals=[0, 0.2, 0.4, 0.6, math.log(2)],
-                                ticktext=["0", "0.2", "0.4", "0.6", "ln 2"]))
+        modes = LineChart([(steps, [r["modes"] for r in rows], "modes covered (of 8)", "#9467bd")],
+                          "generator step", "modes covered", yrange=[0, 8.5], height=240,
+                          right=dict(x=steps, y=[r["high_quality"] for r in rows],
+                                     name="samples within 3σ of a mode (right)", colour="#8c564b",
+                                     title="fraction", range=[0, 1.0625],
+                                     ticks=([0, 0.25, 0.5, 0.75, 1], ["0", "0.25", "0.5", "0.75", "1"])))
+    div = LineChart([(steps, [r["kl"] for r in rows], "KL(real ‖ generated)", "#d62728")],
+                    "generator step", "KL, nats", height=240,
+                    right=dict(x=steps, y=[r["js"] for r in rows], name="JS (right; at most ln 2)", colour="#1f77b4",
+                               title="JS, nats", range=[0, 0.72],
+                               ticks=([0, 0.2, 0.4, 0.6, math.log(2)], ["0", "0.2", "0.4", "0.6", "ln 2"])))
     return modes, div
+
+
+def toy_measures_figures(rows: list[dict]):
+    """`toy_measure_charts` as Plotly figures."""
+    modes, div = toy_measure_charts(rows)
+    return (None if modes is None else modes.plotly()), div.plotly()

@@ -98,7 +98,9 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     at.run()
     first = job.snapshot().extra["g_steps"]
     assert any("generator step" in m.value for m in at.caption)  # the live view's counter
-    assert len(at.get("plotly_chart")) >= 2  # the field and the curves
+    svgs = [e for e in at.get("image") if "svg" in e.proto.imgs[0].url]
+    # while training runs, the field and the four curve charts are light SVG pictures, no Plotly
+    assert len(svgs) == 5 and not at.get("plotly_chart")
     at.button(key="g_pause").click().run()  # reruns just the controls fragment
     assert job.snapshot().state == "paused"
     at.run()  # AppTest does not replay a fragment-scoped rerun by itself
@@ -113,6 +115,7 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     at.run()
     at.button(key="g_stop").click().run()
     assert job.snapshot().state == "stopped" and not at.exception
+    assert len(at.get("plotly_chart")) == 5  # stopped: the field and the curves become interactive
     at.text_input[0].set_value("toy-gan-test")
     next(b for b in at.button if b.label == "Save as checkpoint").click().run()
     assert (ckpt_dir / "toy-gan-test.json").exists()

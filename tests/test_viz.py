@@ -1,5 +1,6 @@
 """Pictures: the pure-torch grid against a hand layout (and torchvision where it imports), PNG, GIF."""
 import io
+import math
 
 import numpy as np
 import pytest
@@ -64,3 +65,60 @@ def test_figures_build_from_a_card_history():
     sc = viz.latent_scatter(np.random.rand(30, 2), np.arange(30) % 10)
     ids = sorted(int(i) for tr in sc.data for i in tr.customdata)
     assert ids == list(range(30))  # every point carries its row id, whatever trace it is in
+
+
+def test_svg_line_chart_is_well_formed_and_maps_data_up_and_right():
+    import math
+    import xml.etree.ElementTree as ET
+    ch = viz.LineChart([([0, 5, 10], [0.0, float("nan"), 1.0], "a <&> b", "#d62728")], "step", "loss",
+                       yrange=[0, 1], hline=0.5,
+                       right=dict(x=[0, 10], y=[0.2, 0.4], name="js", colour="#1f77b4", title="JS", range=[0, 1]))
+    root = ET.fromstring(ch.svg(300))  # escaping keeps it well-formed
+    ns = "{http://www.w3.org/2000/svg}"
+    paths = [p.get("d") for p in root.iter(ns + "path")]
+    first = paths[0]
+    assert first.count("M") == 2  # the NaN breaks the line in two
+    (xa, ya), (xb, yb) = [tuple(map(float, seg.strip().lstrip("M").split(","))) for seg in first.split("M")[1:]]
+    assert xb > xa and yb < ya  # larger step to the right, larger value higher on the screen
+    plot = root.find(f"{ns}defs/{ns}clipPath/{ns}rect")
+    left, top = float(plot.get("x")), float(plot.get("y"))
+    w, h = float(plot.get("width")), float(plot.get("height"))
+    assert math.isclose(xa, left, abs_tol=0.1) and math.isclose(ya, top + h, abs_tol=0.1)  # (0, 0): bottom left
+    assert math.isclose(xb, left + w, abs_tol=0.1) and math.isclose(yb, top, abs_tol=0.1)  # (10, 1): top right
+    texts = [t.text for t in root.iter(ns + "text")]
+    assert "a <&> b" in texts and "js" in texts and "JS" in texts
+
+
+def test_nice_ticks_are_round_and_cover_the_range():
+    for lo, hi in [(0, 8.5), (0.47, 1.55), (1, 2900), (-3, 120), (0, 0.72)]:
+        ticks = viz._nice_ticks(lo, hi)
+        assert 2 <= len(ticks) <= 7 and lo <= ticks[0] and ticks[-1] <= hi
+        steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+        assert len(steps) == 1
+        step = steps.pop()
+        assert round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5), (lo, hi, ticks)
+
+
+def test_toy_field_svg_draws_every_point_where_it_belongs():
+    import base64
+    import xml.etree.ElementTree as ET
+    ticks = np.linspace(-3, 3, 5)
+    prob = np.zeros((5, 5))
+    prob[0, 0] = 1.0  # D sure at (x, y) = (-3, -3): the bottom-left cell
+    field = {"ticks": ticks, "prob": prob, "real": np.array([[-3.0, -3.0], [0.0, 0.0]]),
+             "fake": np.array([[3.0, 3.0]]), "grad": np.array([[1.0, 0.0]])}
+    root = ET.fromstring(viz.toy_field_svg(field, "title"))
+    ns = "{http://www.w3.org/2000/svg}"
+    circles = [(float(c.get("cx")), float(c.get("cy"))) for c in root.iter(ns + "circle")]
+    rect = root.find(f"{ns}defs/{ns}clipPath/{ns}rect")
+    left, top, size = float(rect.get("x")), float(rect.get("y")), float(rect.get("width"))
+    assert (left, top + size) in circles  # real (-3, -3): bottom left
+    assert (left + size / 2, top + size / 2) in circles  # real (0, 0): the centre
+    assert (left + size, top) in circles  # generated (3, 3): top right
+    heat = next(i for i in root.iter(ns + "image"))
+    png = Image.open(io.BytesIO(base64.b64decode(heat.get("href").split(",", 1)[1])))
+    pix = np.asarray(png)
+    blue = np.round(0.55 * np.array([5, 48, 97]) + 0.45 * 255)  # RdBu at 1, over white at opacity 0.55
+    red = np.round(0.55 * np.array([103, 0, 31]) + 0.45 * 255)  # RdBu at 0
+    assert np.abs(pix[-1, 0].astype(int) - blue).max() <= 1  # the image's bottom-left cell is (-3, -3)
+    assert np.abs(pix[0, 0].astype(int) - red).max() <= 1

@@ -79,11 +79,21 @@ if live is None:
     st.stop()
 
 # ----------------------------------------------------------------------------- controls and live view
-def charts(history: dict, prefix: str) -> None:
-    losses, outputs = viz.gan_figures(history)
+def chart(spec: viz.LineChart, key: str, live: bool, where=st, width: int = 300) -> None:
+    """While a run is live (training or paused), the chart as a small SVG picture: cheap for
+    the browser to redraw every second, so clicks are not kept waiting. Once stopped, interactive
+    Plotly (hover, zoom), drawn once."""
+    if live:
+        where.image(spec.svg(width), width="stretch")  # width: about the column's, so text keeps its size
+    else:
+        where.plotly_chart(spec.plotly(), width="stretch", key=key)
+
+
+def charts(history: dict, prefix: str, live: bool, width: int = 300) -> None:
+    losses, outputs = viz.gan_charts(history)
     c1, c2 = st.columns(2)
-    c1.plotly_chart(losses, width="stretch", key=f"{prefix}_losses")
-    c2.plotly_chart(outputs, width="stretch", key=f"{prefix}_outputs")
+    chart(losses, f"{prefix}_losses", live, c1, width)
+    chart(outputs, f"{prefix}_outputs", live, c2, width)
 
 
 def _pause() -> None:
@@ -139,24 +149,28 @@ def live_view():
         return
     if s.state == "error":
         st.error(s.message)
+    live = s.active  # running or paused: SVG pictures; stopped: interactive Plotly
     if "field" in x:
         left, right = st.columns([3, 2])
         with left:
-            st.plotly_chart(viz.toy_field_figure(x["field"], "D(x) over the plane, and where G pushes its samples"),
-                            width="stretch", key="g_field")
+            title = "D(x) over the plane, and where G pushes its samples"
+            if live:  # a picture while the run is live (cheap to redraw each second), Plotly once stopped
+                st.image(viz.toy_field_svg(x["field"], title), width="stretch")
+            else:
+                st.plotly_chart(viz.toy_field_figure(x["field"], title), width="stretch", key="g_field")
         with right:
-            charts(x["history"], "g")
+            charts(x["history"], "g", live, width=230)  # narrower columns beside the field
             if x.get("toy_history"):
-                modes, div = viz.toy_measures_figures(x["toy_history"])
+                modes, div = viz.toy_measure_charts(x["toy_history"])
                 if modes is not None:
-                    st.plotly_chart(modes, width="stretch", key="g_modes")
-                st.plotly_chart(div, width="stretch", key="g_div")
+                    chart(modes, "g_modes", live, width=450)
+                chart(div, "g_div", live, width=450)
     else:
         left, right = st.columns([2, 3])
         with left:
             common.show_grid(x["samples"], nrow=8, caption=f"64 samples from fixed noise, step {steps}")
         with right:
-            charts(x["history"], "g")
+            charts(x["history"], "g", live)
     if s.state == "paused":
         with st.form("gan_settings"):
             st.caption("Change the game while paused; Resume continues with the new settings.")
