@@ -6,12 +6,14 @@ when nobody has polled them for `idle_timeout` seconds (the tab was closed) or o
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import itertools
 import queue
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -151,6 +153,7 @@ class Job:
     # -- called from the page -------------------------------------------------
     def start(self) -> "Job":
         self._thread.start()
+        _LIVE.add(self)
         return self
 
     def snapshot(self) -> Snapshot:
@@ -217,6 +220,22 @@ class Job:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+_LIVE: "weakref.WeakSet[Job]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_jobs_at_exit(timeout: float = 5.0) -> None:
+    """Stop and join every job still training when the interpreter exits (Ctrl-C on the
+    server, the end of a test run). Job threads are daemons; one left inside a torch call
+    while the interpreter finalizes can abort the process instead of letting it exit."""
+    jobs = [j for j in list(_LIVE) if j.alive]
+    for j in jobs:
+        j.stop()
+    end = time.monotonic() + timeout
+    for j in jobs:
+        j.join(max(0.0, end - time.monotonic()))
 
 
 class JobManager:

@@ -79,3 +79,34 @@ def test_cheap_state_reads_match_the_snapshot(digits):
     job.join(60)
     s = job.snapshot()
     assert (job.state, job.active, job.step) == (s.state, s.active, s.step) == ("done", False, s.total_steps)
+
+
+def test_a_job_still_training_at_exit_is_stopped_cleanly(tmp_path):
+    # Ctrl-C on the server or the end of a test run: the interpreter exits while a job trains.
+    # The job must be told to stop (its target sees StopTraining and can clean up) and the
+    # process must exit normally, not abort inside a torch call.
+    import subprocess
+    import sys
+    from conftest import ROOT
+    marker = tmp_path / "stopped"
+    script = f"""
+import time, torch
+from genlab.jobs import JobManager
+from genlab.train import StopTraining
+def target(ctl):
+    a = torch.randn(256, 256)
+    try:
+        while True:
+            a = torch.tanh(a @ a)
+            ctl.check()
+    except StopTraining:
+        open({str(marker)!r}, "w").write("yes")
+        raise
+job = JobManager().start(target)
+while job.snapshot().state != "running":
+    time.sleep(0.01)
+time.sleep(0.3)
+"""
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert marker.exists() and "terminate called" not in r.stderr
