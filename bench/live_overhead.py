@@ -3,10 +3,11 @@ MNIST, measured side by side in one run:
 
   headless: the live trainer's job thread alone, publishing snapshots as the page would see them;
   polled:   the same job while a poller takes a snapshot once a second and renders what the
-            GAN Live view renders (the fixed-noise grid as PNG and the curves as a plotly figure),
-            which is the server's whole share of a page that is open.
+            GAN Live view renders while training runs (the fixed-noise grid as PNG and the curves
+            as SVG pictures), which is the server's whole share of a page that is open.
 
-The browser's own CPU is not in the figure. Run: python bench/live_overhead.py [--seconds 20]
+The browser's own CPU is not in the figure (bench/live_controls.py reads the training speed with
+a real Chromium page open). Run: python bench/live_overhead.py [--seconds 20]
 """
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def run(x, seconds: float, poll: bool) -> float:
                 s = job.snapshot()
                 if s.extra.get("samples") is not None:
                     viz.png_bytes(viz.grid_array(s.extra["samples"], nrow=8, padding=1))
-                    for fig in viz.gan_figures(s.extra["history"]):
-                        fig.to_json()
+                    for chart in viz.gan_charts(s.extra["history"]):
+                        chart.svg()
                 stop.wait(1.0)
         except BaseException as e:  # a dead poller would make "polled" read as headless
             failed.append(e)
