@@ -5,6 +5,7 @@ equivalent otherwise; both give the same layout.
 """
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 import math
@@ -318,9 +319,7 @@ def toy_field_figure(field: dict, title: str = ""):
     real, fake, grad = field["real"], field["fake"], field["grad"]
     fig.add_scatter(x=real[:, 0], y=real[:, 1], mode="markers", name="real", marker=dict(size=4, color="#2ca02c"))
     fig.add_scatter(x=fake[:, 0], y=fake[:, 1], mode="markers", name="generated", marker=dict(size=4, color="#7b2cbf"))
-    norm = np.linalg.norm(grad, axis=1, keepdims=True)
-    scale = 0.3 / max(float(np.percentile(norm, 90)), 1e-12)
-    tips = fake[: len(grad)] + grad * scale
+    tips = _arrow_tips(fake, grad)
     xs = np.stack([fake[: len(grad), 0], tips[:, 0], np.full(len(grad), np.nan)], 1).ravel()
     ys = np.stack([fake[: len(grad), 1], tips[:, 1], np.full(len(grad), np.nan)], 1).ravel()
     fig.add_scatter(x=xs, y=ys, mode="lines", name="G's gradient", line=dict(color="#333333", width=1))
@@ -330,12 +329,23 @@ def toy_field_figure(field: dict, title: str = ""):
     return fig
 
 
+def _arrow_tips(fake: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Where G's gradient arrows end: scaled so the 90th-percentile arrow is 0.3 long."""
+    if not len(grad):
+        return fake[:0]
+    norm = np.linalg.norm(grad, axis=1, keepdims=True)
+    return fake[: len(grad)] + grad * (0.3 / max(float(np.percentile(norm, 90)), 1e-12))
+
+
+@functools.lru_cache(maxsize=2)
 def _rdbu_lut(opacity: float = 0.55) -> np.ndarray:
     """Plotly's RdBu colour scale as 256 RGB rows, blended over white as the figure's heatmap is."""
     import plotly.colors as pc
 
     rgb = [tuple(int(v) for v in c[4:-1].split(",")) for c in pc.sample_colorscale("RdBu", np.linspace(0, 1, 256))]
-    return (opacity * np.array(rgb, dtype=np.float64) + (1 - opacity) * 255).round().astype(np.uint8)
+    lut = (opacity * np.array(rgb, dtype=np.float64) + (1 - opacity) * 255).round().astype(np.uint8)
+    lut.setflags(write=False)  # cached and shared
+    return lut
 
 
 def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
@@ -371,9 +381,7 @@ def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
         out.append(f'<text x="{px(v):.1f}" y="{top + size + 18:.1f}" text-anchor="middle">{_tick_label(v)}</text>')
         out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{_tick_label(v)}</text>')
     real, fake, grad = np.asarray(field["real"]), np.asarray(field["fake"]), np.asarray(field["grad"])
-    norm = np.linalg.norm(grad, axis=1, keepdims=True)
-    scale = 0.3 / max(float(np.percentile(norm, 90)), 1e-12) if len(grad) else 0.0
-    tips = fake[: len(grad)] + grad * scale
+    tips = _arrow_tips(fake, grad)
     arrows = " ".join(f"M{px(a):.1f},{py(b):.1f}L{px(c):.1f},{py(d):.1f}"
                       for (a, b), (c, d) in zip(fake[: len(grad)], tips))
     out.append(f'<defs><clipPath id="field"><rect x="{left}" y="{top}" width="{size}" height="{size}"/></clipPath></defs>'
