@@ -396,7 +396,7 @@ def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
                f'href="data:image/png;base64,{bar}"/>')
     for v in (0, 0.2, 0.4, 0.6, 0.8, 1):
         out.append(f'<text x="{bx + 16}" y="{top + (1 - v) * size + 4:.1f}">{v:g}</text>')
-    out.append(f'<text x="{bx}" y="{top - 4}">D(x)</text>')
+    out.append(f'<text x="{bx}" y="{top - 12}">D(x)</text>')  # above the bar's "1"
     ly = top + size + 44
     for i, (name, colour, kind) in enumerate((("real", "#2ca02c", "dot"), ("generated", "#7b2cbf", "dot"),
                                               ("G's gradient", "#333", "line"))):
