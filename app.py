@@ -3,6 +3,8 @@
 Navigation and the shared sidebar (model picker, device) live here; each view is a file
 in views/ that calls the genlab engine.
 """
+# Session threads share sys.modules and plotly peeks at pandas there: import it whole first.
+import pandas  # noqa: F401
 import sys
 
 import streamlit as st
