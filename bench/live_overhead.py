@@ -24,7 +24,9 @@ from genlab import viz  # noqa: E402
 from genlab.data import load_mnist  # noqa: E402
 from genlab.jobs import JobManager  # noqa: E402
 from genlab.live import LiveGAN, LiveSettings, live_target  # noqa: E402
-from genlab.models import GAN, GANConfig  # noqa: E402
+from genlab.models import GAN, GANConfig, family  # noqa: E402
+
+GAN_CURVES = family("gan").curves(GANConfig()).steps
 
 
 def run(x, seconds: float, poll: bool) -> float:
@@ -41,7 +43,7 @@ def run(x, seconds: float, poll: bool) -> float:
                 s = job.snapshot()
                 if s.extra.get("samples") is not None:
                     viz.png_bytes(viz.grid_array(s.extra["samples"], nrow=8, padding=1))
-                    for chart in viz.gan_charts(s.extra["history"]):
+                    for chart in viz.step_charts(s.extra["history"], GAN_CURVES):
                         chart.svg()
                 stop.wait(1.0)
         except BaseException as e:  # a dead poller would make "polled" read as headless

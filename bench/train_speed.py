@@ -35,7 +35,7 @@ def genlab_epoch(x, device) -> float:
     model = VAE(VAEConfig(latent_dim=20)).to(device)
     sync(device)
     t0 = time.perf_counter()
-    fit(model, x, TrainConfig(epochs=1, batch_size=128, seed=0))
+    fit(model, x, TrainConfig(epochs=1, batch_size=128, seed=0, binarize=True))
     sync(device)
     return time.perf_counter() - t0
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from . import data, metrics, store, viz
+from . import data, recipes, store, viz
 from .device import describe, pick_device
-from .models import VAEConfig, build, n_params
-from .train import Divergence, Progress, TrainConfig, fit
+from .models import base, n_params
+from .train import Divergence, Progress, TrainConfig
 
 
 class ProgressBar:
@@ -54,117 +54,43 @@ def _parse_hidden(s: str) -> tuple[int, ...]:
     return sizes
 
 
-def test_metrics(model, dataset: str, device, k: int = 1000, limit: int | None = None, verbose: bool = True) -> dict:
-    """Test -ELBO (and its terms) and the importance-weighted NLL on the fixed binarized test set."""
-    test = data.load_images(dataset, "test", device, limit=limit)
-    x = metrics.binarized_test_set(test.x) if model.config.likelihood == "bernoulli" else test.x
-    out = {f"test_{key}": round(v, 3) for key, v in metrics.elbo_metrics(model, x).items() if key != "loss"}
-    if not model.is_autoencoder and k > 0:
-        t0 = time.perf_counter()
-
-        def tick(done, total):
-            if verbose:
-                sys.stderr.write(f"\rimportance-weighted NLL, k={k}: {done}/{total} images")
-                sys.stderr.flush()
-
-        r = metrics.iw_nll(model, x, k=k, progress=tick)
-        if verbose:
-            sys.stderr.write(f"  ({time.perf_counter() - t0:.0f} s)\n")
-        out.update({f"iw_nll_k{k}": round(r["nll"], 3), f"iw_nll_k{k}_stderr": round(r["stderr"], 3)})
-    out["test_images"] = len(x)
-    out["test_binarization_seed"] = 0
-    return out
-
-
 def cmd_train(a) -> int:
-    if a.resume and a.family not in ("gan", "dcgan"):
-        print("--resume works for gan and dcgan checkpoints", file=sys.stderr)
-        return 2
-    if not a.resume and not a.out:
-        print("--out is required (where to save the checkpoint, e.g. checkpoints/my-model)", file=sys.stderr)
-        return 2
-    if a.family in ("gan", "dcgan", "gan2d"):
-        return train_gan(a)
     if a.family == "classifier":
         return train_classifier_cmd(a)
-    device = pick_device(a.device)
-    torch.manual_seed(a.seed)
-    ds = data.load_images(a.dataset, "train", device, limit=a.limit)
-    val = data.load_images(a.dataset, "val", device) if a.dataset == "mnist" else data.load_images(a.dataset, "test", device)
-    cfg = VAEConfig(image_shape=tuple(ds.x.shape[1:]), hidden=a.hidden, latent_dim=a.latent,
-                    likelihood=a.likelihood, sigma=a.sigma, learn_sigma=a.learn_sigma, beta=a.beta,
-                    autoencoder=(a.family == "ae"))
-    model = build("vae", cfg).to(device)
-    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr or 1e-3, seed=a.seed,
-                       binarize=(a.likelihood == "bernoulli"))
-    print(f"training {a.family} (latent {a.latent}, {n_params(model):,} parameters) on {ds.name} "
-          f"({len(ds)} images) on {describe(device)}", file=sys.stderr)
-    try:
-        history = fit(model, ds.x, tcfg, val_x=val.x, callback=ProgressBar(a.family))
-    except Divergence as e:
-        print(f"\n{e}", file=sys.stderr)
-        return 1
-    model.fit_latent_prior(ds.x)
-    m = test_metrics(model, a.dataset, device, k=a.eval_k) if a.eval_k >= 0 else {}
-    dataset = {"name": a.dataset, "split": "train", "n": len(ds), "binarized": tcfg.binarize,
-               "binarization": "dynamic (a fresh Bernoulli draw per batch)" if tcfg.binarize else "none"}
-    paths = store.save(model, a.out, dataset=dataset, history=history.to_dict(), metrics=m,
-                       train_config=vars(tcfg) | {"device": str(device)})
-    print(json.dumps(m, indent=1))
-    print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
-    return 0
-
-
-def train_gan(a) -> int:
-    """Train an MLP GAN or DCGAN on MNIST, or a toy GAN on 2-d data, with a fixed-noise film."""
-    from .models import GANConfig
-    from .watch import FixedNoiseFilm, toy_measures
-    device = pick_device(a.device)
-    torch.manual_seed(a.seed)
     if a.resume:
-        return resume_gan(a, device)
-    toy = a.family == "gan2d"
-    if toy:
-        x = data.toy2d(a.toy, a.limit or 16384, seed=a.seed, device=device)
-        cfg = GANConfig(arch="toy", latent_dim=a.latent if a.latent != 20 else 2, data_shape=(2,),
-                        loss=a.loss, label_smoothing=a.label_smoothing, label_noise=a.label_noise, d_steps=a.d_steps)
-        dataset = {"name": a.toy, "n": len(x), "seed": a.seed}
-    else:
-        x = data.load_images("mnist", "train", device, limit=a.limit).x
-        cfg = GANConfig(arch="mlp" if a.family == "gan" else "dcgan", latent_dim=a.latent if a.latent != 20 else 100,
-                        loss=a.loss, label_smoothing=a.label_smoothing, label_noise=a.label_noise, d_steps=a.d_steps,
-                        d_lr_mult=a.d_lr_mult or 1.0)
-        dataset = {"name": "mnist", "split": "train", "n": len(x), "scaled_to": [-1, 1]}
-    model = build("gan", cfg).to(device)
-    lr = a.lr if a.lr is not None else (1e-3 if toy else 2e-4)
-    tcfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size if not toy else max(a.batch_size, 256), lr=lr,
-                       seed=a.seed, binarize=False, precision="bf16" if a.bf16 else "fp32")
-    film = FixedNoiseFilm(model, n=64 if not toy else 512, seed=0)
-    bar = ProgressBar(a.family)
-
-    def on_progress(p: Progress) -> None:
-        bar(p)
-        if p.epoch_done:
-            film.capture(model, p.step)
-            if toy:
-                p.history.epochs[-1]["toy"] = toy_measures(model, a.toy)
-
-    print(f"training {a.family} ({cfg.arch}, latent {cfg.latent_dim}, {n_params(model):,} parameters) on "
-          f"{dataset['name']} ({len(x)} rows) on {describe(device)}", file=sys.stderr)
-    film.capture(model, 0)
+        return resume(a)
+    if not a.out:
+        print("--out is required (where to save the checkpoint, e.g. checkpoints/my-model)", file=sys.stderr)
+        return 2
+    device = pick_device(a.device)
+    model_opts = ("hidden", "likelihood", "sigma", "learn_sigma", "beta",  # the recipe refuses what does not apply
+                  "loss", "label_smoothing", "label_noise", "d_steps", "d_lr_mult")
+    given = {k: getattr(a, k) for k in model_opts if getattr(a, k) is not None}
+    recipe = recipes.make_recipe(a.family, data=a.dataset, limit=a.limit, latent_dim=a.latent, epochs=a.epochs,
+                                 batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                                 precision="bf16" if a.bf16 else None, **given)
+    run = recipes.Run(recipe, device)
+    print(f"training {recipes.describe_run(run)} on {describe(device)}", file=sys.stderr)
     try:
-        history = fit(model, x, tcfg, callback=on_progress)
+        history = run.fit(callback=ProgressBar(a.family))
     except Divergence as e:
         print(f"\n{e}", file=sys.stderr)
         return 1
-    m = toy_measures(model, a.toy) if toy else {}
-    paths = store.save(model, a.out, dataset=dataset, history=history.to_dict(), metrics=m,
-                       train_config=vars(tcfg) | {"device": str(device)},
-                       extra={"film": {"steps": film.steps, "seed": film.seed, "n": len(film.z)}},
-                       extra_tensors={"film": film.tensor()})
-    print(json.dumps(m, indent=1))
+    metrics, records = run.score(k=max(a.eval_k, 0), progress=_iw_progress(a.eval_k)) if a.eval_k >= 0 else ({}, [])
+    paths = run.save(a.out, history, metrics, records)
+    print(json.dumps(metrics | {"likelihoods": [r.to_dict() for r in records]}, indent=1))
     print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0
+
+
+def _iw_progress(k: int):
+    t0 = time.perf_counter()
+
+    def tick(done, total):
+        sys.stderr.write(f"\rimportance-weighted NLL, k={k}: {done}/{total} images ({time.perf_counter() - t0:.0f} s)"
+                         + ("\n" if done == total else ""))
+        sys.stderr.flush()
+    return tick
 
 
 def train_classifier_cmd(a) -> int:
@@ -185,6 +111,7 @@ def train_classifier_cmd(a) -> int:
                          f"{time.perf_counter() - t0:5.0f} s")
         sys.stderr.flush()
 
+    a.batch_size = a.batch_size or 128
     hist = train_classifier(model, train.x, train.y, epochs=a.epochs, batch_size=a.batch_size,
                             lr=a.lr or 1e-3, seed=a.seed, val=(val.x, val.y), progress=tick)
     m = {"test_accuracy": round(accuracy(model, test.x, test.y), 5), "test_images": len(test)}
@@ -195,83 +122,54 @@ def train_classifier_cmd(a) -> int:
                        extra_tensors=embed_mnist(model, device),
                        train_config={"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr or 1e-3,
                                      "seed": a.seed, "augment": "random shifts of up to 2 pixels",
-                                     "device": str(device)})
+                                     "device": str(device)}, likelihoods=[])
     print(json.dumps(m, indent=1))
     print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0
 
 
-def merge_histories(old: dict, new: dict, step_offset: int, epoch_offset: int) -> dict:
-    """A resumed run's history appended to the checkpoint's: steps and epochs renumbered to follow on."""
-    steps = {}
-    for k in set(old.get("steps", {})) | set(new.get("steps", {})):
-        a, b = old.get("steps", {}).get(k, []), new.get("steps", {}).get(k, [])
-        if k == "step":
-            b = [s + step_offset for s in b]
-        steps[k] = list(a) + list(b)
-    t_old = old.get("train_time_s", 0.0)
-    epochs = list(old.get("epochs", []))
-    for e in new.get("epochs", []):
-        epochs.append(e | {"epoch": e["epoch"] + epoch_offset, "step": e["step"] + step_offset,
-                           "time_s": round(e.get("time_s", 0.0) + t_old, 2)})
-    return {"steps": steps, "epochs": epochs, "train_time_s": round(t_old + new.get("train_time_s", 0.0), 2)}
-
-
-def resume_gan(a, device) -> int:
-    """Continue training an image GAN checkpoint: same config, history and film extended in place."""
-    from .watch import FixedNoiseFilm
-    model, card = store.load(a.resume, device)
-    if card["family"] != "gan" or card["config"].get("arch") == "toy":
-        print(f"--resume takes an MNIST GAN checkpoint; {a.resume} is a {card['family']} "
-              f"({card['config'].get('arch', '-')})", file=sys.stderr)
+def resume(a) -> int:
+    """Continue a checkpoint for --epochs more: same config; history and film extended in place."""
+    device = pick_device(a.device)
+    run, card = recipes.run_from_checkpoint(a.resume, device, limit=a.limit)
+    wrong = recipes.preset_mismatch(a.family, card["family"], run.model.config)
+    if wrong:
+        kind = base.describe_card(card)["kind"]
+        print(f"--resume: {a.resume} ({kind}) {wrong}; resume it with its own preset", file=sys.stderr)
         return 2
-    if a.d_lr_mult is not None:  # e.g. two time-scale updates (Heusel et al., 2017): a faster D
-        model.config.d_lr_mult = a.d_lr_mult
-    old_tc = card.get("train_config", {})
     old_hist = card.get("history", {})
     step_offset = int((old_hist.get("epochs") or [{"step": 0}])[-1]["step"])
     epoch_offset = len(old_hist.get("epochs", []))
-    x = data.load_images("mnist", "train", device, limit=a.limit).x
-    lr = a.lr if a.lr is not None else old_tc.get("lr", 2e-4)
+    if a.d_lr_mult is not None:  # e.g. two time-scale updates (Heusel et al., 2017): a faster D
+        if not hasattr(run.model.config, "d_lr_mult"):
+            print(f"--d-lr-mult does not apply to {a.resume} ({card['family']})", file=sys.stderr)
+            return 2
+        run.model.config.d_lr_mult = a.d_lr_mult
+    old_tc = card.get("train_config", {})
     # a different seed per resumption, so the epochs do not replay the first run's batch order
-    tcfg = TrainConfig(epochs=a.epochs, batch_size=old_tc.get("batch_size", a.batch_size), lr=lr,
-                       seed=a.seed + 1000 * (epoch_offset + 1), binarize=False,
-                       precision="bf16" if a.bf16 else "fp32")
-    if device.type == "cpu" and card["config"].get("arch") == "dcgan":
-        model = model.to(memory_format=torch.channels_last)  # faster CPU convolutions
-        x = x.contiguous(memory_format=torch.channels_last)
-    film_info = card.get("film", {"seed": 0, "n": 64, "steps": []})
-    film = FixedNoiseFilm(model, n=film_info.get("n", 64), seed=film_info.get("seed", 0))
-    if "film" in card.get("extra_tensors", {}):
-        old_frames = store.load_extra(a.resume, "film")
-        film.frames = list(old_frames.unbind(0))
-        film.steps = list(film_info.get("steps", []))[:len(film.frames)]
-    bar = ProgressBar(f"{card['config'].get('arch')} (resumed at epoch {epoch_offset})")
-
-    def on_progress(p: Progress) -> None:
-        bar(p)
-        if p.epoch_done:
-            film.capture(model, step_offset + p.step)
-
+    run.recipe.train = TrainConfig(**{**vars(run.recipe.train), "epochs": a.epochs,
+                                      "lr": a.lr if a.lr is not None else run.recipe.train.lr,
+                                      "seed": a.seed + 1000 * (epoch_offset + 1),
+                                      "precision": "bf16" if a.bf16 else "fp32"})
     print(f"resuming {a.resume} at step {step_offset} for {a.epochs} more epochs on {describe(device)}",
           file=sys.stderr)
-    model.train()
     try:
-        history = fit(model, x, tcfg, callback=on_progress)
+        history = run.fit(callback=ProgressBar(f"{card['name']} (resumed at epoch {epoch_offset})"),
+                          step_offset=step_offset)
     except Divergence as e:
         print(f"\n{e}", file=sys.stderr)
         return 1
-    merged = merge_histories(old_hist, history.to_dict(), step_offset, epoch_offset)
-    train_config = old_tc | {"epochs": epoch_offset + a.epochs, "lr": lr,
-                             "resumed": old_tc.get("resumed", []) + [{"at_epoch": epoch_offset, "epochs": a.epochs,
-                                                                      "seed": tcfg.seed, "device": str(device),
-                                                                      "precision": tcfg.precision,
-                                                                      "d_lr_mult": model.config.d_lr_mult}]}
+    merged = recipes.merge_histories(old_hist, run.history_dict(history), step_offset, epoch_offset)
+    resumed = old_tc.get("resumed", []) + [{"at_epoch": epoch_offset, "epochs": a.epochs, "seed": run.recipe.train.seed,
+                                            "device": str(device), "precision": run.recipe.train.precision}
+                                           | ({"d_lr_mult": a.d_lr_mult} if a.d_lr_mult is not None else {})]
+    sections = run.card_sections(merged, card.get("metrics", {}), [])
+    sections["train_config"] = old_tc | {"epochs": epoch_offset + a.epochs, "lr": run.recipe.train.lr,
+                                         "resumed": resumed}
+    sections["dataset"] = card.get("dataset", sections["dataset"])
+    sections["metrics"] = {}  # the old test figures describe the old weights: `eval --write` measures the new
     out = a.out or a.resume
-    paths = store.save(model, out, dataset=card.get("dataset", {}), history=merged, metrics={},
-                       train_config=train_config,
-                       extra={"film": {"steps": film.steps, "seed": film.seed, "n": len(film.z)}},
-                       extra_tensors={"film": film.tensor()})
+    paths = store.save(run.model, out, **sections)
     print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0
 
@@ -284,10 +182,36 @@ def cmd_eval(a) -> int:
         print("eval needs a checkpoint path (or --all)", file=sys.stderr)
         return 2
     model, card = store.load(a.path, device)
-    m = test_metrics(model, card.get("dataset", {}).get("name", "mnist"), device, k=a.k, limit=a.limit)
-    print(json.dumps(m, indent=1))
+    caps = model.capabilities
+    name = card.get("name", a.path)
+    if not caps.generative:
+        m = card.get("metrics", {})
+        print(f"{name} is {base.family(card['family']).describe(model.config)}; its card reports "
+              + ", ".join(f"{k} {v}" for k, v in m.items()))
+        return 0
+    dataset = card.get("dataset", {}).get("name", "mnist")
+    metrics, records = recipes.score(model, dataset, device, k=a.k, limit=a.limit, progress=_iw_progress(a.k))
+    out = dict(metrics)
+    if records:
+        out["likelihoods"] = [r.to_dict() for r in records]
+        for r in records:
+            err = f" ± {r.stderr:.2f}" if r.stderr is not None else ""
+            print(f"{r.label}: {r.value:.2f}{err} nats per example", file=sys.stderr)
+    elif caps.mnist_images and dataset == "mnist":  # no likelihood: measure the samples instead
+        from . import evaluation
+        try:
+            ref = evaluation.load_reference(Path(a.path).parent, device)
+        except (store.CheckpointError, FileNotFoundError) as e:
+            print(f"{name} defines no likelihood, and its samples cannot be scored: {e}", file=sys.stderr)
+            return 1
+        print(f"{name} defines no likelihood; scoring {a.n:,} samples against the MNIST test set", file=sys.stderr)
+        out["quality"] = evaluation.evaluate_model(ref, model, card, n=a.n, seed=a.seed).get("quality")
+    elif not metrics:
+        print(f"{name}: a {card['family']} on {dataset} has no likelihood or test measure to report", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=1))
     if a.write:
-        store.update_card(a.path, metrics=m)
+        store.update_card(a.path, metrics=metrics, likelihoods=[r.to_dict() for r in records])
         print(f"metrics written to {a.path}.json", file=sys.stderr)
     return 0
 
@@ -323,10 +247,13 @@ def eval_all(a, device) -> int:
 
 def cmd_sample(a) -> int:
     device = pick_device(a.device)
-    model, _ = store.load(a.path, device)
-    g = torch.Generator(device=device).manual_seed(a.seed)
-    with torch.inference_mode():
-        images = model.decode(model.prior_sample(a.n, g))
+    model, card = store.load(a.path, device)
+    caps = model.capabilities
+    if not caps.generative or not caps.images:
+        why = base.missing(caps, ("generative", "images"))
+        print(f"{card.get('name', a.path)} {why}: there is no image grid to write", file=sys.stderr)
+        return 2
+    images = base.sample(model, a.n, torch.Generator(device=device).manual_seed(a.seed))
     arr = viz.grid_array(images, nrow=a.nrow, upscale=a.upscale)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_bytes(viz.png_bytes(arr, compress_level=6))
@@ -338,16 +265,18 @@ def cmd_list(a) -> int:
     for p in store.list_checkpoints(a.folder):
         try:
             card = store.read_card(p)
-        except store.CheckpointError as e:
+            info = base.describe_card(card)
+        except (store.CheckpointError, ValueError, TypeError) as e:
             print(f"{p.name}: unreadable ({e})")
             continue
-        m = card.get("metrics", {})
-        if card["family"] == "classifier":
-            print(f"{p.name:24s} classifier  test accuracy {m.get('test_accuracy', '-')}")
-            continue
-        nll = next((f"{k}={v}" for k, v in m.items() if k.startswith("iw_nll") and "stderr" not in k), "")
-        print(f"{p.name:24s} {card['family']:6s} latent {card['config'].get('latent_dim')}  "
-              f"-ELBO {m.get('test_neg_elbo', '-')}  {nll}")
+        best = base.best_likelihood(base.card_likelihoods(card))
+        fam = base.family(card["family"])
+        shown = [f"{label} {card.get('metrics', {})[k]}" for k, label in fam.metrics.items()
+                 if k in card.get("metrics", {})][:1]
+        if best is not None:
+            shown.append(f"{best.label} {best.value:.2f}")
+        latent = f"latent {info['latent_dim']}" if info["latent"] != "none" else ""
+        print(f"{p.name:24s} {info['kind']:10s} {latent:10s} " + "  ".join(shown))
     return 0
 
 
@@ -356,26 +285,28 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
-    t.add_argument("family", choices=["vae", "ae", "gan", "dcgan", "gan2d", "classifier"],
+    t.add_argument("family", choices=[*recipes.PRESETS, "classifier"],
                    help="vae; ae (plain autoencoder); gan (MLP GAN), dcgan, gan2d (toy 2-d GAN)")
-    t.add_argument("--latent", type=int, default=20, help="latent dimensions (default 20; GANs: 100, toy: 2)")
+    t.add_argument("--latent", type=int, default=None, help="latent dimensions (default: VAE 20, GANs 100, toy 2)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--out", default=None, help="checkpoint path without suffix, e.g. checkpoints/my-vae")
-    t.add_argument("--resume", default=None, help="gan/dcgan: continue this checkpoint for --epochs more "
+    t.add_argument("--resume", default=None, help="continue this checkpoint for --epochs more "
                    "(history and film extended; written back to it unless --out is given)")
-    t.add_argument("--dataset", choices=["mnist", "digits8"], default="mnist")
-    t.add_argument("--hidden", type=_parse_hidden, default=(500, 250), help="hidden sizes, e.g. 500,250")
-    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
-    t.add_argument("--sigma", type=float, default=0.1, help="Gaussian decoder std (initial value if learned)")
-    t.add_argument("--learn-sigma", action="store_true", help="learn the Gaussian decoder's std")
-    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
-    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--dataset", choices=["mnist", "digits8"], default=None, help="image data (default mnist)")
+    t.add_argument("--hidden", type=_parse_hidden, default=None, help="VAE hidden sizes (default 500,250)")
+    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="VAE decoder (default bernoulli)")
+    t.add_argument("--sigma", type=float, default=None, help="Gaussian decoder std (initial value if learned; default 0.1)")
+    t.add_argument("--learn-sigma", action="store_const", const=True, default=None,
+                   help="learn the Gaussian decoder's std")
+    t.add_argument("--beta", type=float, default=None, help="weight of the KL term (default 1)")
+    t.add_argument("--batch-size", type=int, default=None, help="default 128 (toy GAN 256)")
     t.add_argument("--lr", type=float, default=None, help="default 1e-3 (VAE, toy GAN), 2e-4 (image GANs)")
-    t.add_argument("--toy", choices=list(data.TOY_SETS), default="ring8", help="gan2d: the toy data set")
-    t.add_argument("--loss", choices=["nonsaturating", "minimax"], default="nonsaturating", help="GAN generator loss")
-    t.add_argument("--label-smoothing", type=float, default=0.0, help="GAN: one-sided, real targets 1 - s")
-    t.add_argument("--label-noise", type=float, default=0.0, help="GAN: probability of flipping D's labels")
-    t.add_argument("--d-steps", type=int, default=1, help="GAN: discriminator steps per generator step")
+    t.add_argument("--toy", choices=list(data.TOY_SETS), default=None, help="gan2d: the toy data set (default ring8)")
+    t.add_argument("--loss", choices=["nonsaturating", "minimax"], default=None,
+                   help="GAN generator loss (default nonsaturating)")
+    t.add_argument("--label-smoothing", type=float, default=None, help="GAN: one-sided, real targets 1 - s")
+    t.add_argument("--label-noise", type=float, default=None, help="GAN: probability of flipping D's labels")
+    t.add_argument("--d-steps", type=int, default=None, help="GAN: discriminator steps per generator step")
     t.add_argument("--d-lr-mult", type=float, default=None, help="GAN: discriminator learning rate = lr x this "
                    "(default 1; with --resume it replaces the checkpoint's)")
     t.add_argument("--seed", type=int, default=0)
@@ -386,13 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="test -ELBO and importance-weighted NLL of a checkpoint; "
-                       "--all: sample-quality report of every checkpoint")
+    e = sub.add_parser("eval", help="a checkpoint's test likelihoods (or, for models without one, its sample "
+                       "quality); --all: sample-quality report of every checkpoint")
     e.add_argument("path", nargs="?", help="a checkpoint (or, with --all, the folder; default checkpoints)")
     e.add_argument("--all", action="store_true", help="FID, IS, label entropy, precision/recall of every "
                    "checkpoint in the folder, with calibration rows; writes a markdown and a JSON report")
-    e.add_argument("--n", type=int, default=10_000, help="--all: samples per model (default 10000)")
-    e.add_argument("--seed", type=int, default=0, help="--all: sampling seed")
+    e.add_argument("--n", type=int, default=10_000, help="samples per model for sample quality (default 10000)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed for sample quality")
     e.add_argument("--report", default="docs/eval", help="--all: report path without suffix (default docs/eval)")
     e.add_argument("--readme", default=None, help="--all: also replace the table between the eval markers "
                    "of this markdown file (e.g. README.md)")
@@ -417,8 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     ls.set_defaults(func=cmd_list)
 
     a = ap.parse_args(argv)
-    if getattr(a, "epochs", 1) < 1 or getattr(a, "latent", 1) < 1:
+    if getattr(a, "epochs", 1) < 1 or (getattr(a, "latent", None) or 1) < 1:
         ap.error("--epochs and --latent must be at least 1")
+    if a.cmd == "train" and a.toy is not None:
+        if a.dataset is not None:
+            ap.error("give --dataset (images) or --toy (2-d points), not both")
+        a.dataset = a.toy
     try:
         return a.func(a)
     except (store.CheckpointError, data.DataError, ValueError, RuntimeError) as err:

@@ -229,3 +229,22 @@ def toy2d(name: str, n: int, seed: int = 0, device: torch.device | str = "cpu") 
     else:
         raise ValueError(f"unknown toy set {name!r}; known: {', '.join(TOY_SETS)}")
     return pts.to(device)
+
+
+# ----------------------------------------------------------------------------- by name
+DATASETS = ("mnist", "digits8") + TOY_SETS
+TOY_TRAIN_SIZE = 16_384
+
+
+def load_dataset(name: str, split: str, device: torch.device | str = "cpu", limit: int | None = None,
+                 seed: int = 0) -> ImageSet:
+    """Any data set by the name a checkpoint card records: images ("mnist", "digits8") or a toy
+    2-d set (points in `x`, no labels; "train" draws `limit` or 16,384 points with `seed`, other
+    splits 2,500 fresh points with seed + 1)."""
+    if name in TOY_SETS:
+        n = (limit or TOY_TRAIN_SIZE) if split == "train" else 2500
+        return ImageSet(toy2d(name, n, seed=seed if split == "train" else seed + 1, device=device), None,
+                        f"{name}-{split}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    return load_images(name, split, device, limit=limit)

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from . import data, metrics, store
+from .models import base
 
 CLASSIFIER = "mnist-classifier"
 DEFAULT_N = 10_000  # samples per model: FID is biased upward at small n, so compare only equal n
@@ -79,13 +80,11 @@ def load_reference(checkpoints: str | Path = "checkpoints", device: torch.device
                      metrics.NearestNeighbours(train.x, ext["train_features"]), torch.device(device))
 
 
-@torch.no_grad()
 def sample_images(model, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
-    """n samples (n, C, H, W) in [0, 1] from the model's prior, the same for the same seed."""
+    """n samples (n, C, H, W) in [0, 1] from the model, the same for the same seed."""
     dev = next(model.parameters()).device
     g = torch.Generator(device=dev).manual_seed(seed)
-    z = model.prior_sample(n, g)
-    return torch.cat([model.decode(z[i:i + batch_size]).clamp(0, 1) for i in range(0, n, batch_size)])
+    return torch.cat([base.sample(model, min(batch_size, n - i), g).clamp(0, 1) for i in range(0, n, batch_size)])
 
 
 def quality(ref: Reference, images: torch.Tensor, k: int = 3) -> dict:
@@ -109,43 +108,33 @@ def calibration(ref: Reference, n: int = 10_000, seed: int = 0) -> dict[str, dic
             "uniform noise": quality(ref, noise)}
 
 
-def likelihood_metrics(card: dict) -> dict:
-    """The likelihood figures a card already holds (IW-NLL for VAEs; bits/dim once flows exist)."""
-    m = card.get("metrics", {})
-    out = {}
-    for key, v in m.items():
-        if key.startswith("iw_nll_k") and not key.endswith("stderr"):
-            out["iw_nll"] = v
-            out["iw_nll_k"] = int(key[len("iw_nll_k"):])
-            out["iw_nll_stderr"] = m.get(key + "_stderr")
-        if key == "test_neg_elbo":
-            out["neg_elbo"] = v
-        if key == "bits_per_dim":
-            out["bits_per_dim"] = v
-    return out
+def likelihood_summary(card: dict) -> dict | None:
+    """The tightest likelihood record a card holds, as a dict (None when it holds none)."""
+    best = base.best_likelihood(base.card_likelihoods(card))
+    return best.to_dict() if best else None
 
 
 def evaluate_model(ref: Reference, model, card: dict, n: int | None = None, seed: int = 0) -> dict:
     """Every measure that applies to one checkpoint: sample quality for MNIST image models,
-    toy measures for 2-d GANs, and the card's likelihoods."""
-    out = {"family": card["family"], "arch": card["config"].get("arch") or (
-        "ae" if card["config"].get("autoencoder") else "vae"),
-        "latent_dim": card["config"].get("latent_dim"), "n_params": card.get("n_params"),
-        "train_time_s": card.get("history", {}).get("train_time_s"),
-        "epochs": card.get("train_config", {}).get("epochs"), "weights_sha256": card.get("weights_sha256")}
-    if getattr(model, "data_kind", "image") == "points":
+    toy measures for 2-d models, and the card's best likelihood."""
+    info = base.describe_card(card)
+    caps = model.capabilities
+    out = {"family": card["family"], "kind": info["kind"], "latent_dim": info["latent_dim"],
+           "n_params": card.get("n_params"), "train_time_s": card.get("history", {}).get("train_time_s"),
+           "epochs": card.get("train_config", {}).get("epochs"), "weights_sha256": card.get("weights_sha256")}
+    dataset = card.get("dataset", {}).get("name", "mnist")
+    if dataset in data.TOY_SETS:
         from .watch import toy_measures
-        out["toy"] = toy_measures(model, card.get("dataset", {}).get("name", "ring8"))
+        out["toy"] = toy_measures(model, dataset)
         return out
-    if tuple(card["config"].get("data_shape", (1, 28, 28))) != (1, 28, 28) or \
-            card.get("dataset", {}).get("name", "mnist") != "mnist":
+    if not caps.mnist_images or dataset != "mnist":
         out["note"] = "not an MNIST model: no classifier-based measures"
         return out
     n = n or DEFAULT_N
     t0 = time.perf_counter()
     out["quality"] = quality(ref, sample_images(model, n, seed)) | {"seed": seed, "classifier": ref.classifier_id}
     out["quality"]["seconds"] = round(time.perf_counter() - t0, 1)
-    out.update(likelihood_metrics(card))
+    out["likelihood"] = likelihood_summary(card)
     return out
 
 
@@ -161,7 +150,7 @@ def evaluate_all(folder: str | Path = "checkpoints", device: torch.device | str 
               "calibration": calibration(ref, n, seed), "models": {}}
     for p in store.list_checkpoints(folder):
         card = store.read_card(p)
-        if card["family"] == "classifier":
+        if not base.describe_card(card)["generative"]:
             continue
         say(p.name)
         model, card = store.load(p, device)
@@ -190,8 +179,8 @@ def report_markdown(report: dict) -> str:
                      if toy else r.get("note", ""))
             rows.append(f"| {name} | {extra} | | | | | | {r.get('n_params') or '–':,} | |")
             continue
-        nll = r.get("iw_nll")
-        nll_s = f"{nll:.2f} (IW, k={r['iw_nll_k']})" if nll is not None else "–"
+        lk = r.get("likelihood")
+        nll_s = base.LikelihoodRecord.from_dict(lk).short() if lk else "–"
         t = r.get("train_time_s")
         t_s = f"{r.get('epochs', '–')} epochs, {t / 60:.0f} min" if t else "–"
         rows.append(f"| {name} | {_fmt(q['fid'])} | {_fmt(q['inception_score'])} | {_fmt(q['label_entropy'], 3)} | "

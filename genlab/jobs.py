@@ -17,9 +17,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import torch
-
-from .train import Divergence, History, Progress, StopTraining, TrainConfig, fit
+from .train import Divergence, History, Progress, StopTraining
 
 MAX_RUNNING = 2
 IDLE_TIMEOUT_S = 60.0
@@ -261,15 +259,10 @@ class JobManager:
             self._jobs.append(job)
             return job
 
-    def stop_all(self) -> None:
-        for j in self.running():
-            j.stop()
 
-
-def fit_target(model: torch.nn.Module, train_x: torch.Tensor, cfg: TrainConfig,
-               val_x: torch.Tensor | None = None, after: Callable[[torch.nn.Module], None] | None = None
-               ) -> Callable[[JobControl], Any]:
-    """A job target that runs `fit` and publishes progress and history at every check."""
+def run_target(run) -> Callable[[JobControl], Any]:
+    """A job target that trains a `recipes.Run` (anything with `.fit(callback)`) and publishes
+    progress and history at every check. The job's result is the History."""
     def target(ctl: JobControl):
         def on_progress(p: Progress) -> None:
             hist = p.history.to_dict(max_points=400) if p.epoch_done and p.history else None
@@ -280,9 +273,7 @@ def fit_target(model: torch.nn.Module, train_x: torch.Tensor, cfg: TrainConfig,
             ctl.publish(**fields)
             ctl.check()
 
-        history: History = fit(model, train_x, cfg, val_x=val_x, callback=on_progress)
-        if after is not None:
-            after(model)
+        history: History = run.fit(callback=on_progress)
         ctl.publish(history=history.to_dict(max_points=400))
         return history
     return target

@@ -74,7 +74,8 @@ def iw_nll(model, x: torch.Tensor, k: int = 1000, batch_size: int = 100, seed: i
 
 @torch.no_grad()
 def elbo_metrics(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> dict:
-    """Test -ELBO with its reconstruction and KL terms (one posterior sample per image)."""
+    """Means of a model's scalar loss terms over x (one posterior sample per image, seed fixed):
+    for a VAE the test -ELBO with its reconstruction and KL terms."""
     g = torch.Generator(device=x.device).manual_seed(seed)
     sums: dict[str, float] = {}
     for i in range(0, len(x), batch_size):

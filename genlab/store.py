@@ -12,6 +12,8 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
+import struct
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,16 @@ REQUIRED = ("format", "format_version", "family", "config", "weights_sha256")
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be loaded; the message says which file and why."""
+
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_name(name: str) -> str | None:
+    """None when `name` is a good checkpoint name, else what is wrong with it."""
+    if not NAME_RE.fullmatch(name or ""):
+        return "Use 1–64 letters, digits, '-' or '_' (starting with a letter or digit)."
+    return None
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -57,13 +69,16 @@ def _atomic_write(target: Path, data: bytes) -> None:
 
 def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | None = None,
          history: dict | None = None, metrics: dict | None = None, train_config: dict | None = None,
-         extra: dict | None = None, extra_tensors: dict[str, torch.Tensor] | None = None) -> tuple[Path, Path]:
-    """Write model weights and card atomically.
+         likelihoods: list[dict] | None = None, extra: dict | None = None,
+         extra_tensors: dict[str, torch.Tensor] | None = None) -> tuple[Path, Path]:
+    """Write model weights and card atomically. Front ends call this through
+    `recipes.Run.save`, so every card has the same sections.
 
     Args:
         model: a registered family's model (has .family and a dataclass .config).
         path: "folder/name" (a .json or .safetensors suffix is dropped).
         dataset, history, metrics, train_config, extra: card sections (JSON-ready dicts).
+        likelihoods: LikelihoodRecord dicts (method, value, stderr, settings, terms, n).
         extra_tensors: named tensors that are not weights (e.g. a fixed-noise film), stored
             as "extra.NAME" beside the weights; read them back with load_extra.
     Returns:
@@ -85,6 +100,7 @@ def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | Non
         "train_config": train_config or {},
         "history": history or {},
         "metrics": metrics or {},
+        "likelihoods": list(likelihoods or []),
         "n_params": _base.n_params(model),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
@@ -118,17 +134,61 @@ def read_card(path: str | os.PathLike) -> dict:
     if card["family"] not in _base.families():
         raise CheckpointError(f"{card_path}: unknown model family {card['family']!r}; "
                               f"this genlab knows {', '.join(_base.families())}")
+    return _upgrade(card)
+
+
+def _upgrade(card: dict) -> dict:
+    """Cards written before likelihoods were records kept them as metric keys
+    (iw_nll_k1000, iw_nll_k1000_stderr, test_neg_elbo): read those as records."""
+    if "likelihoods" in card or not isinstance(card.get("metrics"), dict):
+        return card
+    m = card["metrics"]
+    records = []
+    seed = {"binarization_seed": m["test_binarization_seed"]} if "test_binarization_seed" in m else {}
+    if "test_neg_elbo" in m and "test_kl" in m:
+        records.append({"method": "elbo", "value": m["test_neg_elbo"], "stderr": None, "settings": seed,
+                        "terms": {"recon": m.get("test_recon"), "kl": m["test_kl"]}, "n": m.get("test_images")})
+    for key, v in m.items():
+        if key.startswith("iw_nll_k") and not key.endswith("_stderr"):
+            records.append({"method": "iw", "value": v, "stderr": m.get(key + "_stderr"),
+                            "settings": seed | {"k": int(key[len("iw_nll_k"):])}, "terms": {},
+                            "n": m.get("test_images")})
+    card["likelihoods"] = records
+    card["metrics"] = {k: v for k, v in m.items() if not k.startswith("iw_nll_k")}
     return card
+
+
+def _refuse_pickle(weights_path: Path, first: bytes) -> None:
+    """A pickle (protocol 2+ starts with 0x80) or a torch.save zip ("PK") is refused by name.
+    A safetensors file starts with an 8-byte length and then "{", whatever its first byte."""
+    if first[8:9] != b"{" and (first[:1] == b"\x80" or first[:2] == b"PK"):
+        raise CheckpointError(f"{weights_path}: this is a pickle or a torch.save zip, not safetensors; "
+                              f"genlab never unpickles files. Re-save the weights with safetensors.")
+
+
+def _header(weights_path: Path) -> dict:
+    """The safetensors header (tensor names, dtypes, shapes) without reading the tensors."""
+    try:
+        with open(weights_path, "rb") as f:
+            first = f.read(9)
+            _refuse_pickle(weights_path, first)
+            f.seek(0)
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > 100_000_000:
+                raise ValueError(f"a {n}-byte header")
+            head = json.loads(f.read(n))
+    except (OSError, struct.error, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{weights_path}: not a valid safetensors file ({e})") from e
+    if not isinstance(head, dict):
+        raise CheckpointError(f"{weights_path}: not a valid safetensors header")
+    return {k: v for k, v in head.items() if k != "__metadata__" and isinstance(v, dict)}
 
 
 def _parse_weights(weights_path: Path, card: dict) -> dict[str, torch.Tensor]:
     if not weights_path.exists():
         raise CheckpointError(f"{weights_path}: weights file not found")
     blob = weights_path.read_bytes()
-    head = blob[:4]
-    if head[:1] == b"\x80" or head[:2] == b"PK":
-        raise CheckpointError(f"{weights_path}: this is a pickle or a torch.save zip, not safetensors; "
-                              f"genlab never unpickles files. Re-save the weights with safetensors.")
+    _refuse_pickle(weights_path, blob[:9])
     if len(blob) != card.get("weights_bytes", len(blob)) or hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
         raise CheckpointError(f"{weights_path}: {len(blob)} bytes whose SHA-256 does not match the card; "
                               f"the file is truncated or was modified")
@@ -152,26 +212,41 @@ def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[t
     """
     weights_path, card_path = _paths(path)
     card = read_card(card_path)
-    try:
-        model = _base.build(card["family"], card["config"])
-    except (TypeError, ValueError, KeyError) as e:
+    if not weights_path.exists():
+        raise CheckpointError(f"{weights_path}: weights file not found")
+    try:  # on the meta device: a hostile config with absurd sizes allocates nothing
+        expected = _base.expected_shapes(card["family"], card["config"])
+    except (TypeError, ValueError, KeyError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{card_path}: config does not build a {card['family']} model: {e}") from e
+    _check_shapes(weights_path, expected, _header(weights_path), card)
+    model = _base.build(card["family"], card["config"])
     tensors = _parse_weights(weights_path, card)
     declared = {f"extra.{k}": tuple(v) for k, v in card.get("extra_tensors", {}).items()}
     for k, shape in declared.items():
         if k not in tensors or tuple(tensors[k].shape) != shape:
             raise CheckpointError(f"{weights_path}: extra tensor {k} is missing or not of shape {shape}")
     tensors = {k: v for k, v in tensors.items() if k not in declared}
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
-    problems = [f"missing {k}" for k in expected if k not in got]
-    problems += [f"unexpected {k}" for k in got if k not in expected]
-    problems += [f"{k}: file has {got[k]}, config expects {expected[k]}"
-                 for k in expected if k in got and got[k] != expected[k]]
-    if problems:
-        raise CheckpointError(f"{weights_path}: tensors do not match the card's config: " + "; ".join(problems[:5]))
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), card
+
+
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+          "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "I8": torch.int8, "BOOL": torch.bool}
+
+
+def _check_shapes(weights_path: Path, expected: dict[str, tuple[int, ...]], header: dict, card: dict) -> None:
+    """The weights file's header against the config's state_dict (names and shapes) and the
+    card's extra tensors, before anything is built or read."""
+    declared = {f"extra.{k}": tuple(v) for k, v in card.get("extra_tensors", {}).items()}
+    got = {k: tuple(v.get("shape", ())) for k, v in header.items()}
+    problems = [f"missing {k}" for k in expected if k not in got]
+    problems += [f"unexpected {k}" for k in got if k not in expected and k not in declared]
+    problems += [f"{k}: file has {got[k]}, config expects {expected[k]}"
+                 for k in expected if k in got and got[k] != expected[k]]
+    problems += [f"{k}: dtype {v.get('dtype')} is not a tensor type genlab reads"
+                 for k, v in header.items() if v.get("dtype") not in DTYPES]
+    if problems:
+        raise CheckpointError(f"{weights_path}: tensors do not match the card's config: " + "; ".join(problems[:5]))
 
 
 def load_extra(path: str | os.PathLike, name: str) -> torch.Tensor:

@@ -82,13 +82,14 @@ def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, boomerang: bool 
 
 
 # ----------------------------------------------------------------------------- plotly
-def history_figure(history: dict, keys: tuple[str, ...] = ("neg_elbo", "recon", "kl"), title: str = ""):
+def history_figure(history: dict, keys: tuple[str, ...] = ("neg_elbo", "recon", "kl"), title: str = "",
+                   names: dict[str, str] | None = None, unit: str = "nats per image"):
     """Per-epoch train (solid) and validation (dashed) curves of a card's history."""
     import plotly.graph_objects as go
 
     epochs = history.get("epochs", [])
     fig = go.Figure()
-    names = {"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL", "loss": "loss"}
+    names = names or {}
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     for c, key in zip(colors, keys):
         for split, dash in (("train", "solid"), ("val", "dash")):
@@ -97,20 +98,8 @@ def history_figure(history: dict, keys: tuple[str, ...] = ("neg_elbo", "recon", 
                 x, y = zip(*pts)
                 fig.add_scatter(x=x, y=y, mode="lines+markers" if len(x) <= 30 else "lines",
                                 name=f"{names.get(key, key)} ({split})", line=dict(color=c, dash=dash))
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title="nats per image",
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=unit,
                       margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.2))
-    return fig
-
-
-def steps_figure(history: dict, key: str = "loss"):
-    """Per-step (binned) training curve."""
-    import plotly.graph_objects as go
-
-    steps = history.get("steps", {})
-    fig = go.Figure()
-    if key in steps:
-        fig.add_scatter(x=steps.get("step"), y=steps[key], mode="lines", name=key)
-    fig.update_layout(xaxis_title="step", yaxis_title=key, margin=dict(l=10, r=10, t=30, b=10), height=260)
     return fig
 
 
@@ -286,26 +275,18 @@ def _svg_chart(ch: LineChart, width: int) -> str:
     return "".join(out)
 
 
-def gan_charts(steps: dict, max_points: int = 600) -> tuple[LineChart, LineChart]:
-    """Two charts over generator steps: the D and G losses, and mean D(x) and D(G(z))."""
+def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str = "step") -> list[LineChart]:
+    """One chart per `Series` (models/base.py: (key, label, colour) lines, a y label, a range,
+    a reference line) over a history's per-step records, thinned to about max_points."""
     x = list(steps.get("step", []))
     stride = max(1, len(x) // max_points)
     xs = x[::stride]
-
-    def series(keys):
-        return [(xs, list(steps[k])[::stride], name, c) for k, name, c in keys if k in steps]
-
-    losses = LineChart(series((("d_loss", "D loss", "#d62728"), ("g_loss", "G loss", "#1f77b4"))),
-                       "generator step", "loss")
-    outputs = LineChart(series((("d_real", "mean D(x), real", "#2ca02c"),
-                                ("d_fake", "mean D(G(z)), generated", "#ff7f0e"))),
-                        "generator step", "discriminator output", yrange=[0, 1], hline=0.5)
-    return losses, outputs
-
-
-def gan_figures(steps: dict, max_points: int = 600):
-    """`gan_charts` as Plotly figures."""
-    return tuple(c.plotly() for c in gan_charts(steps, max_points))
+    charts = []
+    for spec in series:
+        lines = [(xs, list(steps[k])[::stride], label, colour) for k, label, colour in spec.lines if k in steps]
+        charts.append(LineChart(lines, xtitle, spec.ylabel, yrange=list(spec.yrange) if spec.yrange else None,
+                                hline=spec.hline))
+    return charts
 
 
 def toy_field_figure(field: dict, title: str = ""):

@@ -8,6 +8,7 @@ import torch
 
 from . import metrics
 from .data import toy2d
+from .models.base import eval_mode
 
 
 class FixedNoiseFilm:
@@ -21,12 +22,10 @@ class FixedNoiseFilm:
     @torch.no_grad()
     def capture(self, model, step: int) -> torch.Tensor:
         """Record and return the current samples (n, C, H, W) in [0, 1]."""
-        was = model.training
-        model.eval()
-        imgs = model.decode(self.z)
-        model.train(was)
+        with eval_mode(model):
+            imgs = model.decode(self.z)
         self.steps.append(step)
-        if getattr(model, "data_kind", "image") == "points":
+        if not model.capabilities.images:
             self.frames.append(imgs.float().cpu())  # (n, 2) points
         else:
             self.frames.append((imgs.clamp(0, 1) * 255).round().to(torch.uint8).cpu())  # (n, C, H, W)
@@ -40,10 +39,8 @@ class FixedNoiseFilm:
 @torch.no_grad()
 def toy_measures(model, toy: str, n: int = 2500, seed: int = 0, std: float = 0.02) -> dict:
     """Modes covered and high-quality fraction (ring8 only), KL and JS against fresh real data."""
-    was = model.training
-    model.eval()
-    fake = model.decode(model.prior_sample(n, torch.Generator(device=next(model.parameters()).device).manual_seed(seed)))
-    model.train(was)
+    with eval_mode(model):
+        fake = model.sample(n, torch.Generator(device=next(model.parameters()).device).manual_seed(seed))
     real = toy2d(toy, n, seed=seed + 1)
     out = metrics.grid_divergences(real, fake.cpu(), extent=4.5 if toy == "checkerboard" else 3.0)
     if toy == "ring8":

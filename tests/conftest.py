@@ -35,7 +35,7 @@ def tiny_vae(digits):
     from genlab import TrainConfig, VAE, VAEConfig, fit
     train, _ = digits
     model = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(64, 32), latent_dim=2))
-    fit(model, train.x, TrainConfig(epochs=8, batch_size=64, seed=0))
+    fit(model, train.x, TrainConfig(epochs=8, batch_size=64, seed=0, binarize=True))
     return model.eval()
 
 
@@ -48,7 +48,7 @@ def ckpt_dir(tmp_path_factory):
     train = load_mnist("train", limit=3000)
     for name, z, ae in [("vae-mnist-z20", 20, False), ("vae-mnist-z2", 2, False), ("ae-mnist-z2", 2, True)]:
         model = VAE(VAEConfig(hidden=(64,), latent_dim=z, autoencoder=ae))
-        hist = fit(model, train.x, TrainConfig(epochs=2, batch_size=100), val_x=train.x[:500])
+        hist = fit(model, train.x, TrainConfig(epochs=2, batch_size=100, binarize=True), val_x=train.x[:500])
         model.fit_latent_prior(train.x)
         save(model, d / name, dataset={"name": "mnist", "split": "train"}, history=hist.to_dict(),
              metrics={"test_neg_elbo": 150.0})

@@ -137,6 +137,19 @@ def test_training_view_trains_in_the_background_and_saves(app, ckpt_dir):
     next(b for b in at.button if b.label == "Save as checkpoint").click().run()
     assert (ckpt_dir / "my-digits-vae.json").exists()
     assert at.sidebar.selectbox[0].value == "my-digits-vae"
+    # the command line writes the same card (same sections, same history and data set shape)
+    import json
+    from genlab.cli import main
+    assert main(["train", "vae", "--dataset", "digits8", "--latent", "2", "--epochs", "1", "--eval-k", "0",
+                 "--out", str(ckpt_dir / "cli-digits-vae")]) == 0
+    view_card, cli_card = (json.loads((ckpt_dir / f"{n}.json").read_text()) for n in ("my-digits-vae", "cli-digits-vae"))
+    assert sorted(view_card) == sorted(cli_card)
+    for section in ("history", "dataset", "train_config", "film"):
+        assert sorted(view_card[section]) == sorted(cli_card[section]), section
+    assert [r["method"] for r in view_card["likelihoods"]] == [r["method"] for r in cli_card["likelihoods"]] == ["elbo"]
+    for n in ("my-digits-vae", "cli-digits-vae"):
+        for suffix in (".json", ".safetensors"):
+            (ckpt_dir / f"{n}{suffix}").unlink()
 
 
 def test_bad_checkpoint_name_is_refused(app):

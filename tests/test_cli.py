@@ -13,11 +13,15 @@ def test_train_eval_sample_list(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "epoch 2/2" in err and "steps/s" in err and "ETA" in err  # the progress bar
     card = json.loads((tmp_path / "v.json").read_text())
-    assert card["metrics"]["iw_nll_k20"] <= card["metrics"]["test_neg_elbo"] + 0.5
+    records = {r["method"]: r for r in card["likelihoods"]}
+    assert records["iw"]["settings"]["k"] == 20 and records["iw"]["stderr"] > 0
+    assert records["iw"]["value"] <= card["metrics"]["test_neg_elbo"] + 0.5
+    assert records["elbo"]["value"] == card["metrics"]["test_neg_elbo"]  # one ELBO, the same seed
     assert len(card["history"]["epochs"]) == 2
 
     assert main(["eval", str(out), "--k", "5", "--write"]) == 0
-    assert "iw_nll_k5" in json.loads((tmp_path / "v.json").read_text())["metrics"]
+    ks = [r["settings"].get("k") for r in json.loads((tmp_path / "v.json").read_text())["likelihoods"]]
+    assert 5 in ks
 
     png = tmp_path / "grid.png"
     assert main(["sample", str(out), "--seed", "3", "--n", "16", "--nrow", "4", "--out", str(png)]) == 0
@@ -35,7 +39,7 @@ def test_autoencoder_trains_without_likelihood(tmp_path):
     assert main(["train", "ae", "--dataset", "digits8", "--hidden", "16", "--latent", "2",
                  "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
     card = json.loads((tmp_path / "a.json").read_text())
-    assert card["config"]["autoencoder"] and "iw_nll_k1000" not in card["metrics"]
+    assert card["config"]["autoencoder"] and card["likelihoods"] == [] and "test_recon" in card["metrics"]
 
 
 def test_bad_checkpoint_gives_a_message_not_a_traceback(tmp_path, capsys):
@@ -63,7 +67,43 @@ def test_gan_resume_extends_history_and_film(tmp_path):
 def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
     out = str(tmp_path / "v")
     assert main(["train", "vae", "--epochs", "1", "--limit", "200", "--hidden", "16", "--eval-k", "-1", "--out", out]) == 0
-    assert main(["train", "vae", "--resume", out, "--epochs", "1"]) == 2
     assert main(["train", "gan", "--resume", out, "--epochs", "1"]) == 2
-    assert "MNIST GAN checkpoint" in capsys.readouterr().err
+    assert "is not a gan checkpoint" in capsys.readouterr().err
+    assert main(["train", "ae", "--resume", out, "--epochs", "1"]) == 2  # a VAE is not an autoencoder
+    assert main(["train", "vae", "--resume", out, "--epochs", "1", "--d-lr-mult", "2"]) == 2
+    assert "does not apply" in capsys.readouterr().err
     assert main(["train", "gan", "--epochs", "1"]) == 2  # neither --out nor --resume
+
+
+def test_vae_resume_continues_its_history(tmp_path):
+    out = str(tmp_path / "v")
+    assert main(["train", "vae", "--dataset", "digits8", "--epochs", "1", "--hidden", "16", "--eval-k", "-1",
+                 "--out", out]) == 0
+    assert main(["train", "vae", "--resume", out, "--epochs", "1"]) == 0
+    card = json.loads((tmp_path / "v.json").read_text())
+    assert [e["epoch"] for e in card["history"]["epochs"]] == [1, 2] and card["dataset"]["name"] == "digits8"
+
+
+def test_eval_works_or_says_why_for_every_kind_of_checkpoint(tmp_path, capsys, ckpt_dir):
+    """The GAN has no likelihood: eval scores its samples instead (it used to end in a traceback);
+    the classifier is not a generative model: one clear line."""
+    assert main(["eval", str(ckpt_dir / "gan-mlp-mnist"), "--n", "500"]) == 0
+    out = capsys.readouterr()
+    assert "defines no likelihood" in out.err and '"fid"' in out.out
+    assert main(["eval", str(ckpt_dir / "mnist-classifier")]) == 0
+    assert "not a generative model" in capsys.readouterr().out
+    toy = str(tmp_path / "t")
+    assert main(["train", "gan2d", "--epochs", "1", "--limit", "512", "--out", toy]) == 0
+    capsys.readouterr()
+    assert main(["eval", toy]) == 0
+    assert '"kl"' in capsys.readouterr().out
+
+
+def test_an_option_given_is_honoured_or_refused(tmp_path, capsys):
+    out = str(tmp_path / "g")
+    assert main(["train", "gan", "--latent", "20", "--epochs", "1", "--limit", "128", "--out", out]) == 0
+    assert json.loads((tmp_path / "g.json").read_text())["config"]["latent_dim"] == 20
+    assert main(["train", "gan", "--beta", "2", "--epochs", "1", "--out", out]) == 2
+    assert "beta does not apply to gan" in capsys.readouterr().err
+    assert main(["train", "gan", "--likelihood", "gaussian", "--epochs", "1", "--out", out]) == 2
+    assert main(["train", "vae", "--toy", "ring8", "--epochs", "1", "--out", out]) == 2

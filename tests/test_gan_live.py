@@ -65,10 +65,10 @@ class TestLiveEngine:
                         job.snapshot().state == "paused", 10)
         time.sleep(0.3)
         parked = live.g_steps
-        job.send("step", which="both")
+        job.send("step", action="both")
         assert job.wait_commands(5.0)
         assert job.snapshot().extra["g_steps"] == parked + 1
-        job.send("step", which="d")  # a discriminator step does not advance the generator count
+        job.send("step", action="d")  # a discriminator step does not advance the generator count
         time.sleep(0.5)
         assert job.snapshot().extra["g_steps"] == parked + 1
         job.stop()
@@ -119,6 +119,18 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     at.text_input[0].set_value("toy-gan-test")
     next(b for b in at.button if b.label == "Save as checkpoint").click().run()
     assert (ckpt_dir / "toy-gan-test.json").exists()
+    # the same card as the command line writes: same sections, history in the same shape
+    import json
+    from genlab.cli import main
+    assert main(["train", "gan2d", "--epochs", "1", "--limit", "512", "--out", str(ckpt_dir / "toy-gan-cli")]) == 0
+    view_card, cli_card = (json.loads((ckpt_dir / f"{n}.json").read_text()) for n in ("toy-gan-test", "toy-gan-cli"))
+    assert sorted(view_card) == sorted(cli_card)
+    assert sorted(view_card["history"]) == sorted(cli_card["history"]) == ["epochs", "steps", "toy", "train_time_s"]
+    assert sorted(view_card["film"]) == sorted(cli_card["film"]) and view_card["dataset"]["name"] == "ring8"
+    assert "kl" in view_card["metrics"] and "kl" in cli_card["metrics"]
+    for n in ("toy-gan-test", "toy-gan-cli"):
+        for suffix in (".json", ".safetensors"):
+            (ckpt_dir / f"{n}{suffix}").unlink()
     at.button(key="g_reset").click().run()
     assert "gan_job" not in at.session_state and not at.exception
 

@@ -4,15 +4,14 @@ import time
 import pytest
 
 from conftest import wait_for
-from genlab import TrainConfig, VAE, VAEConfig
-from genlab.jobs import JobManager, JobRefused, fit_target
-
+from genlab import recipes
+from genlab.jobs import JobManager, JobRefused, run_target
 
 
 def small_job(digits, epochs=200):
-    train, test = digits
-    m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=2))
-    return m, fit_target(m, train.x, TrainConfig(epochs=epochs, batch_size=100, check_every=5), val_x=test.x)
+    run = recipes.Run(recipes.make_recipe("vae", data="digits8", hidden=(16,), latent_dim=2, epochs=epochs,
+                                          batch_size=100, check_every=5))
+    return run.model, run_target(run)
 
 
 def test_job_trains_pauses_resumes_and_stops(digits):

@@ -31,3 +31,15 @@ def test_streamlit_does_not_collect_garbage_after_every_run():
     import tomllib
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["runner"]["postScriptGC"] is False
+
+
+def test_views_read_capabilities_not_family_names():
+    """Views ask a model what it can do (model.capabilities, the family descriptor); they never
+    guess from its class, its family's name or its config fields."""
+    import re
+    banned = [r"getattr\([^)]*data_kind", r"model\.data_kind", r"hasattr\(model", r"getattr\(model", r"family\s*==", r"\[.family.\]\s*==",
+              r"\.config\.(autoencoder|likelihood|arch)", r"isinstance\(model"]
+    for path in list((ROOT / "views").glob("*.py")) + [ROOT / "app.py"]:
+        text = path.read_text()
+        for pattern in banned:
+            assert not re.search(pattern, text), f"{path.name}: {pattern}"

@@ -143,3 +143,39 @@ class TestRejections:
         (tmp_path / "x.safetensors").write_bytes(b"")
         with pytest.raises(CheckpointError, match="not a genlab card"):
             load(tmp_path / "x")
+
+    def test_absurd_layer_sizes_are_refused_before_anything_is_allocated(self, saved, monkeypatch):
+        """A hostile card (hidden sizes of a billion) is checked on the meta device against the
+        weights file's header: a CheckpointError, and no real tensor is ever built."""
+        _, path = saved
+        edit_card(path, config={"hidden": [10**9, 10**9]})
+        devices = []
+        real_build = store._base.build
+        monkeypatch.setattr(store._base, "build",
+                            lambda *a, **k: devices.append(torch.get_default_device().type) or real_build(*a, **k))
+        with pytest.raises(CheckpointError, match=r"config expects \(1000000000, 64\)"):
+            load(path)
+        assert devices == ["meta"]  # built once, on the meta device, where nothing is allocated
+
+    def test_a_header_whose_length_starts_with_0x80_is_not_taken_for_a_pickle(self, tmp_path):
+        """The first byte of a safetensors file is the low byte of its header's length; 0x80 is a
+        legal value (a pickle's magic byte too). Such a file must load."""
+        m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(4,), latent_dim=2))
+        for k in range(1, 300):  # an extra tensor's name grows the header a byte at a time
+            save(m, tmp_path / "h", extra_tensors={"n" * k: torch.zeros(1)})
+            if (tmp_path / "h.safetensors").read_bytes()[:1] == b"\x80":
+                load(tmp_path / "h")
+                return
+        pytest.fail("no header length with a 0x80 low byte in this range: widen it")
+
+    def test_cards_with_likelihoods_as_metric_keys_are_read_as_records(self, saved):
+        _, path = saved
+        edit_card(path, metrics={"test_neg_elbo": 100.0, "test_recon": 80.0, "test_kl": 20.0,
+                                 "iw_nll_k50": 97.5, "iw_nll_k50_stderr": 0.4, "test_images": 10})
+        card = json.loads(path.with_suffix(".json").read_text())
+        del card["likelihoods"]
+        path.with_suffix(".json").write_text(json.dumps(card))
+        records = {r["method"]: r for r in read_card(path)["likelihoods"]}
+        assert records["iw"]["value"] == 97.5 and records["iw"]["stderr"] == 0.4 and records["iw"]["settings"]["k"] == 50
+        assert records["elbo"]["terms"] == {"recon": 80.0, "kl": 20.0}
+        assert not any(k.startswith("iw_nll") for k in read_card(path)["metrics"])

@@ -44,7 +44,7 @@ class TestObjective:
         train, _ = digits
         ae = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2, autoencoder=True))
         assert set(ae.loss_terms(train.x[:10])) == {"loss", "recon"}
-        fit(ae, train.x, TrainConfig(epochs=2, batch_size=100))
+        fit(ae, train.x, TrainConfig(epochs=2, batch_size=100, binarize=True))
         ae.fit_latent_prior(train.x)
         with torch.no_grad():
             codes = ae.encode(train.x)
@@ -70,13 +70,13 @@ class TestTraining:
         train, _ = digits
         torch.manual_seed(0)
         m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2))
-        h = fit(m, train.x, TrainConfig(epochs=2, batch_size=64, precision="bf16"))
+        h = fit(m, train.x, TrainConfig(epochs=2, batch_size=64, precision="bf16", binarize=True))
         assert all(np.isfinite(h.steps["loss"])) and np.mean(h.steps["loss"][-5:]) < np.mean(h.steps["loss"][:5])
 
     def test_a_few_steps_lower_the_loss(self, digits):
         train, _ = digits
         m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(64, 32), latent_dim=2))
-        h = fit(m, train.x, TrainConfig(epochs=4, batch_size=64, check_every=10))
+        h = fit(m, train.x, TrainConfig(epochs=4, batch_size=64, check_every=10, binarize=True))
         first, last = h.epochs[0]["train"]["neg_elbo"], h.epochs[-1]["train"]["neg_elbo"]
         assert last < first - 3.0
         assert h.n_steps == 4 * math.ceil(1500 / 64)
@@ -87,13 +87,13 @@ class TestTraining:
         for _ in range(2):
             torch.manual_seed(123)  # the init; the loop's own randomness comes from cfg.seed
             m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=2))
-            runs.append(fit(m, train.x, TrainConfig(epochs=1, batch_size=100, seed=7)).steps["loss"])
+            runs.append(fit(m, train.x, TrainConfig(epochs=1, batch_size=100, seed=7, binarize=True)).steps["loss"])
         assert runs[0] == runs[1]
 
     def test_validation_history_per_epoch(self, digits):
         train, test = digits
         m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
-        h = fit(m, train.x, TrainConfig(epochs=2, batch_size=100), val_x=test.x)
+        h = fit(m, train.x, TrainConfig(epochs=2, batch_size=100, binarize=True), val_x=test.x)
         for e in h.epochs:
             assert set(e["val"]) >= {"neg_elbo", "recon", "kl", "kl_dim"} and len(e["val"]["kl_dim"]) == 3
         d = h.to_dict(max_points=5)
@@ -117,7 +117,7 @@ class TestTraining:
 
         m.train_step = poisoned
         with pytest.raises(Divergence, match="step 25"):
-            fit(m, train.x, TrainConfig(epochs=3, batch_size=50, check_every=10))
+            fit(m, train.x, TrainConfig(epochs=3, batch_size=50, check_every=10, binarize=True))
         assert all(torch.isfinite(p).all() for p in m.parameters())
 
 
@@ -128,7 +128,7 @@ class TestLikelihood:
         train, _ = digits
         torch.manual_seed(0)
         m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=1))
-        fit(m, train.x, TrainConfig(epochs=5, batch_size=64))
+        fit(m, train.x, TrainConfig(epochs=5, batch_size=64, binarize=True))
         x = torch.bernoulli(train.x[:40], generator=torch.Generator().manual_seed(0))
         return m.eval(), x
 

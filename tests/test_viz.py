@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from genlab import viz
+from genlab.models import GANConfig, VAEConfig, family
 from genlab._compat import torchvision_available
 
 
@@ -53,10 +54,13 @@ def test_figures_build_from_a_card_history():
             "steps": {"step": [1, 2], "loss": [3.0, 2.0]}}
     fig = viz.history_figure(hist)
     assert len(fig.data) == 6
-    assert len(viz.steps_figure(hist).data) == 1
-    losses, outputs = viz.gan_figures({"step": [1, 2], "d_loss": [1.0, 0.9], "g_loss": [0.7, 0.8],
-                                       "d_real": [0.6, 0.6], "d_fake": [0.4, 0.4]})
+    (loss,) = viz.step_charts(hist["steps"], family("vae").curves(VAEConfig()).steps)
+    assert len(loss.plotly().data) == 1
+    losses, outputs = (c.plotly() for c in viz.step_charts(
+        {"step": [1, 2], "d_loss": [1.0, 0.9], "g_loss": [0.7, 0.8], "d_real": [0.6, 0.6], "d_fake": [0.4, 0.4]},
+        family("gan").curves(GANConfig()).steps))
     assert [t.name for t in losses.data] == ["D loss", "G loss"] and len(outputs.data) == 2
+    assert list(outputs.layout.yaxis.range) == [0, 1]  # the descriptor's range for D's outputs
     modes, div = viz.toy_measures_figures([{"step": 50, "modes": 3, "high_quality": 0.5, "kl": 2.0, "js": 0.3}])
     assert list(modes.data[0].y) == [3] and list(div.data[1].y) == [0.3]
     assert list(modes.data[1].y) == [0.5] and modes.data[1].yaxis == "y2"  # the fraction, unscaled, on its own axis

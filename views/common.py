@@ -14,6 +14,7 @@ import genlab
 from genlab import data as gdata
 from genlab import evaluation, viz
 from genlab.jobs import JobManager
+from genlab.models import best_likelihood, card_likelihoods, describe_card, family, missing, sample
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "vae-mnist-z20"
@@ -43,13 +44,15 @@ def _list_models(folder: str, stamp: int) -> list[dict]:
         except genlab.CheckpointError as e:
             out.append({"name": p.name, "error": str(e)})
             continue
-        if card["family"] == "classifier":
+        try:
+            info = describe_card(card)
+        except (KeyError, TypeError, ValueError) as e:
+            out.append({"name": p.name, "error": f"config does not build: {e}"})
+            continue
+        if not info["generative"]:
             continue  # the measuring stick, not a generative model
-        cfg = card["config"]
-        kind = "AE" if cfg.get("autoencoder") else (
-            {"mlp": "GAN", "dcgan": "DCGAN", "toy": "2-d GAN"}.get(cfg.get("arch"), card["family"].upper()))
-        out.append({"name": p.name, "family": card["family"], "latent_dim": cfg.get("latent_dim"),
-                    "label": f"{p.name}  ({kind}, z={cfg.get('latent_dim')})"})
+        latent = f", z={info['latent_dim']}" if info["latent"] != "none" else ""
+        out.append({"name": p.name, **info, "label": f"{p.name}  ({info['kind']}{latent})"})
     return out
 
 
@@ -122,11 +125,16 @@ def model_picker() -> str | None:
     return st.session_state["model"]
 
 
-def current_model(images: bool = True):
+VIEW_FILES = {"Home": "views/home.py", "Latent Explorer": "views/latent_explorer.py",
+              "Interpolation": "views/interpolation.py", "VAE Manifold": "views/manifold.py",
+              "Training": "views/training.py", "GAN Live": "views/gan_live.py", "Compare": "views/compare.py"}
+
+
+def current_model(needs: tuple[str, ...] = ("images", "gaussian_latent"), view: str = "this view"):
     """(name, model, card) of the picked model, or a message and stop when there is none.
 
-    With images=True, a model that does not generate images (the 2-d toy GAN) is explained
-    and the view stops.
+    `needs` names capabilities (genlab.models.base.NEEDS) the view reads. A model that lacks
+    one is explained in one sentence that points to where that model is explored, and the view stops.
     """
     name = st.session_state.get("model")
     if not name:
@@ -137,10 +145,20 @@ def current_model(images: bool = True):
     except genlab.CheckpointError as e:
         st.error(f"This checkpoint cannot be loaded: {e}")
         st.stop()
-    if images and getattr(model, "data_kind", "image") != "image":
-        st.info(f"{name} generates 2-d points, not images: watch it on the GAN Live page, or pick an image model.")
+    why = missing(model.capabilities, needs)
+    if why:
+        where = family(card["family"]).explored_in
+        st.info(f"{name} {why}, so {view} does not apply to it: explore it on the {where} page, "
+                "or pick another model in the sidebar.")
+        if where in VIEW_FILES:
+            st.page_link(VIEW_FILES[where], label=f"Go to {where}")
         st.stop()
     return name, model, card
+
+
+def samples(model, n: int, seed: int) -> torch.Tensor:
+    """n samples of any family from a seed (chains run inside for samplers)."""
+    return sample(model, n, generator(seed))
 
 
 def show_notice() -> None:
@@ -173,29 +191,19 @@ def show_grid(images: torch.Tensor, nrow: int, caption: str | None = None, width
     st.image(viz.png_bytes(arr), caption=caption, width=width, output_format="PNG")
 
 
-METRIC_NAMES = {
-    "test_neg_elbo": "test −ELBO",
-    "test_recon": "test reconstruction −log p(x|z)",
-    "test_kl": "test KL(q(z|x) ‖ p(z))",
-}
-
-
-def metric_rows(metrics: dict) -> list[dict]:
-    """A card's metrics as table rows with readable names (nats per image)."""
+def metric_rows(card: dict) -> list[dict]:
+    """A card's likelihood records (with their terms) or, without records, its test metrics,
+    as table rows with readable names from the family's descriptor."""
+    fam = family(card["family"])
     rows = []
-    for k, v in metrics.items():
-        if not isinstance(v, (int, float)) or "stderr" in k or k in ("test_images", "test_binarization_seed"):
-            continue
-        label = METRIC_NAMES.get(k)
-        if label is None and k.startswith("iw_nll_k"):
-            label = f"importance-weighted NLL, k={k[len('iw_nll_k'):]}"
-        row = {"metric": label or k, "nats": v}
-        if f"{k}_stderr" in metrics:
-            row["nats"] = f"{v:.2f} ± {metrics[f'{k}_stderr']:.2f}"
-        rows.append(row)
-    if any(isinstance(r["nats"], str) for r in rows):  # one column type for the table
-        for r in rows:
-            r["nats"] = r["nats"] if isinstance(r["nats"], str) else f"{r['nats']:.2f}"
+    for r in card_likelihoods(card):
+        err = f" ± {r.stderr:.2f}" if r.stderr is not None else ""
+        rows.append({"metric": r.label, "value": f"{r.value:.2f}{err}"})
+        rows += [{"metric": f"  {fam.names.get(k, k)}", "value": f"{v:.2f}"} for k, v in r.terms.items() if v is not None]
+    if not rows:
+        m = card.get("metrics", {})
+        rows = [{"metric": label, "value": f"{m[k]:.2f}"} for k, label in fam.metrics.items()
+                if isinstance(m.get(k), (int, float))]
     return rows
 
 
@@ -333,9 +341,9 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
         r = known_result(name, card, report)
         row = {"model": name, "FID": None, "IS": None, "label entropy": None, "precision": None, "recall": None,
                "test NLL (nats)": "–", "parameters": f"{card.get('n_params') or 0:,}", "training": "–"}
-        lk = evaluation.likelihood_metrics(card)
-        if "iw_nll" in lk:
-            row["test NLL (nats)"] = f"{lk['iw_nll']:.2f} (IW, k={lk['iw_nll_k']})"
+        best = best_likelihood(card_likelihoods(card))
+        if best is not None:
+            row["test NLL (nats)"] = best.short()
         row["training"] = training_summary(card).removesuffix(" training")
         if r and r.get("quality"):
             q = r["quality"]

@@ -81,7 +81,7 @@ if len(loaded) < 2:
     st.stop()
 
 reference = None
-if nn_space != "off" and any(getattr(m, "data_kind", "image") == "image" for m, _ in loaded.values()):
+if nn_space != "off" and any(m.capabilities.mnist_images for m, _ in loaded.values()):
     reference = common.reference()
     if reference is None:
         st.warning("Nearest neighbours need the MNIST classifier checkpoint (mnist-classifier), which is missing.")
@@ -91,21 +91,24 @@ if nn_space != "off" and any(getattr(m, "data_kind", "image") == "image" for m, 
 by_latent: dict[int, str] = {}
 shown = []
 for name, (model, card) in loaded.items():
-    z_dim = model.latent_dim
+    caps = model.capabilities
+    z_dim = caps.latent_dim if caps.gaussian_latent else None
     item = {"name": name, "caption": f"{info[name]['label'].split('(')[-1].rstrip(')')} · "
                                      f"{card.get('n_params', 0):,} parameters · " + common.training_summary(card)
                                      + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else "")}
-    by_latent.setdefault(z_dim, name)
-    with torch.inference_mode():
-        z = model.prior_sample(n, common.generator(seed))
-        out = model.decode(z)
-        if getattr(model, "data_kind", "image") == "points":
-            item["points"] = out
-        else:  # the path: from the grid's first sample to the first sample of seed + 1
-            item["grid"] = out
-            zb = model.prior_sample(n, common.generator(seed + 1))[0]
-            item["strip"] = model.decode(latent.interpolate(z[0], zb, 8, st.session_state["path"]))
-    if "grid" in item and reference is not None and tuple(out.shape[1:]) == (1, 28, 28):
+    if z_dim is not None:
+        by_latent.setdefault(z_dim, name)
+    out = common.samples(model, n, seed)  # a Gaussian latent model decodes prior draws from this seed
+    if not caps.images:
+        item["points" if caps.data_kind == "points" else "rows"] = out
+    else:
+        item["grid"] = out
+        if caps.gaussian_latent:  # the path: from the grid's first sample to the first sample of seed + 1
+            with torch.inference_mode():
+                za = model.prior_sample(1, common.generator(seed))[0]
+                zb = model.prior_sample(1, common.generator(seed + 1))[0]
+                item["strip"] = model.decode(latent.interpolate(za, zb, 8, st.session_state["path"]))
+    if "grid" in item and reference is not None and caps.mnist_images:
         item["nn"] = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
     shown.append(item)
 
@@ -126,6 +129,9 @@ for col, it in row():
             fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_scaleanchor="x")
             st.plotly_chart(fig, width="stretch", key=f"pts_{it['name']}")
             st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
+        elif "rows" in it:
+            st.dataframe(it["rows"][:10].cpu().numpy(), width="stretch")
+            st.caption("A model of table rows: its first 10 samples.")
         else:
             common.show_grid(it["grid"], nrow=nrow, caption=f"{n} samples, seed {seed}")
 for col, it in row():
@@ -157,13 +163,14 @@ if rows:
         "recall": st.column_config.NumberColumn("recall ↑", format="%.3f",
                                                 help="Share of test images inside the samples' k-NN manifold: variety"),
         "test NLL (nats)": st.column_config.TextColumn(
-            "test NLL (nats) ↓", help="Importance-weighted negative log-likelihood per test image (VAEs only)"),
+            "test NLL (nats) ↓", help="The tightest likelihood estimate a model reports, per test image "
+                                      "(IW: importance-weighted bound; GANs define none)"),
     })
     st.caption("Measured on 10,000 samples per model (seed 0) against the 10,000 MNIST test images; precision and "
                "recall with k = 3 nearest neighbours in feature space. The rows marked (calibration) score the "
                "training set (near the best possible) and uniform noise (near the worst) the same way. Test NLL: "
-               "importance-weighted estimate for VAEs; GANs define no likelihood.")
-    missing = [m for m in loaded if m not in hists and getattr(loaded[m][0], "data_kind", "image") == "image"]
+               "the tightest estimate each model reports (importance-weighted for VAEs); GANs define no likelihood.")
+    missing = [m for m in loaded if m not in hists and loaded[m][0].capabilities.mnist_images]
     if missing and common.reference_available():
         if st.button(f"Measure {', '.join(missing)} (about 20 s each on a CPU)"):
             bar = st.progress(0.0)

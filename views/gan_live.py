@@ -1,17 +1,14 @@
 """GAN Live: press Start and watch a GAN learn, on MNIST or on 2-d toy data. Pause, step the
 discriminator or the generator by hand, change the settings, scrub the film of fixed-noise
 samples, and save the model."""
-import re
-
 import streamlit as st
-import torch
 
 import genlab
 from genlab import data as gdata
-from genlab import viz
+from genlab import recipes, viz
 from genlab.jobs import JobRefused
 from genlab.live import LiveGAN, LiveSettings, live_target
-from genlab.models import GANConfig, build
+from genlab.models import GANConfig, family
 from views import common
 
 st.title("GAN Live")
@@ -23,6 +20,8 @@ common.show_notice()
 DATASETS = {"mnist-mlp": "MNIST, MLP GAN", "mnist-dcgan": "MNIST, DCGAN (slow on a CPU)",
             "ring8": "2-d: ring of 8 Gaussians", "spiral": "2-d: spiral", "moons": "2-d: two moons",
             "checkerboard": "2-d: checkerboard"}
+PRESETS = {"mnist-mlp": ("gan", "mnist"), "mnist-dcgan": ("dcgan", "mnist"), **{t: ("gan2d", t) for t in gdata.TOY_SETS}}
+CURVES = family("gan").curves(GANConfig())
 LOSSES = {"nonsaturating": "non-saturating: −log D(G(z))", "minimax": "minimax: log(1 − D(G(z)))"}
 
 live: LiveGAN | None = st.session_state.get("gan_live")
@@ -56,25 +55,22 @@ if live is None:
                              disabled=False)
     start = st.button("Start", type="primary", key="g_start")
     if start:
-        dev = common.device()
-        toy = ds if ds in gdata.TOY_SETS else None
-        torch.manual_seed(int(seed))
-        if toy:
-            x = gdata.toy2d(toy, 16384, seed=int(seed), device=dev)
-            cfg = GANConfig(arch="toy", latent_dim=2, data_shape=(2,), loss=s.loss, label_smoothing=smoothing,
-                            label_noise=noise, d_steps=s.d_steps)
-        else:
-            x = gdata.load_images("mnist", "train", dev).x
-            cfg = GANConfig(arch="mlp" if ds == "mnist-mlp" else "dcgan", loss=s.loss, label_smoothing=smoothing,
-                            label_noise=noise, d_steps=s.d_steps)
-        model = build("gan", cfg).to(dev)
-        live = LiveGAN(model, x, s, seed=int(seed), toy=toy, film_every=50 if toy else 100)
+        preset, data = PRESETS[ds]
+        try:
+            recipe = recipes.make_recipe(preset, data=data, loss=s.loss, label_smoothing=smoothing, label_noise=noise,
+                                         d_steps=s.d_steps, seed=int(seed), lr=s.lr_g, batch_size=s.batch_size)
+            run = recipes.Run(recipe, common.device())
+        except ValueError as e:
+            st.error(f"These settings do not make a GAN: {e}")
+            st.stop()
+        live = LiveGAN(run.model, run.train_x, s, seed=int(seed), toy=run.toy, film_every=50 if run.toy else 100,
+                       film=run.film)
         try:
             job = common.job_manager().start(live_target(live), label=f"GAN on {DATASETS[ds]}")
         except JobRefused as e:
             st.error(f"Did not start: {e}")
             st.stop()
-        st.session_state.update(gan_live=live, gan_job=job, gan_ds=ds)
+        st.session_state.update(gan_live=live, gan_run=run, gan_job=job, gan_ds=ds)
         st.rerun()
     st.stop()
 
@@ -90,7 +86,7 @@ def chart(spec: viz.LineChart, key: str, live: bool, where=st, width: int = 300)
 
 
 def charts(history: dict, prefix: str, live: bool, width: int = 300) -> None:
-    losses, outputs = viz.gan_charts(history)
+    losses, outputs = viz.step_charts(history, CURVES.steps, xtitle="generator step")
     c1, c2 = st.columns(2)
     chart(losses, f"{prefix}_losses", live, c1, width)
     chart(outputs, f"{prefix}_outputs", live, c2, width)
@@ -102,7 +98,7 @@ def _pause() -> None:
 
 
 def _step(which: str) -> None:
-    job.send("step", which=which)
+    job.send("step", action=which)
     job.wait_commands(1.0)  # the parked thread applies it at once
 
 
@@ -131,7 +127,7 @@ def controls():
     if c[5].button("Reset", key="g_reset", help="Stop and discard this run to start a new one."):
         job.stop()
         job.join(5)
-        for k in ("gan_live", "gan_job", "gan_gif"):
+        for k in ("gan_live", "gan_run", "gan_job", "gan_gif"):
             st.session_state.pop(k, None)
         st.rerun()
 
@@ -206,17 +202,17 @@ def film_and_save() -> None:
         name = st.text_input("Checkpoint name", f"gan-{st.session_state.get('gan_ds', 'run')}-{live.g_steps}")
         save = st.form_submit_button("Save as checkpoint")
     if save:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name or ""):
-            st.error("Use 1–64 letters, digits, '-' or '_' (starting with a letter or digit).")
+        bad = genlab.store.check_name(name)
+        if bad:
+            st.error(bad)
         elif (common.checkpoint_dir() / f"{name}.json").exists():
             st.error(f"A checkpoint named {name} exists; pick another name.")
         else:
             live.flush()
-            genlab.save(live.model, common.checkpoint_dir() / name,
-                        dataset={"name": st.session_state.get("gan_ds")},
-                        history={"steps": live.history, "epochs": [], "toy": live.toy_history},
-                        extra={"film": {"steps": live.film.steps, "seed": live.film.seed}},
-                        extra_tensors={"film": frames})
+            run = st.session_state["gan_run"]
+            m, records = run.score(k=0)
+            run.save(common.checkpoint_dir() / name, live.history_dict(), m, records,
+                     live_settings=vars(live.settings), generator_steps=live.steps)
             st.session_state["_notice"] = f"Saved {name}."
             st.session_state["_select_model"] = name
             st.rerun()

@@ -1,8 +1,8 @@
 """Home: what is loaded, on which device, a gallery of samples, and a line per page."""
 import streamlit as st
-import torch
 
 import genlab
+from genlab.models import describe_card
 from views import common
 
 st.title("genlab")
@@ -42,16 +42,13 @@ with left:
     name = st.session_state.get("model")
     if name:
         try:
-            _, model, card = common.current_model(images=False)
-            cfg = card["config"]
-            if card["family"] == "gan":
-                kind = {"mlp": "MLP GAN", "dcgan": "DCGAN", "toy": "GAN on 2-d toy data"}[cfg["arch"]]
-            else:
-                kind = "plain autoencoder" if cfg.get("autoencoder") else f"VAE with a {cfg.get('likelihood', '')} decoder"
+            _, model, card = common.current_model(needs=())
+            info = describe_card(card)
+            latent = f"latent size **{info['latent_dim']}**, " if info["latent"] != "none" else ""
             hist = card.get("history", {})
             st.markdown(
-                f"**{name}**: {kind}  \n"
-                f"latent size **{cfg['latent_dim']}**, {card.get('n_params', 0):,} parameters  \n"
+                f"**{name}**: {info['description']}  \n"
+                f"{latent}{card.get('n_params', 0):,} parameters  \n"
                 f"trained on **{card.get('dataset', {}).get('name', '?')}** for "
                 f"{len(hist.get('epochs', []))} epochs ({hist.get('train_time_s', 0) / 60:.1f} min "
                 f"on {card.get('train_config', {}).get('device', '?')})  \n"
@@ -64,10 +61,11 @@ with left:
                 st.markdown(f"FID **{q['fid']:.1f}** on classifier features, lower is better{ref}; label entropy **{q['label_entropy']:.3f}** of 2.303 nats, "
                             f"precision {q['precision']:.2f}, recall {q['recall']:.2f}")
                 st.page_link("views/compare.py", label="Compare it with the others", icon=":material/compare:")
-            rows = common.metric_rows(card.get("metrics", {}))
+            rows = common.metric_rows(card)
             if rows:
                 st.dataframe(rows, hide_index=True)
-                st.caption("Nats per image on the binarized MNIST test set; lower is better.")
+                st.caption("Nats per image on the test set (binarized once, seed 0, for Bernoulli decoders); "
+                           "lower is better.")
         except genlab.CheckpointError as e:
             st.error(str(e))
     else:
@@ -75,7 +73,7 @@ with left:
 
 with right:
     st.subheader("Gallery")
-    st.caption("16 samples from each model's prior, seed 0.")
+    st.caption("16 samples from each image model, seed 0.")
     models = common.list_models()
     cols = st.columns(2)
     shown = 0
@@ -86,10 +84,8 @@ with right:
             mod, _ = common.load_model(m["name"])
         except genlab.CheckpointError:
             continue
-        if getattr(mod, "data_kind", "image") != "image":
+        if not mod.capabilities.images:
             continue
         with cols[shown % 2]:
             shown += 1
-            with torch.inference_mode():
-                imgs = mod.decode(mod.prior_sample(16, common.generator(0)))
-            common.show_grid(imgs, nrow=8, caption=m["label"])
+            common.show_grid(common.samples(mod, 16, 0), nrow=8, caption=m["label"])

@@ -12,9 +12,9 @@ from views import common
 
 st.title("Interpolation")
 common.show_notice()
-name, model, card = common.current_model()
-Z = model.latent_dim
-can_encode = hasattr(model, "encode")
+name, model, card = common.current_model(view="Interpolation")
+Z = model.capabilities.latent_dim
+can_encode = model.capabilities.encode
 SOURCES = ["seed", "test image"] if can_encode else ["seed"]
 METHODS = ["slerp", "lerp", "both"]
 test = common.test_set(card.get("dataset", {}).get("name", "mnist")) if can_encode else None

@@ -9,8 +9,9 @@ from views import common
 
 st.title("Latent Explorer")
 common.show_notice()
-name, model, card = common.current_model()
-Z = model.latent_dim
+name, model, card = common.current_model(view="the Latent Explorer")
+caps = model.capabilities
+Z = caps.latent_dim
 NN_SPACES = ["off", "pixels", "classifier features"]
 
 # ----------------------------------------------------------------------------- samples
@@ -28,7 +29,7 @@ def samples_section():
     with torch.inference_mode():
         z = model.prior_sample(n * n, common.generator(st.session_state["seed"]))
         mean = model.decode(z)
-        draw = model.decode_sample(z, common.generator(st.session_state["seed"] + 1)) if hasattr(model, "decode_sample") else None
+        draw = model.decode_sample(z, common.generator(st.session_state["seed"] + 1)) if caps.draw else None
     a, b = st.columns(2)
     with a:
         common.show_grid(mean, nrow=n, caption="mean image: E[x | z], what the decoder predicts" if draw is not None
@@ -36,10 +37,9 @@ def samples_section():
     if draw is not None:
         with b:
             what = "a Bernoulli draw x ~ p(x | z): each pixel on with its predicted probability" \
-                if getattr(model.config, "likelihood", "") == "bernoulli" else "a draw x ~ p(x | z) with the decoder's noise"
+                if caps.draw == "bernoulli" else "a draw x ~ p(x | z) with the decoder's noise"
             common.show_grid(draw, nrow=n, caption=what)
-    if card.get("dataset", {}).get("name", "mnist") == "mnist" and tuple(mean.shape[1:]) == (1, 28, 28) \
-            and common.reference_available():
+    if card.get("dataset", {}).get("name", "mnist") == "mnist" and caps.mnist_images and common.reference_available():
         common.url_default("nn", lambda v: parse_choice(v, NN_SPACES, "off"))
         st.radio("Nearest training image of each sample", NN_SPACES, key="nn", horizontal=True,
                  help="Was a sample memorised? The closest of the 55,000 training images, in pixel space or in "

@@ -9,13 +9,10 @@ from views import common
 
 st.title("VAE Manifold")
 common.show_notice()
-name, model, card = common.current_model()
-Z = model.latent_dim
-if not hasattr(model, "encode"):
-    st.info("This model has no encoder; the manifold view needs one (a VAE or an autoencoder).")
-    st.stop()
+name, model, card = common.current_model(needs=("images", "gaussian_latent", "encode"), view="the manifold view")
+Z = model.capabilities.latent_dim
 codes, labels = common.test_codes(name)
-loc, scale = model.latent_loc.cpu(), model.latent_scale.cpu()
+loc, scale = (t.cpu() for t in model.prior())
 
 # ----------------------------------------------------------------------------- the plane
 PLANES = ["principal directions", "two dimensions"]
@@ -97,9 +94,12 @@ with right:
 # ----------------------------------------------------------------------------- AE vs VAE
 st.divider()
 st.subheader("Autoencoder against VAE: the holes")
-twos = {m["name"]: m for m in common.list_models() if m.get("latent_dim") == 2 and m.get("family") == "vae"}
-ae = next((n for n in twos if common.load_model(n)[0].config.autoencoder), None)
-vae = next((n for n in twos if not common.load_model(n)[0].config.autoencoder), None)
+# 2-d encoders, with and without a KL term: the capabilities say which have an encoder, and
+# the likelihoods say which are VAEs (an ELBO) and which are plain autoencoders (none)
+twos = [m["name"] for m in common.list_models() if m["latent_dim"] == 2 and m["latent"] == "gaussian"]
+encoders = [(n, common.load_model(n)[0].capabilities) for n in twos]
+ae = next((n for n, c in encoders if c.encode and c.images and not c.likelihoods), None)
+vae = next((n for n, c in encoders if c.encode and c.images and "elbo" in c.likelihoods), None)
 if not (ae and vae):
     st.info("Load a 2-d autoencoder and a 2-d VAE checkpoint to compare them here "
             "(the shipped ones are ae-mnist-z2 and vae-mnist-z2).")
@@ -117,6 +117,4 @@ else:
             c, y = common.test_codes(n)
             fig = viz.latent_scatter(c.numpy(), y.numpy(), title=n, height=380)
             st.plotly_chart(fig, width="stretch", key=f"cmp-{n}")
-            with torch.inference_mode():
-                imgs = m.decode(m.prior_sample(16, common.generator(0)))
-            common.show_grid(imgs, nrow=8, caption=f"{n}: samples from its prior")
+            common.show_grid(common.samples(m, 16, 0), nrow=8, caption=f"{n}: samples from its prior")

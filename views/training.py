@@ -1,59 +1,61 @@
 """Training: -ELBO, reconstruction and KL curves (train and validation) and KL per latent
 dimension for the loaded checkpoint; train a new VAE in a background job and save it."""
-import re
 import time
 
 import streamlit as st
 
 import genlab
-from genlab import data as gdata
-from genlab import metrics, viz
-from genlab.jobs import JobRefused, fit_target
-from genlab.models import VAEConfig, build, n_params
+from genlab import recipes, viz
+from genlab.jobs import JobRefused, run_target
+from genlab.models import family, n_params
 from views import common
 
 st.title("Training")
 common.show_notice()
-name, model, card = common.current_model(images=False)
+name, model, card = common.current_model(needs=())
 hist = card.get("history", {})
-is_ae = bool(card["config"].get("autoencoder"))
+fam = family(card["family"])
+curves = fam.curves(model.config)
+
+
+def draw_curves(hist: dict, curves, title: str, key: str) -> None:
+    """The family's curves: per epoch (train solid, validation dashed), then per step."""
+    if curves.epoch and hist.get("epochs"):
+        st.plotly_chart(viz.history_figure(hist, curves.epoch, title=title, names=fam.names, unit=curves.epoch_unit),
+                        width="stretch", key=f"{key}_epochs")
+    charts = viz.step_charts(hist.get("steps", {}), curves.steps)
+    for col, chart in zip(st.columns(len(charts)) if charts else [], charts):
+        col.plotly_chart(chart.plotly(), width="stretch", key=f"{key}_steps_{chart.ytitle}")
+
 
 # ----------------------------------------------------------------------------- curves
 st.subheader(f"How {name} trained")
-if card["family"] == "gan":
-    losses, outputs = viz.gan_figures(hist.get("steps", {}))
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(losses, width="stretch")
-    c2.plotly_chart(outputs, width="stretch")
-    st.caption("A balanced game keeps mean D(x) and D(G(z)) apart but near 0.5; D(G(z)) at 0 means the "
-               "discriminator wins outright and the generator's gradient fades. Watch a GAN train on the GAN Live page.")
-elif not hist.get("epochs"):
+if not hist.get("epochs") and not hist.get("steps"):
     st.info("This checkpoint's card has no training history.")
 else:
-    keys = ("recon",) if is_ae else ("neg_elbo", "recon", "kl")
-    c1, c2 = st.columns([3, 2])
+    c1, c2 = st.columns([3, 2]) if curves.per_dim else (st.container(), None)
     with c1:
-        st.plotly_chart(viz.history_figure(hist, keys, title="per epoch: train (solid) and validation (dashed)"),
-                        width="stretch")
-        st.caption("-ELBO = reconstruction + KL, in nats per image; lower is better. "
-                   "Reconstruction is −log p(x|z); KL is KL(q(z|x) ‖ p(z)).")
-    with c2:
-        last = hist["epochs"][-1]
-        kl_dim = last.get("val", last.get("train", {})).get("kl_dim")
-        if kl_dim:
-            st.plotly_chart(viz.kl_per_dim_figure(kl_dim), width="stretch")
-            codes, _ = common.test_codes(name)
-            active = int((codes.var(0) > 0.01).sum())
-            st.caption(f"KL per latent dimension after the last epoch (validation). Grey bars carry under "
-                       f"0.01 nats: the decoder ignores them. **Active units: {active} of {model.latent_dim}** "
-                       f"(Burda et al.: the posterior mean varies across test images, Var > 0.01).")
-        else:
-            st.caption("The autoencoder has no KL term: its codes are not pulled toward a prior.")
-    st.plotly_chart(viz.steps_figure(hist, "loss"), width="stretch")
-    rows = common.metric_rows(card.get("metrics", {}))
+        draw_curves(hist, curves, "per epoch: train (solid) and validation (dashed)", "card")
+        if curves.note:
+            st.caption(curves.note)
+    if c2 is not None:
+        with c2:
+            last = (hist.get("epochs") or [{}])[-1]
+            per_dim = last.get("val", last.get("train", {})).get(curves.per_dim)
+            if per_dim:
+                st.plotly_chart(viz.kl_per_dim_figure(per_dim), width="stretch")
+                codes, _ = common.test_codes(name)
+                active = int((codes.var(0) > 0.01).sum())
+                st.caption(f"KL per latent dimension after the last epoch (validation). Grey bars carry under "
+                           f"0.01 nats: the decoder ignores them. **Active units: {active} of "
+                           f"{model.capabilities.latent_dim}** (Burda et al.: the posterior mean varies across "
+                           f"test images, Var > 0.01).")
+    rows = common.metric_rows(card)
     if rows:
-        st.caption("Test metrics from the card (nats per image on the binarized test set):")
+        st.caption("Test figures from the card (nats per image on the test set):")
         st.dataframe(rows, hide_index=True)
+    if fam.explored_in not in ("Training", "Home"):
+        st.caption(f"Explore {name} further on the {fam.explored_in} page.")
 
 # ----------------------------------------------------------------------------- train a new one
 st.divider()
@@ -68,7 +70,7 @@ if busy:
 else:
     with st.form("train_form"):
         c1, c2, c3, c4 = st.columns(4)
-        family = c1.selectbox("Model", ["VAE", "plain autoencoder"], key="t_family")
+        family_choice = c1.selectbox("Model", ["VAE", "plain autoencoder"], key="t_family")
         dataset = c2.selectbox("Data", ["mnist", "digits8"], key="t_data",
                                format_func=lambda d: {"mnist": "MNIST 28×28", "digits8": "8×8 digits (fast)"}[d])
         zdim = c3.number_input("Latent size", 1, 64, 2, key="t_z")
@@ -85,26 +87,22 @@ else:
 
 if start:
     dev = common.device()
-    train = gdata.load_images(dataset, "train", dev, limit=int(limit) or None)
-    val = gdata.load_images(dataset, "val" if dataset == "mnist" else "test", dev)
-    hidden = (500, 250) if dataset == "mnist" else (128, 64)
-    cfg = VAEConfig(image_shape=tuple(train.x.shape[1:]), hidden=hidden, latent_dim=int(zdim), likelihood=lik,
-                    beta=float(beta), autoencoder=(family != "VAE"))
-    new = build("vae", cfg).to(dev)
-    tcfg = genlab.TrainConfig(epochs=int(epochs), batch_size=int(bs), lr=float(lr), seed=int(seed),
-                              binarize=(lik == "bernoulli"))
     try:
-        job = common.job_manager().start(
-            fit_target(new, train.x, tcfg, val_x=val.x, after=lambda mdl: mdl.fit_latent_prior(train.x)),
-            label=f"{family} z={zdim} on {dataset}")
+        recipe = recipes.make_recipe("vae" if family_choice == "VAE" else "ae", data=dataset, limit=int(limit) or None,
+                                     latent_dim=int(zdim), likelihood=lik, beta=float(beta) if family_choice == "VAE" else None,
+                                     epochs=int(epochs), batch_size=int(bs), lr=float(lr), seed=int(seed))
+        run = recipes.Run(recipe, dev)
+        job = common.job_manager().start(run_target(run), label=f"{family_choice} z={zdim} on {dataset}")
         st.session_state["job"] = job
-        st.session_state["job_info"] = {"model": new, "tcfg": tcfg, "dataset": dataset, "n": len(train),
-                                        "suggest": f"{'vae' if family == 'VAE' else 'ae'}-{dataset}-z{zdim}-s{seed}",
+        st.session_state["job_info"] = {"run": run,
+                                        "suggest": f"{'vae' if family_choice == 'VAE' else 'ae'}-{dataset}-z{zdim}-s{seed}",
                                         "summary": f"{int(epochs)} epochs, β={beta:g}, {lik} decoder, "
-                                                   f"{len(train):,} images, batch {bs}, lr {lr:g}, seed {seed}"}
+                                                   f"{len(run.train_x):,} images, batch {bs}, lr {lr:g}, seed {seed}"}
         st.rerun()
     except JobRefused as e:
         st.error(f"Training did not start: {e}")
+    except ValueError as e:
+        st.error(f"These settings do not make a model: {e}")
 
 
 def live_view():
@@ -133,9 +131,12 @@ def live_view():
     elif s.state in ("stopped", "done"):
         st.success(f"Training {s.state} after {s.step} steps ({s.elapsed:.0f} s). " + (s.message if s.state == "stopped" else ""))
     if s.history.get("epochs"):
-        keys = ("recon",) if info["model"].config.autoencoder else ("neg_elbo", "recon", "kl")
-        st.plotly_chart(viz.history_figure(s.history, keys, title="this run, per epoch"), width="stretch",
-                        key="live_curves")
+        run = info["run"]
+        run_fam = family(run.recipe.family)
+        run_curves = run_fam.curves(run.recipe.config)
+        st.plotly_chart(viz.history_figure(s.history, run_curves.epoch, title="this run, per epoch",
+                                           names=run_fam.names, unit=run_curves.epoch_unit),
+                        width="stretch", key="live_curves")
     if st.session_state.get("job_was_active") and not s.active:
         st.session_state["job_was_active"] = False
         st.rerun()  # full rerun: unlock the form and show the save box
@@ -154,20 +155,16 @@ if job is not None and job.state in ("done", "stopped") and job.step > 0:
         save = st.form_submit_button("Save as checkpoint")
     if save:
         target = common.checkpoint_dir() / new_name
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", new_name or ""):
-            st.error("Use 1–64 letters, digits, '-' or '_' (starting with a letter or digit).")
+        bad = genlab.store.check_name(new_name)
+        if bad:
+            st.error(bad)
         elif target.with_name(new_name + ".json").exists() and not overwrite:
             st.error(f"A checkpoint named {new_name} exists. Tick “Replace” to overwrite it, or pick another name.")
         else:
-            mdl = info["model"]
+            run = info["run"]
             with st.spinner("Scoring on the test set…"):
-                test = gdata.load_images(info["dataset"], "test", common.device())
-                x = metrics.binarized_test_set(test.x) if mdl.config.likelihood == "bernoulli" else test.x
-                m = {f"test_{k}": round(v, 3) for k, v in metrics.elbo_metrics(mdl, x).items() if k != "loss"}
-            hist = job.snapshot().history
-            genlab.save(mdl, target, dataset={"name": info["dataset"], "split": "train", "n": info["n"],
-                                              "binarized": info["tcfg"].binarize},
-                        history=hist, metrics=m, train_config=vars(info["tcfg"]) | {"device": str(common.device())})
+                m, records = run.score(k=0)  # the bound only; `python -m genlab eval NAME --write` adds the IW estimate
+            run.save(target, job.result if job.result is not None else job.snapshot().history, m, records)
             st.session_state["_select_model"] = new_name
-            st.session_state["_notice"] = f"Saved {new_name} ({n_params(mdl):,} parameters) and selected it."
+            st.session_state["_notice"] = f"Saved {new_name} ({n_params(run.model):,} parameters) and selected it."
             st.rerun()

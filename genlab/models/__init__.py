@@ -1,8 +1,12 @@
 """Model families. Importing this package registers every family."""
-from .base import GenerativeModel, build, config_from_dict, families, n_params, register
+from .base import (Capabilities, Curves, Family, GenerativeModel, LikelihoodRecord, Series, best_likelihood, build,
+                   card_likelihoods, config_from_dict, describe_card, eval_mode, families, family, missing, n_params,
+                   register, sample)
 from .classifier import Classifier, ClassifierConfig
 from .gan import GAN, GANConfig
 from .vae import VAE, VAEConfig
 
-__all__ = ["GenerativeModel", "build", "config_from_dict", "families", "n_params", "register",
+__all__ = ["Capabilities", "Curves", "Family", "GenerativeModel", "LikelihoodRecord", "Series", "best_likelihood",
+           "build", "card_likelihoods", "config_from_dict", "describe_card", "eval_mode", "families", "family",
+           "missing", "n_params", "register", "sample",
            "Classifier", "ClassifierConfig", "GAN", "GANConfig", "VAE", "VAEConfig"]

@@ -1,47 +1,239 @@
-"""The one small protocol every genlab model follows, and the family registry.
+"""The one small protocol every genlab model follows, its capabilities, and the family registry.
 
-Pages and the training loop work on this protocol only, so a new family lights up every
-page that applies to it. A model is an nn.Module with a `config` dataclass that fully
-describes its architecture (the checkpoint card stores it; loading rebuilds from it).
+Views, the command line and the training loop read a model's `capabilities` and its
+family's `Family` descriptor; they never branch on a family's name, class or config
+fields. A model is an nn.Module with a `config` dataclass that fully describes its
+architecture (the checkpoint card stores it; loading rebuilds from it). Adding a family
+means one file here that defines the model, its config and its descriptor, and registers
+them (see the README's "Adding a family").
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import torch
+
+DATA_KINDS = ("image", "points", "table")
+LATENT_KINDS = ("gaussian", "binary", "none")
+SAMPLERS = ("ancestral", "gibbs", "langevin")
+LIKELIHOODS = ("elbo", "iw", "exact", "ais")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do. Views read this instead of guessing from the class or the config.
+
+    data_kind / data_shape / data_range: what `sample` returns, (n, *data_shape) in data_range.
+    latent / latent_dim: the latent variable: "gaussian" (prior_sample, decode: z -> x),
+        "binary" (hidden units of an energy model), or "none" (no latent to explore).
+    encode: `encode(x) -> z` exists (posterior means or an exact inverse).
+    draw: `decode_sample(z, generator)` draws x ~ p(x|z); its name says the noise model.
+    sampler / chain_length: how `sample` works: "ancestral" (decode prior draws) or a
+        Markov chain ("gibbs", "langevin") of `chain_length` steps run inside `sample`.
+    sample_needs_grad: `sample` uses input gradients (Langevin), so it must not run under
+        `torch.inference_mode()`; call `genlab.models.sample` instead, which knows.
+    likelihoods: the estimates `likelihoods(x)` reports, from LIKELIHOODS.
+    validates: `loss_terms(x, generator)` scores held-out data (the Training view's val curves).
+    generative: False for helper models (the measuring-stick classifier): pickers leave them out.
+    """
+
+    data_kind: str
+    data_shape: tuple[int, ...]
+    data_range: tuple[float, float] | None = (0.0, 1.0)
+    latent: str = "none"
+    latent_dim: int = 0
+    encode: bool = False
+    draw: str | None = None
+    sampler: str = "ancestral"
+    chain_length: int = 0
+    sample_needs_grad: bool = False
+    likelihoods: tuple[str, ...] = ()
+    validates: bool = False
+    generative: bool = True
+
+    def __post_init__(self):
+        if self.data_kind not in DATA_KINDS:
+            raise ValueError(f"data_kind must be one of {DATA_KINDS}, not {self.data_kind!r}")
+        if self.latent not in LATENT_KINDS or self.sampler not in SAMPLERS:
+            raise ValueError(f"latent in {LATENT_KINDS}, sampler in {SAMPLERS}")
+        if not set(self.likelihoods) <= set(LIKELIHOODS):
+            raise ValueError(f"likelihoods must be among {LIKELIHOODS}, not {self.likelihoods}")
+
+    @property
+    def images(self) -> bool:
+        return self.data_kind == "image"
+
+    @property
+    def mnist_images(self) -> bool:
+        """28x28 grey images: what the MNIST classifier (FID, nearest neighbours) can score."""
+        return self.data_kind == "image" and tuple(self.data_shape) == (1, 28, 28)
+
+    @property
+    def gaussian_latent(self) -> bool:
+        """A continuous latent with a Gaussian prior that `decode` maps to data."""
+        return self.latent == "gaussian"
+
+
+# What the latent-space views need, and the one sentence that says why a model does not have it.
+NEEDS: dict[str, tuple[Callable[[Capabilities], bool], str]] = {
+    "generative": (lambda c: c.generative, "is not a generative model"),
+    "images": (lambda c: c.images, "generates {data}, not images"),
+    "gaussian_latent": (lambda c: c.gaussian_latent, "has no continuous latent space to move through "
+                                                     "(its latent is {latent})"),
+    "encode": (lambda c: c.encode, "has no encoder to map data to latent codes"),
+}
+
+
+def missing(caps: Capabilities, needs: tuple[str, ...]) -> str | None:
+    """None when `caps` has everything in `needs`, else the reason, as the end of a sentence."""
+    for need in needs:
+        ok, why = NEEDS[need]
+        if not ok(caps):
+            data = {"points": "2-d points", "table": "table rows"}.get(caps.data_kind, caps.data_kind)
+            latent = {"binary": "binary hidden units", "none": "absent"}.get(caps.latent, caps.latent)
+            return why.format(data=data, latent=latent)
+    return None
+
+
+@dataclass(frozen=True)
+class LikelihoodRecord:
+    """One likelihood estimate of a model on a data set, in nats per example.
+
+    method: "elbo" (a lower bound), "iw" (importance-weighted bound, Burda et al.), "exact"
+        (a flow), "ais" (annealed importance sampling). value: the negative log-likelihood
+        (or -ELBO); stderr: its standard error over examples (None when not measured);
+    settings: how it was measured (k, binarization seed, chains...); terms: parts that add
+        up to value (reconstruction, KL). n: examples scored.
+    """
+
+    method: str
+    value: float
+    stderr: float | None = None
+    settings: dict = field(default_factory=dict)
+    terms: dict = field(default_factory=dict)
+    n: int | None = None
+
+    NAMES: ClassVar[dict[str, str]] = {"elbo": "−ELBO", "iw": "importance-weighted NLL",
+                                       "exact": "exact NLL", "ais": "NLL by AIS"}
+
+    @property
+    def label(self) -> str:
+        k = self.settings.get("k")
+        return self.NAMES.get(self.method, self.method) + (f", k={k}" if k else "")
+
+    def short(self) -> str:
+        """'89.42 (IW, k=1000)': the form tables use."""
+        k = self.settings.get("k")
+        return f"{self.value:.2f} ({self.method.upper()}" + (f", k={k})" if k else ")")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LikelihoodRecord":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+def card_likelihoods(card: dict) -> list[LikelihoodRecord]:
+    """The likelihood records a checkpoint card holds (its `likelihoods` section)."""
+    return [LikelihoodRecord.from_dict(d) for d in card.get("likelihoods", []) if isinstance(d, dict)]
+
+
+def best_likelihood(records: list[LikelihoodRecord]) -> LikelihoodRecord | None:
+    """The tightest estimate: exact, then AIS, then importance-weighted (largest k), then the ELBO."""
+    order = {"exact": 0, "ais": 1, "iw": 2, "elbo": 3}
+    return min(records, key=lambda r: (order.get(r.method, 9), -r.settings.get("k", 0)), default=None)
+
+
+@dataclass(frozen=True)
+class Series:
+    """A group of per-step curves drawn in one chart: (key, label, colour) triples."""
+
+    lines: tuple[tuple[str, str, str], ...]
+    ylabel: str = "loss"
+    yrange: tuple[float, float] | None = None
+    hline: float | None = None
+
+
+@dataclass(frozen=True)
+class Curves:
+    """What the Training view draws for a model.
+
+    epoch: keys drawn per epoch, train (solid) and validation (dashed), in `epoch_unit`.
+    steps: per-step charts. per_dim: a vector key of the last epoch drawn as bars (KL per dimension).
+    """
+
+    epoch: tuple[str, ...] = ()
+    epoch_unit: str = "nats per image"
+    steps: tuple[Series, ...] = ()
+    per_dim: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family's descriptor, registered with its model: everything front ends show about it.
+
+    label(config): a short kind name ("VAE", "DCGAN"); describe(config): a phrase for Home.
+    curves(config): what the Training view draws. metrics: card metric key -> readable name.
+    explored_in: the view where this family is explored best (views point there).
+    names: display names of history keys.
+    examples(): small configs covering the family's variants; the contract test
+        (tests/test_contract.py) builds, saves, samples, trains and scores each of them.
+    progress_key: the per-step scalar that a short fit lowers (the contract test checks it).
+    """
+
+    name: str
+    model_cls: type
+    config_cls: type
+    label: Callable[[Any], str]
+    describe: Callable[[Any], str]
+    curves: Callable[[Any], Curves] = lambda cfg: Curves()
+    metrics: dict[str, str] = field(default_factory=dict)
+    explored_in: str = "Home"
+    names: dict[str, str] = field(default_factory=dict)
+    examples: Callable[[], list] = lambda: []
+    progress_key: str = "loss"
 
 
 @runtime_checkable
 class GenerativeModel(Protocol):
     family: ClassVar[str]
     config: Any
-    latent_dim: int
-    data_kind: str  # "image" or "points"
 
-    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Latent codes (n, latent_dim) from the model's prior."""
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model can do (depends on its config)."""
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes (n, latent_dim) -> images (n, C, H, W) in [0, 1]."""
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples (n, *data_shape) in the data range; chains run inside for samplers."""
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         """The optimizers train_step expects, in order."""
 
     def train_step(self, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None
                    ) -> dict[str, torch.Tensor]:
-        """One update. Returns detached scalars (0-d tensors, no host sync) by name."""
+        """One update. Returns detached scalars (0-d tensors, no host sync) by name; vector
+        terms (e.g. KL per dimension) may be included and are averaged per epoch."""
 
 
-_FAMILIES: dict[str, tuple[type, type]] = {}
+# Optional, per capability: prior() -> (loc, scale), prior_sample(n, g) and decode(z) (gaussian latent); encode(x)
+# (encode); decode_sample(z, g) (draw); loss_terms(x, g) (validates); likelihoods(x, ...)
+# (likelihoods); after_fit(train_x) (a step after training, e.g. fitting the AE's prior);
+# training_state() -> dict of non-weight tensors (chains, buffers) that are not in state_dict.
 
 
-def register(family: str, config_cls: type):
-    """Class decorator: make `family` buildable from a config dataclass."""
+_FAMILIES: dict[str, Family] = {}
+
+
+def register(family: str, config_cls: type, **descriptor):
+    """Class decorator: make `family` buildable from a config dataclass and describe it."""
     def wrap(model_cls):
         model_cls.family = family
-        _FAMILIES[family] = (model_cls, config_cls)
+        _FAMILIES[family] = Family(family, model_cls, config_cls, **descriptor)
         return model_cls
     return wrap
 
@@ -50,16 +242,22 @@ def families() -> list[str]:
     return sorted(_FAMILIES)
 
 
-def config_from_dict(family: str, d: dict) -> Any:
+def family(name: str) -> Family:
+    if name not in _FAMILIES:
+        raise KeyError(f"unknown model family {name!r}; known: {', '.join(families())}")
+    return _FAMILIES[name]
+
+
+def config_from_dict(family_name: str, d: dict) -> Any:
     """Rebuild a family's config dataclass from a JSON dict, rejecting unknown keys."""
-    if family not in _FAMILIES:
-        raise KeyError(f"unknown model family {family!r}; known: {', '.join(families())}")
-    cls = _FAMILIES[family][1]
+    cls = family(family_name).config_cls
+    if not isinstance(d, dict):
+        raise ValueError(f"config for {family_name!r} must be a JSON object")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
-        raise ValueError(f"config for {family!r} has unknown fields {sorted(unknown)}")
+        raise ValueError(f"config for {family_name!r} has unknown fields {sorted(unknown)}")
     kwargs = {}
     for k, v in d.items():
         if isinstance(v, list) and "tuple" in str(hints.get(k, "")):
@@ -68,14 +266,66 @@ def config_from_dict(family: str, d: dict) -> Any:
     return cls(**kwargs)
 
 
-def build(family: str, config: Any) -> torch.nn.Module:
-    """Instantiate a model of `family` from its config (dataclass or dict)."""
-    if family not in _FAMILIES:
-        raise KeyError(f"unknown model family {family!r}; known: {', '.join(families())}")
+def build(family_name: str, config: Any) -> torch.nn.Module:
+    """Instantiate a model of `family_name` from its config (dataclass or dict)."""
+    fam = family(family_name)
     if isinstance(config, dict):
-        config = config_from_dict(family, config)
-    return _FAMILIES[family][0](config)
+        config = config_from_dict(family_name, config)
+    return fam.model_cls(config)
+
+
+def expected_shapes(family_name: str, config: Any) -> dict[str, tuple[int, ...]]:
+    """The state_dict's tensor shapes for a config, computed on the meta device: nothing is
+    allocated, so a hostile card with absurd sizes costs nothing to check."""
+    with torch.device("meta"):
+        model = build(family_name, config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def describe_card(card: dict) -> dict:
+    """What pickers and tables show of a checkpoint, from its card alone (no weights read)."""
+    fam = family(card["family"])
+    cfg = config_from_dict(card["family"], card["config"])
+    caps = expected_capabilities(card["family"], cfg)
+    return {"family": card["family"], "kind": fam.label(cfg), "description": fam.describe(cfg),
+            "latent_dim": caps.latent_dim, "latent": caps.latent, "data_kind": caps.data_kind,
+            "generative": caps.generative, "explored_in": fam.explored_in}
+
+
+def expected_capabilities(family_name: str, config: Any) -> Capabilities:
+    """A model's capabilities from its config, built on the meta device (no memory used)."""
+    with torch.device("meta"):
+        return build(family_name, config).capabilities
 
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def sample(model, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`model.sample` in eval mode, without autograd unless the sampler needs input gradients."""
+    was = model.training
+    model.eval()
+    try:
+        if model.capabilities.sample_needs_grad:
+            return model.sample(n, generator).detach()
+        with torch.inference_mode():
+            return model.sample(n, generator)
+    finally:
+        model.train(was)
+
+
+class eval_mode:
+    """`with eval_mode(model):` the model in eval mode, its previous mode restored after."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.was = self.model.training
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.train(self.was)
+        return False

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import register
+from .base import Capabilities, register
 
 
 @dataclass
@@ -29,11 +29,12 @@ class ClassifierConfig:
     dropout: float = 0.3
 
 
-@register("classifier", ClassifierConfig)
+@register("classifier", ClassifierConfig, label=lambda cfg: "classifier",
+          describe=lambda cfg: "the MNIST classifier that sample quality is measured with (not a generative model)",
+          metrics={"test_accuracy": "test accuracy"},
+          examples=lambda: [ClassifierConfig(channels=(4, 8), features=16)])
 class Classifier(nn.Module):
     """Images in [0, 1] -> logits; `features` gives the penultimate activations."""
-
-    data_kind = "classifier"
 
     def __init__(self, config: ClassifierConfig):
         super().__init__()
@@ -48,6 +49,10 @@ class Classifier(nn.Module):
         self.fc = nn.Linear(c2 * (h // 4) * (w // 4), config.features)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.features, config.n_classes)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(data_kind="image", data_shape=tuple(self.config.data_shape), generative=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] -> (B, features), the penultimate layer (after ReLU)."""

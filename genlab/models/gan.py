@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import register
+from .base import Capabilities, Curves, Series, register
 
 ARCHS = ("mlp", "dcgan", "toy")
 LOSSES = ("nonsaturating", "minimax")
@@ -132,7 +132,26 @@ def g_loss_from_logits(fake: torch.Tensor, kind: str = "nonsaturating") -> torch
 
 
 # ----------------------------------------------------------------------------- model
-@register("gan", GANConfig)
+KIND = {"mlp": "MLP GAN", "dcgan": "DCGAN", "toy": "2-d GAN"}
+LOSS_CURVES = Series((("d_loss", "D loss", "#d62728"), ("g_loss", "G loss", "#1f77b4")), "loss")
+OUTPUT_CURVES = Series((("d_real", "mean D(x), real", "#2ca02c"), ("d_fake", "mean D(G(z)), generated", "#ff7f0e")),
+                       "discriminator output", yrange=(0.0, 1.0), hline=0.5)
+
+
+def _describe(cfg: GANConfig) -> str:
+    what = {"mlp": "MLP GAN", "dcgan": "DCGAN", "toy": "GAN on 2-d toy data"}[cfg.arch]
+    return f"{what}, {cfg.loss} generator loss"
+
+
+@register("gan", GANConfig, label=lambda cfg: KIND[cfg.arch], describe=_describe, explored_in="GAN Live",
+          curves=lambda cfg: Curves(steps=(LOSS_CURVES, OUTPUT_CURVES), note=(
+              "A balanced game keeps mean D(x) and D(G(z)) apart but near 0.5; D(G(z)) at 0 means the "
+              "discriminator wins outright and the generator's gradient fades.")),
+          names={"d_loss": "D loss", "g_loss": "G loss", "d_real": "mean D(x)", "d_fake": "mean D(G(z))"},
+          examples=lambda: [GANConfig(arch="toy", data_shape=(2,), latent_dim=2, hidden=32),
+                            GANConfig(arch="mlp", data_shape=(1, 8, 8), latent_dim=8),
+                            GANConfig(arch="dcgan", latent_dim=8)],
+          progress_key="d_loss")  # D learns first: its loss falls while G is still poor
 class GAN(nn.Module):
     def __init__(self, config: GANConfig):
         super().__init__()
@@ -146,11 +165,22 @@ class GAN(nn.Module):
             dcgan_init(self)
         else:
             self.G, self.D = toy_nets(config.latent_dim, config.hidden)
-        self.data_kind = "points" if config.arch == "toy" else "image"
+        self.points = config.arch == "toy"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        c = self.config
+        return Capabilities(data_kind="points" if self.points else "image", data_shape=tuple(c.data_shape),
+                            data_range=None if self.points else (0.0, 1.0),
+                            latent="gaussian", latent_dim=c.latent_dim)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G(z) for n prior draws: images (n, C, H, W) in [0, 1], or points (n, 2)."""
+        return self.decode(self.prior_sample(n, generator))
 
     # -- data space: images in [-1, 1] inside, [0, 1] outside; points unchanged
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
-        if self.data_kind == "points":
+        if self.points:
             return x
         x = x * 2 - 1
         return x.flatten(1) if self.config.arch == "mlp" else x
@@ -163,6 +193,11 @@ class GAN(nn.Module):
         """Logits (B,) for inputs in model space."""
         return self.D(x).view(-1)
 
+    def prior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior's location and scale (Z,) each: N(0, I)."""
+        device = next(self.parameters()).device
+        return torch.zeros(self.latent_dim, device=device), torch.ones(self.latent_dim, device=device)
+
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
@@ -170,7 +205,7 @@ class GAN(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) in [0, 1], or points (B, 2) for the toy GAN."""
         out = self.G(z)
-        if self.data_kind == "points":
+        if self.points:
             return out
         return ((out + 1) / 2).view(z.shape[0], *self.config.data_shape)
 

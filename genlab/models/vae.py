@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import register
+from .. import metrics
+from .base import Capabilities, Curves, LikelihoodRecord, Series, register
 
 
 @dataclass
@@ -56,10 +57,35 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-@register("vae", VAEConfig)
-class VAE(nn.Module):
-    data_kind = "image"
+def _label(cfg: VAEConfig) -> str:
+    return "AE" if cfg.autoencoder else ("β-VAE" if cfg.beta != 1 else "VAE")
 
+
+def _describe(cfg: VAEConfig) -> str:
+    if cfg.autoencoder:
+        return f"plain autoencoder (no KL term), {cfg.likelihood} reconstruction loss"
+    return f"VAE with a {cfg.likelihood} decoder" + (f", β = {cfg.beta:g}" if cfg.beta != 1 else "")
+
+
+def _curves(cfg: VAEConfig) -> Curves:
+    if cfg.autoencoder:
+        return Curves(epoch=("recon",), steps=(Series((("loss", "loss", "#1f77b4"),)),),
+                      note="The autoencoder has no KL term: its codes are not pulled toward a prior.")
+    return Curves(epoch=("neg_elbo", "recon", "kl"), steps=(Series((("loss", "loss", "#1f77b4"),)),),
+                  per_dim="kl_dim",
+                  note="-ELBO = reconstruction + KL, in nats per image; lower is better. "
+                       "Reconstruction is −log p(x|z); KL is KL(q(z|x) ‖ p(z)).")
+
+
+@register("vae", VAEConfig, label=_label, describe=_describe, curves=_curves, explored_in="VAE Manifold",
+          metrics={"test_neg_elbo": "test −ELBO", "test_recon": "test reconstruction −log p(x|z)",
+                   "test_kl": "test KL(q(z|x) ‖ p(z))"},
+          names={"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL", "loss": "loss"},
+          examples=lambda: [VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2),
+                            VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2, autoencoder=True),
+                            VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=3, likelihood="gaussian",
+                                      learn_sigma=True, beta=0.5)])
+class VAE(nn.Module):
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
@@ -75,8 +101,15 @@ class VAE(nn.Module):
         self.register_buffer("latent_scale", torch.ones(config.latent_dim))
 
     @property
-    def is_autoencoder(self) -> bool:
-        return self.config.autoencoder
+    def capabilities(self) -> Capabilities:
+        c = self.config
+        return Capabilities(data_kind="image", data_shape=tuple(c.image_shape), latent="gaussian",
+                            latent_dim=c.latent_dim, encode=True, draw=c.likelihood,
+                            likelihoods=() if c.autoencoder else ("elbo", "iw"), validates=True)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean images of n prior draws (n, C, H, W) in [0, 1]."""
+        return self.decode(self.prior_sample(n, generator))
 
     # ------------------------------------------------------------------ encoder
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -121,9 +154,17 @@ class VAE(nn.Module):
         return -(0.5 * err.pow(2) + log_sigma + 0.5 * math.log(2 * math.pi)).sum(-1)
 
     # ------------------------------------------------------------------ prior
+    def prior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior's location and scale (Z,) each: N(0, I), or fitted to the AE's codes."""
+        return self.latent_loc, self.latent_scale
+
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         eps = torch.randn(n, self.latent_dim, generator=generator, device=self.latent_loc.device)
         return self.latent_loc + self.latent_scale * eps  # (n, Z)
+
+    def after_fit(self, train_x: torch.Tensor) -> None:
+        """After training: the autoencoder's prior is fitted to its training codes."""
+        self.fit_latent_prior(train_x)
 
     @torch.no_grad()
     def fit_latent_prior(self, x: torch.Tensor, batch_size: int = 2048) -> None:
@@ -166,3 +207,24 @@ class VAE(nn.Module):
         terms["loss"].backward()
         opt.step()
         return {k: v.detach() for k, v in terms.items()}
+
+    # ------------------------------------------------------------------ likelihoods
+    def test_data(self, x: torch.Tensor) -> torch.Tensor:
+        """The data likelihoods are reported on: binarized once (seed 0) for a Bernoulli decoder."""
+        return metrics.binarized_test_set(x) if self.config.likelihood == "bernoulli" else x
+
+    @torch.no_grad()
+    def likelihoods(self, x: torch.Tensor, k: int = 1000, progress=None) -> list[LikelihoodRecord]:
+        """-ELBO (with its terms) and, for k > 0, the importance-weighted NLL on data x in [0, 1]."""
+        x = self.test_data(x)
+        settings = {"binarization_seed": 0} if self.config.likelihood == "bernoulli" else {}
+        terms = metrics.elbo_metrics(self, x)
+        if self.config.autoencoder:
+            return []
+        out = [LikelihoodRecord("elbo", round(terms["neg_elbo"], 3), None, settings,
+                                {"recon": round(terms["recon"], 3), "kl": round(terms["kl"], 3)}, len(x))]
+        if k > 0:
+            r = metrics.iw_nll(self, x, k=k, progress=progress)
+            out.append(LikelihoodRecord("iw", round(r["nll"], 3), round(r["stderr"], 3),
+                                        settings | {"k": k}, {}, len(x)))
+        return out
