@@ -21,7 +21,7 @@ import torch
 from .jobs import JobControl
 from .models.base import eval_mode
 from .models.gan import g_loss_from_logits
-from .train import Divergence, StopTraining
+from .train import Divergence, StopTraining, thin
 from .watch import FixedNoiseFilm, toy_measures
 
 
@@ -110,8 +110,7 @@ class LiveRun:
 
     def history_dict(self, max_points: int = 2000) -> dict:
         """The card's history (the same sections a `fit` run writes), thinned to max_points."""
-        stride = max(1, len(self.history["step"]) // max_points)
-        out = {"steps": {k: v[::stride] for k, v in self.history.items()}, "epochs": [],
+        out = {"steps": thin(self.history, max_points), "epochs": [],
                "train_time_s": round(time.perf_counter() - self.started, 2)}
         if self.toy:
             out["toy"] = list(self.toy_history)
@@ -120,8 +119,7 @@ class LiveRun:
     def snapshot(self, max_points: int = 2000) -> dict:
         """What the page draws; the history is thinned to at most `max_points` points so a long
         run does not make every poll copy more."""
-        stride = max(1, len(self.history["step"]) // max_points)
-        return {"steps": self.steps, "history": {k: v[::stride] for k, v in self.history.items()},
+        return {"steps": self.steps, "history": thin(self.history, max_points),
                 "settings": asdict(self.settings), "film_steps": list(self.film.steps) if self.film else [],
                 "toy_history": list(self.toy_history), **self.draw()}
 

@@ -93,7 +93,8 @@ def bits_per_dim(nll_nats: float, n_dims: int) -> float:
 
 def binarized_test_set(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """The fixed binarization of a test set used for every reported likelihood."""
-    return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(seed))
+    from .data import binarize
+    return binarize(x, torch.Generator(device=x.device).manual_seed(seed))
 
 
 # ----------------------------------------------------------------------------- 2-d toy data

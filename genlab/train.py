@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .data import binarize
 from .models.base import eval_mode
 
 
@@ -100,6 +101,14 @@ class History:
         return {"steps": steps, "epochs": self.epochs, "train_time_s": round(self.train_time_s, 2)}
 
 
+def thin(series: dict[str, list], max_points: int) -> dict[str, list]:
+    """Every k-th point of aligned per-step series (k chosen so at most ~max_points remain):
+    what live views draw each second. `History.to_dict` averages bins instead, for cards."""
+    n = len(next(iter(series.values()), []))
+    stride = max(1, n // max_points)
+    return {k: list(v)[::stride] for k, v in series.items()}
+
+
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, batch_size: int = 1000, binarize_seed: int | None = None) -> dict:
     """Mean of the model's loss terms over x (validation), binarized once with a fixed seed
@@ -113,7 +122,7 @@ def evaluate(model, x: torch.Tensor, batch_size: int = 1000, binarize_seed: int 
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
             if binarize_seed is not None:
-                xb = torch.bernoulli(xb, generator=torch.Generator(device=x.device).manual_seed(binarize_seed + i))
+                xb = binarize(xb, torch.Generator(device=x.device).manual_seed(binarize_seed + i))
             for k, v in model.loss_terms(xb, g).items():
                 sums[k] = sums.get(k, 0) + v * len(xb)
     out = {}
@@ -239,7 +248,7 @@ def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | No
                     break
                 xb = train_x[idx]
                 if cfg.binarize:
-                    xb = torch.bernoulli(xb, generator=gen)
+                    xb = binarize(xb, gen)
                 if on_step is not None:
                     on_step(step, optimizers)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):

@@ -278,12 +278,12 @@ def _svg_chart(ch: LineChart, width: int) -> str:
 def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str = "step") -> list[LineChart]:
     """One chart per `Series` (models/base.py: (key, label, colour) lines, a y label, a range,
     a reference line) over a history's per-step records, thinned to about max_points."""
-    x = list(steps.get("step", []))
-    stride = max(1, len(x) // max_points)
-    xs = x[::stride]
+    from .train import thin
+    steps = thin(steps, max_points)
+    xs = list(steps.get("step", []))
     charts = []
     for spec in series:
-        lines = [(xs, list(steps[k])[::stride], label, colour) for k, label, colour in spec.lines if k in steps]
+        lines = [(xs, list(steps[k]), label, colour) for k, label, colour in spec.lines if k in steps]
         charts.append(LineChart(lines, xtitle, spec.ylabel, yrange=list(spec.yrange) if spec.yrange else None,
                                 hline=spec.hline))
     return charts

@@ -304,15 +304,11 @@ def n_params(model: torch.nn.Module) -> int:
 
 def sample(model, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """`model.sample` in eval mode, without autograd unless the sampler needs input gradients."""
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if model.capabilities.sample_needs_grad:
             return model.sample(n, generator).detach()
         with torch.inference_mode():
             return model.sample(n, generator)
-    finally:
-        model.train(was)
 
 
 class eval_mode:

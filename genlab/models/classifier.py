@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Capabilities, register
+from .base import Capabilities, eval_mode, register
 
 
 @dataclass
@@ -64,14 +64,12 @@ class Classifier(nn.Module):
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, class probabilities) of many images, in eval mode, batched."""
-        was = self.training
-        self.eval()
         feats, probs = [], []
-        for i in range(0, len(x), batch_size):
-            f = self.features(x[i:i + batch_size].contiguous(memory_format=torch.channels_last))
-            feats.append(f)
-            probs.append(torch.softmax(self.out(f), dim=1))
-        self.train(was)
+        with eval_mode(self):
+            for i in range(0, len(x), batch_size):
+                f = self.features(x[i:i + batch_size].contiguous(memory_format=torch.channels_last))
+                feats.append(f)
+                probs.append(torch.softmax(self.out(f), dim=1))
         return torch.cat(feats), torch.cat(probs)
 
 
