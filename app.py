@@ -25,6 +25,7 @@ PAGES = [
     st.Page("views/manifold.py", title="VAE Manifold", icon=":material/grid_on:"),
     st.Page("views/training.py", title="Training", icon=":material/monitoring:"),
     st.Page("views/gan_live.py", title="GAN Live", icon=":material/play_circle:"),
+    st.Page("views/flow.py", title="Flow", icon=":material/waves:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
 ]
 

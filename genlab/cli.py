@@ -48,9 +48,9 @@ def _parse_hidden(s: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(v) for v in s.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated integers, e.g. 500,250 (got {s!r})")
+        raise argparse.ArgumentTypeError(f"takes comma-separated integers, e.g. 500,250 (got {s!r})")
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("--hidden sizes must be positive")
+        raise argparse.ArgumentTypeError("sizes must be positive")
     return sizes
 
 
@@ -64,7 +64,7 @@ def cmd_train(a) -> int:
         return 2
     device = pick_device(a.device)
     model_opts = ("hidden", "likelihood", "sigma", "learn_sigma", "beta",  # the recipe refuses what does not apply
-                  "loss", "label_smoothing", "label_noise", "d_steps", "d_lr_mult")
+                  "loss", "label_smoothing", "label_noise", "d_steps", "d_lr_mult", "couplings", "depth")
     given = {k: getattr(a, k) for k in model_opts if getattr(a, k) is not None}
     recipe = recipes.make_recipe(a.family, data=a.dataset, limit=a.limit, latent_dim=a.latent, epochs=a.epochs,
                                  batch_size=a.batch_size, lr=a.lr, seed=a.seed,
@@ -76,18 +76,20 @@ def cmd_train(a) -> int:
     except Divergence as e:
         print(f"\n{e}", file=sys.stderr)
         return 1
-    metrics, records = run.score(k=max(a.eval_k, 0), progress=_iw_progress(a.eval_k)) if a.eval_k >= 0 else ({}, [])
+    skip = a.eval_k is not None and a.eval_k < 0
+    metrics, records = ({}, []) if skip else run.score(k=a.eval_k, progress=_iw_progress(a.eval_k))
     paths = run.save(a.out, history, metrics, records)
     print(json.dumps(metrics | {"likelihoods": [r.to_dict() for r in records]}, indent=1))
     print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0
 
 
-def _iw_progress(k: int):
+def _iw_progress(k: int | None):
     t0 = time.perf_counter()
 
     def tick(done, total):
-        sys.stderr.write(f"\rimportance-weighted NLL, k={k}: {done}/{total} images ({time.perf_counter() - t0:.0f} s)"
+        what = f"k={k}" if k is not None else "the model's default k"
+        sys.stderr.write(f"\rtest likelihood, {what}: {done}/{total} examples ({time.perf_counter() - t0:.0f} s)"
                          + ("\n" if done == total else ""))
         sys.stderr.flush()
     return tick
@@ -293,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--resume", default=None, help="continue this checkpoint for --epochs more "
                    "(history and film extended; written back to it unless --out is given)")
     t.add_argument("--dataset", choices=["mnist", "digits8"], default=None, help="image data (default mnist)")
-    t.add_argument("--hidden", type=_parse_hidden, default=None, help="VAE hidden sizes (default 500,250)")
+    t.add_argument("--hidden", type=_parse_hidden, default=None,
+                   help="VAE hidden sizes (default 500,250); flow: one conditioner width (default 64)")
+    t.add_argument("--couplings", type=_parse_hidden, default=None,
+                   help="flow: couplings per stage, e.g. 3,3,3 (checkerboard, channel-wise after a squeeze, checkerboard)")
+    t.add_argument("--depth", type=int, default=None, help="flow: layers per conditioner (default 3)")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="VAE decoder (default bernoulli)")
     t.add_argument("--sigma", type=float, default=None, help="Gaussian decoder std (initial value if learned; default 0.1)")
     t.add_argument("--learn-sigma", action="store_const", const=True, default=None,
@@ -313,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--bf16", action="store_true", help="train with bfloat16 autocast (about 1.5x faster for the "
                    "DCGAN on CPUs with AMX; also for recent GPUs)")
     t.add_argument("--limit", type=int, default=None, help="use only the first N training images")
-    t.add_argument("--eval-k", type=int, default=1000, help="importance samples for the test NLL (0: ELBO only, -1: skip)")
+    t.add_argument("--eval-k", type=int, default=None, help="importance samples for the test NLL (default: the "
+                   "model's own: VAE 1000, flow 1; 0: the bound only; -1: skip the test set)")
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     t.set_defaults(func=cmd_train)
 
@@ -327,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--report", default="docs/eval", help="--all: report path without suffix (default docs/eval)")
     e.add_argument("--readme", default=None, help="--all: also replace the table between the eval markers "
                    "of this markdown file (e.g. README.md)")
-    e.add_argument("--k", type=int, default=1000, help="importance samples per image (default 1000)")
+    e.add_argument("--k", type=int, default=None, help="importance samples per example (default: the model's; "
+                   "VAE 1000 posterior samples, flow 1 dequantisation draw)")
     e.add_argument("--limit", type=int, default=None, help="score only the first N test images")
     e.add_argument("--write", action="store_true", help="store the metrics in the checkpoint's card")
     e.add_argument("--device", default=None)

@@ -121,7 +121,8 @@ def evaluate_model(ref: Reference, model, card: dict, n: int | None = None, seed
     caps = model.capabilities
     out = {"family": card["family"], "kind": info["kind"], "latent_dim": info["latent_dim"],
            "n_params": card.get("n_params"), "train_time_s": card.get("history", {}).get("train_time_s"),
-           "epochs": card.get("train_config", {}).get("epochs"), "weights_sha256": card.get("weights_sha256")}
+           "epochs": card.get("train_config", {}).get("epochs"), "weights_sha256": card.get("weights_sha256"),
+           "device": card.get("train_config", {}).get("device")}
     dataset = card.get("dataset", {}).get("name", "mnist")
     if dataset in data.TOY_SETS:
         from .watch import toy_measures
@@ -169,7 +170,7 @@ def _fmt(v, digits: int = 2) -> str:
 def report_markdown(report: dict) -> str:
     """The report as a markdown table (models, then the calibration rows)."""
     head = ("| model | FID ↓ | IS ↑ | label entropy ↑ (max 2.303) | precision ↑ | recall ↑ | "
-            "test NLL (nats) ↓ | parameters | training |\n|---|---|---|---|---|---|---|---|---|\n")
+            "test NLL (nats) ↓ | bits/dim ↓ | parameters | training |\n|---|---|---|---|---|---|---|---|---|---|\n")
     rows = []
     for name, r in report["models"].items():
         q = r.get("quality")
@@ -177,17 +178,20 @@ def report_markdown(report: dict) -> str:
             toy = r.get("toy")
             extra = (f"2-d toy: {toy.get('modes', '–')} modes, KL {toy.get('kl', float('nan')):.3f}"
                      if toy else r.get("note", ""))
-            rows.append(f"| {name} | {extra} | | | | | | {r.get('n_params') or '–':,} | |")
+            rows.append(f"| {name} | {extra} | | | | | | | {r.get('n_params') or '–':,} | |")
             continue
         lk = r.get("likelihood")
         nll_s = base.LikelihoodRecord.from_dict(lk).short() if lk else "–"
+        bpd_s = f"{lk['bpd']:.3f}" if lk and lk.get("bpd") is not None else "–"
         t = r.get("train_time_s")
         t_s = f"{r.get('epochs', '–')} epochs, {t / 60:.0f} min" if t else "–"
+        if t and str(r.get("device", "")).startswith("cuda"):
+            t_s += " (GPU)"
         rows.append(f"| {name} | {_fmt(q['fid'])} | {_fmt(q['inception_score'])} | {_fmt(q['label_entropy'], 3)} | "
-                    f"{_fmt(q['precision'], 3)} | {_fmt(q['recall'], 3)} | {nll_s} | {r.get('n_params', 0):,} | {t_s} |")
+                    f"{_fmt(q['precision'], 3)} | {_fmt(q['recall'], 3)} | {nll_s} | {bpd_s} | {r.get('n_params', 0):,} | {t_s} |")
     for name, q in report["calibration"].items():
         rows.append(f"| *{name}* (calibration) | {_fmt(q['fid'])} | {_fmt(q['inception_score'])} | "
-                    f"{_fmt(q['label_entropy'], 3)} | {_fmt(q['precision'], 3)} | {_fmt(q['recall'], 3)} | | | |")
+                    f"{_fmt(q['label_entropy'], 3)} | {_fmt(q['precision'], 3)} | {_fmt(q['recall'], 3)} | | | | |")
     clf = report["classifier"]
     foot = (f"\n{report['n']:,} samples per model (seed {report['seed']}) against the {report['reference']}; "
             f"features and labels from `{clf['name']}` (test accuracy {100 * (clf['test_accuracy'] or 0):.2f} %, "

@@ -51,7 +51,22 @@ def _gan_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, 
     return cfg, {"lr": 1e-3 if toy else 2e-4, "batch_size": 256 if toy else 128, "binarize": False}
 
 
-CONFIGS: dict[str, Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]] = {"vae": _vae_config, "gan": _gan_config}
+def _flow_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
+    """A flow: RealNVP on 8-bit images (dequantised inside the model), a coupling flow on vectors."""
+    from .models.flow import FlowConfig
+    opts = dict(opts)
+    if isinstance(opts.get("hidden"), tuple):  # the CLI's --hidden is a list of sizes
+        if len(opts["hidden"]) != 1:
+            raise ValueError("a flow's --hidden is one width (its conditioners' channels or units)")
+        opts["hidden"] = opts["hidden"][0]
+    if len(shape) == 1:
+        opts.setdefault("masks", "parity")
+        opts.setdefault("couplings", (6,))
+    return FlowConfig(data_shape=shape, **opts), {"lr": 1e-3, "batch_size": 64, "binarize": False}
+
+
+CONFIGS: dict[str, Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]] = {
+    "vae": _vae_config, "gan": _gan_config, "flow": _flow_config}
 
 # preset name -> (family, fixed config options, default config options, default data set)
 PRESETS: dict[str, tuple[str, dict, dict, str]] = {
@@ -60,6 +75,7 @@ PRESETS: dict[str, tuple[str, dict, dict, str]] = {
     "gan": ("gan", {"arch": "mlp"}, {"latent_dim": 100}, "mnist"),
     "dcgan": ("gan", {"arch": "dcgan"}, {"latent_dim": 100}, "mnist"),
     "gan2d": ("gan", {"arch": "toy"}, {"latent_dim": 2}, "ring8"),
+    "flow": ("flow", {}, {}, "mnist"),
 }
 
 
@@ -167,10 +183,11 @@ class Run:
             self.model.after_fit(self.train_x)
         return history
 
-    def score(self, k: int = 1000, progress: Callable[[int, int], None] | None = None
+    def score(self, k: int | None = None, progress: Callable[[int, int], None] | None = None
               ) -> tuple[dict, list[LikelihoodRecord]]:
         """Test metrics for the card: the model's validation terms on the test set, toy
-        measures, and the likelihood records it can report (k importance samples; 0: bound only)."""
+        measures, and the likelihood records it can report (k importance samples, None: the
+        model's default; 0: the bound only)."""
         return score(self.model, self.recipe.data, self.device, k=k, progress=progress)
 
     def history_dict(self, history: History | dict) -> dict:
@@ -212,7 +229,7 @@ def dataset_card(recipe: Recipe, n: int) -> dict:
     return out
 
 
-def score(model, dataset: str, device, k: int = 1000, limit: int | None = None,
+def score(model, dataset: str, device, k: int | None = None, limit: int | None = None,
           progress: Callable[[int, int], None] | None = None) -> tuple[dict, list[LikelihoodRecord]]:
     """(metrics, likelihood records) of a model on the test split of `dataset`.
 
@@ -233,7 +250,7 @@ def score(model, dataset: str, device, k: int = 1000, limit: int | None = None,
         metrics.update({f"test_{k_}": round(v, 3) for k_, v in terms.items() if k_ != "loss"})
         metrics["test_images"] = len(x)
     if caps.likelihoods:
-        records = model.likelihoods(test, k=k, progress=progress)
+        records = model.likelihoods(test, progress=progress, **({} if k is None else {"k": k}))
     return metrics, records
 
 

@@ -48,6 +48,14 @@ def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: 
     return make_grid_torch(images, nrow=nrow, padding=padding, pad_value=pad_value)
 
 
+def stretch(x: torch.Tensor) -> torch.Tensor:
+    """Each example rescaled to [0, 1] by its own min and max: a tensor in any units (logits, a
+    flow's intermediate codes) shown as grey levels."""
+    flat = x.flatten(1).float()
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(x)
+
+
 def grid_array(images: torch.Tensor, nrow: int = 8, upscale: int = 1, padding: int = 2,
                pad_value: float = PAD_VALUE) -> np.ndarray:
     """Images (N, C, H, W) in [0, 1] -> one uint8 picture (H', W') or (H', W', 3).
@@ -83,7 +91,7 @@ def gif_bytes(frames: list[np.ndarray], duration_ms: int = 120, boomerang: bool 
 
 # ----------------------------------------------------------------------------- plotly
 def history_figure(history: dict, keys: tuple[str, ...] = ("neg_elbo", "recon", "kl"), title: str = "",
-                   names: dict[str, str] | None = None, unit: str = "nats per image"):
+                   names: dict[str, str] | None = None, unit: str = "nats per image", log_y: bool = False):
     """Per-epoch train (solid) and validation (dashed) curves of a card's history."""
     import plotly.graph_objects as go
 
@@ -98,6 +106,8 @@ def history_figure(history: dict, keys: tuple[str, ...] = ("neg_elbo", "recon", 
                 x, y = zip(*pts)
                 fig.add_scatter(x=x, y=y, mode="lines+markers" if len(x) <= 30 else "lines",
                                 name=f"{names.get(key, key)} ({split})", line=dict(color=c, dash=dash))
+    if log_y:
+        fig.update_yaxes(type="log")
     fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=unit,
                       margin=dict(l=10, r=10, t=40, b=10), height=360, legend=dict(orientation="h", y=-0.2))
     return fig
@@ -150,6 +160,7 @@ class LineChart:
     hline: float | None = None
     height: int = 260
     right: dict | None = None  # one more series on its own right-hand axis: x, y, name, colour, title, range, ticks
+    log_y: bool = False  # Plotly only: a logarithmic y axis
 
     def plotly(self):
         import plotly.graph_objects as go
@@ -161,6 +172,8 @@ class LineChart:
         fig.update_layout(height=self.height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=self.xtitle,
                           yaxis_title=self.ytitle, legend=dict(orientation="h", y=-0.3),
                           yaxis=dict(range=self.yrange) if self.yrange else {})
+        if self.log_y:
+            fig.update_yaxes(type="log")
         r = self.right
         if r:
             fig.add_trace(go.Scatter(x=r["x"], y=r["y"], mode="lines", name=r["name"],
@@ -275,7 +288,8 @@ def _svg_chart(ch: LineChart, width: int) -> str:
     return "".join(out)
 
 
-def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str = "step") -> list[LineChart]:
+def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str = "step",
+                log_y: bool = False) -> list[LineChart]:
     """One chart per `Series` (models/base.py: (key, label, colour) lines, a y label, a range,
     a reference line) over a history's per-step records, thinned to about max_points."""
     from .train import thin
@@ -285,7 +299,7 @@ def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str =
     for spec in series:
         lines = [(xs, list(steps[k]), label, colour) for k, label, colour in spec.lines if k in steps]
         charts.append(LineChart(lines, xtitle, spec.ylabel, yrange=list(spec.yrange) if spec.yrange else None,
-                                hline=spec.hline))
+                                hline=spec.hline, log_y=log_y))
     return charts
 
 

@@ -34,6 +34,10 @@ def data_for(caps, n: int = 512) -> torch.Tensor:
         return data.load_mnist("train", limit=n).x
     if shape == (2,):
         return data.toy2d("ring8", n, seed=0)
+    if len(shape) == 1:  # table rows: correlated Gaussian features on different scales
+        g = torch.Generator().manual_seed(0)
+        a = torch.randn(shape[0], shape[0], generator=g)
+        return torch.randn(n, shape[0], generator=g) @ a + torch.linspace(-3, 3, shape[0])
     raise AssertionError(f"no test data of shape {shape}: add it here for the new family")
 
 

@@ -127,7 +127,8 @@ def model_picker() -> str | None:
 
 VIEW_FILES = {"Home": "views/home.py", "Latent Explorer": "views/latent_explorer.py",
               "Interpolation": "views/interpolation.py", "VAE Manifold": "views/manifold.py",
-              "Training": "views/training.py", "GAN Live": "views/gan_live.py", "Compare": "views/compare.py"}
+              "Training": "views/training.py", "GAN Live": "views/gan_live.py", "Flow": "views/flow.py",
+              "Compare": "views/compare.py"}
 
 
 def current_model(needs: tuple[str, ...] = ("images", "gaussian_latent"), view: str = "this view"):
@@ -198,7 +199,8 @@ def metric_rows(card: dict) -> list[dict]:
     rows = []
     for r in card_likelihoods(card):
         err = f" ± {r.stderr:.2f}" if r.stderr is not None else ""
-        rows.append({"metric": r.label, "value": f"{r.value:.2f}{err}"})
+        bpd = f" ({r.bpd:.3f} bits/dim)" if r.bpd is not None else ""
+        rows.append({"metric": r.label, "value": f"{r.value:.2f}{err}{bpd}"})
         rows += [{"metric": f"  {fam.names.get(k, k)}", "value": f"{v:.2f}"} for k, v in r.terms.items() if v is not None]
     if not rows:
         m = card.get("metrics", {})
@@ -340,10 +342,12 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
         model, card = load_model(name)
         r = known_result(name, card, report)
         row = {"model": name, "FID": None, "IS": None, "label entropy": None, "precision": None, "recall": None,
-               "test NLL (nats)": "–", "parameters": f"{card.get('n_params') or 0:,}", "training": "–"}
+               "test NLL (nats)": "–", "bits/dim": None, "parameters": f"{card.get('n_params') or 0:,}",
+               "training": "–"}
         best = best_likelihood(card_likelihoods(card))
         if best is not None:
             row["test NLL (nats)"] = best.short()
+            row["bits/dim"] = best.bpd
         row["training"] = training_summary(card).removesuffix(" training")
         if r and r.get("quality"):
             q = r["quality"]
@@ -358,7 +362,7 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
         for label, q in cal.items():
             rows.append({"model": f"(calibration) {label}", "FID": q["fid"], "IS": q["inception_score"],
                          "label entropy": q["label_entropy"], "precision": q["precision"], "recall": q["recall"],
-                         "test NLL (nats)": "", "parameters": "", "training": ""})
+                         "test NLL (nats)": "", "bits/dim": None, "parameters": "", "training": ""})
         hists["MNIST training set"] = cal.get("MNIST training set", {}).get("label_fractions")
         hists = {k: v for k, v in hists.items() if v}
     return rows, hists

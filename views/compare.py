@@ -162,6 +162,8 @@ if rows:
                                                    help="Share of samples inside the test set's k-NN manifold: realism"),
         "recall": st.column_config.NumberColumn("recall ↑", format="%.3f",
                                                 help="Share of test images inside the samples' k-NN manifold: variety"),
+        "bits/dim": st.column_config.NumberColumn("bits/dim ↓", format="%.3f",
+                                                  help="Exact negative log-likelihood per pixel in bits (flows, 8-bit pixels)"),
         "test NLL (nats)": st.column_config.TextColumn(
             "test NLL (nats) ↓", help="The tightest likelihood estimate a model reports, per test image "
                                       "(IW: importance-weighted bound; GANs define none)"),

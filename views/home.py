@@ -22,6 +22,8 @@ PAGES = [
      "-ELBO, reconstruction and KL curves, KL per dimension; train a new model in the background."),
     ("views/gan_live.py", "GAN Live", ":material/play_circle:",
      "Press Start and watch a GAN learn, on MNIST or 2-d data; pause, step D or G, scrub the film."),
+    ("views/flow.py", "Flow", ":material/waves:",
+     "A normalizing flow's exact likelihood: one digit through every layer and back, bits/dim, temperature."),
     ("views/compare.py", "Compare", ":material/compare:",
      "Two to four models from one seed, side by side: samples, paths, nearest neighbours, FID."),
 ]

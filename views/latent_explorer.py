@@ -20,20 +20,24 @@ def samples_section():
     st.subheader("Samples from the prior")
     common.url_default("seed", lambda v: parse_int(v, 0, 2**31 - 1, 0))
     common.url_default("n", lambda v: parse_int(v, 2, 16, 8))
-    c1, c2 = st.columns(2)
+    common.url_default("temp", lambda v: parse_float(v, 0.1, 1.5, 1.0, 0.05))
+    c1, c2, c3 = st.columns(3)
     c1.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
                     help="The same seed always gives the same codes and pictures.")
     c2.slider("Grid side", 2, 16, key="n", help="The grid shows side × side samples.")
-    common.url_write("seed", "n")
+    c3.slider("Temperature T", 0.1, 1.5, step=0.05, key="temp",
+              help="Codes from the prior with its spread scaled by T: z ~ N(μ, (T σ)²). Below 1 the samples "
+                   "stay near the prior's centre (cleaner, less varied); above 1 they wander off.")
+    common.url_write("seed", "n", "temp")
     n = st.session_state["n"]
     with torch.inference_mode():
-        z = model.prior_sample(n * n, common.generator(st.session_state["seed"]))
+        z = model.prior_sample(n * n, common.generator(st.session_state["seed"]), temperature=st.session_state["temp"])
         mean = model.decode(z)
         draw = model.decode_sample(z, common.generator(st.session_state["seed"] + 1)) if caps.draw else None
     a, b = st.columns(2)
     with a:
         common.show_grid(mean, nrow=n, caption="mean image: E[x | z], what the decoder predicts" if draw is not None
-                         else "G(z): what the generator makes of each code")
+                         else "decode(z): the image each code maps to")
     if draw is not None:
         with b:
             what = "a Bernoulli draw x ~ p(x | z): each pixel on with its predicted probability" \

@@ -21,9 +21,9 @@ curves = fam.curves(model.config)
 def draw_curves(hist: dict, curves, title: str, key: str) -> None:
     """The family's curves: per epoch (train solid, validation dashed), then per step."""
     if curves.epoch and hist.get("epochs"):
-        st.plotly_chart(viz.history_figure(hist, curves.epoch, title=title, names=fam.names, unit=curves.epoch_unit),
+        st.plotly_chart(viz.history_figure(hist, curves.epoch, title=title, names=fam.names, unit=curves.epoch_unit, log_y=curves.log_y),
                         width="stretch", key=f"{key}_epochs")
-    charts = viz.step_charts(hist.get("steps", {}), curves.steps)
+    charts = viz.step_charts(hist.get("steps", {}), curves.steps, log_y=curves.log_y)
     for col, chart in zip(st.columns(len(charts)) if charts else [], charts):
         col.plotly_chart(chart.plotly(), width="stretch", key=f"{key}_steps_{chart.ytitle}")
 
@@ -135,7 +135,7 @@ def live_view():
         run_fam = family(run.recipe.family)
         run_curves = run_fam.curves(run.recipe.config)
         st.plotly_chart(viz.history_figure(s.history, run_curves.epoch, title="this run, per epoch",
-                                           names=run_fam.names, unit=run_curves.epoch_unit),
+                                           names=run_fam.names, unit=run_curves.epoch_unit, log_y=run_curves.log_y),
                         width="stretch", key="live_curves")
     if st.session_state.get("job_was_active") and not s.active:
         st.session_state["job_was_active"] = False

@@ -3,10 +3,11 @@ from .base import (Capabilities, Curves, Family, GenerativeModel, LikelihoodReco
                    card_likelihoods, config_from_dict, describe_card, eval_mode, families, family, missing, n_params,
                    register, sample)
 from .classifier import Classifier, ClassifierConfig
+from .flow import Flow, FlowConfig
 from .gan import GAN, GANConfig
 from .vae import VAE, VAEConfig
 
 __all__ = ["Capabilities", "Curves", "Family", "GenerativeModel", "LikelihoodRecord", "Series", "best_likelihood",
            "build", "card_likelihoods", "config_from_dict", "describe_card", "eval_mode", "families", "family",
            "missing", "n_params", "register", "sample",
-           "Classifier", "ClassifierConfig", "GAN", "GANConfig", "VAE", "VAEConfig"]
+           "Classifier", "ClassifierConfig", "Flow", "FlowConfig", "GAN", "GANConfig", "VAE", "VAEConfig"]

@@ -37,6 +37,7 @@ class Capabilities:
         `torch.inference_mode()`; call `genlab.models.sample` instead, which knows.
     likelihoods: the estimates `likelihoods(x)` reports, from LIKELIHOODS.
     validates: `loss_terms(x, generator)` scores held-out data (the Training view's val curves).
+    traceable: `trace(x)` returns the input passed layer by layer (name, tensor, log-det).
     generative: False for helper models (the measuring-stick classifier): pickers leave them out.
     """
 
@@ -52,6 +53,7 @@ class Capabilities:
     sample_needs_grad: bool = False
     likelihoods: tuple[str, ...] = ()
     validates: bool = False
+    traceable: bool = False
     generative: bool = True
 
     def __post_init__(self):
@@ -84,6 +86,8 @@ NEEDS: dict[str, tuple[Callable[[Capabilities], bool], str]] = {
     "gaussian_latent": (lambda c: c.gaussian_latent, "has no continuous latent space to move through "
                                                      "(its latent is {latent})"),
     "encode": (lambda c: c.encode, "has no encoder to map data to latent codes"),
+    "exact_likelihood": (lambda c: "exact" in c.likelihoods, "has no exact likelihood"),
+    "traceable": (lambda c: c.traceable, "has no invertible layers to follow one by one"),
 }
 
 
@@ -104,7 +108,8 @@ class LikelihoodRecord:
 
     method: "elbo" (a lower bound), "iw" (importance-weighted bound, Burda et al.), "exact"
         (a flow), "ais" (annealed importance sampling). value: the negative log-likelihood
-        (or -ELBO); stderr: its standard error over examples (None when not measured);
+        (or -ELBO); stderr: its standard error over examples (None when not measured); bpd:
+        the same in bits per dimension, for 8-bit data;
     settings: how it was measured (k, binarization seed, chains...); terms: parts that add
         up to value (reconstruction, KL). n: examples scored.
     """
@@ -115,6 +120,7 @@ class LikelihoodRecord:
     settings: dict = field(default_factory=dict)
     terms: dict = field(default_factory=dict)
     n: int | None = None
+    bpd: float | None = None  # bits per dimension, where the data are 8-bit (value / (D ln 2))
 
     NAMES: ClassVar[dict[str, str]] = {"elbo": "−ELBO", "iw": "importance-weighted NLL",
                                        "exact": "exact NLL", "ais": "NLL by AIS"}
@@ -164,6 +170,7 @@ class Curves:
 
     epoch: keys drawn per epoch, train (solid) and validation (dashed), in `epoch_unit`.
     steps: per-step charts. per_dim: a vector key of the last epoch drawn as bars (KL per dimension).
+    log_y: draw them on a logarithmic axis.
     """
 
     epoch: tuple[str, ...] = ()
@@ -171,6 +178,7 @@ class Curves:
     steps: tuple[Series, ...] = ()
     per_dim: str | None = None
     note: str = ""
+    log_y: bool = False  # curves that start orders of magnitude above where they end
 
 
 @dataclass(frozen=True)

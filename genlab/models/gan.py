@@ -198,9 +198,11 @@ class GAN(nn.Module):
         device = next(self.parameters()).device
         return torch.zeros(self.latent_dim, device=device), torch.ones(self.latent_dim, device=device)
 
-    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def prior_sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+                     ) -> torch.Tensor:
+        """z ~ N(0, T^2 I), (n, Z)."""
         device = next(self.parameters()).device
-        return torch.randn(n, self.latent_dim, generator=generator, device=device)
+        return temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) in [0, 1], or points (B, 2) for the toy GAN."""

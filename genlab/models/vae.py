@@ -158,9 +158,11 @@ class VAE(nn.Module):
         """The prior's location and scale (Z,) each: N(0, I), or fitted to the AE's codes."""
         return self.latent_loc, self.latent_scale
 
-    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def prior_sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+                     ) -> torch.Tensor:
+        """z ~ N(loc, (T scale)^2), (n, Z); temperature T = 1 is the prior itself."""
         eps = torch.randn(n, self.latent_dim, generator=generator, device=self.latent_loc.device)
-        return self.latent_loc + self.latent_scale * eps  # (n, Z)
+        return self.latent_loc + temperature * self.latent_scale * eps  # (n, Z)
 
     def after_fit(self, train_x: torch.Tensor) -> None:
         """After training: the autoencoder's prior is fitted to its training codes."""
@@ -214,7 +216,7 @@ class VAE(nn.Module):
         return metrics.binarized_test_set(x) if self.config.likelihood == "bernoulli" else x
 
     @torch.no_grad()
-    def likelihoods(self, x: torch.Tensor, k: int = 1000, progress=None) -> list[LikelihoodRecord]:
+    def likelihoods(self, x: torch.Tensor, k: int = 1000, progress=None, **_) -> list[LikelihoodRecord]:
         """-ELBO (with its terms) and, for k > 0, the importance-weighted NLL on data x in [0, 1]."""
         x = self.test_data(x)
         settings = {"binarization_seed": 0} if self.config.likelihood == "bernoulli" else {}

@@ -1,0 +1,140 @@
+"""Flow: what only a model with an exact likelihood and an invertible latent can show. Bits per
+dimension over training, one digit passed layer by layer to z and back, the likelihood of test
+digits against noise and transformed digits, and samples at several temperatures."""
+import math
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from genlab import viz
+from genlab.models import family
+from genlab.pagestate import parse_int
+from views import common
+
+st.title("Flow")
+st.caption("A normalizing flow is an invertible map from an image x to a code z of the same size with "
+           "z ~ N(0, I). Because it can be inverted, its likelihood is exact: log p(x) = log N(z) + the sum of "
+           "each layer's log-determinant.")
+common.show_notice()
+name, model, card = common.current_model(needs=("images", "exact_likelihood", "traceable"), view="the Flow view")
+caps = model.capabilities
+test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
+D = caps.latent_dim
+
+# ----------------------------------------------------------------------------- bits per dimension
+hist = card.get("history", {})
+curves = family(card["family"]).curves(model.config)
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Bits per dimension over training")
+    if hist.get("epochs"):
+        st.plotly_chart(viz.history_figure(hist, curves.epoch, title="train (solid) and validation (dashed)",
+                                           names=family(card["family"]).names, unit=curves.epoch_unit,
+                                           log_y=curves.log_y),
+                        width="stretch", key="bpd_epochs")
+    else:
+        st.info("This checkpoint's card has no per-epoch history.")
+with right:
+    st.subheader("Test likelihood")
+    rows = common.metric_rows(card)
+    if rows:
+        st.dataframe(rows, hide_index=True)
+    st.caption(f"bits/dim = NLL / ({D} · ln 2) on 8-bit pixels with uniform dequantisation: 8 would be a "
+               "uniform guess, lower is better (RealNVP reported 1.06 on MNIST with far larger networks).")
+
+
+# ----------------------------------------------------------------------------- through the flow
+@st.fragment
+def through_the_flow():
+    st.subheader("Through the flow, layer by layer")
+    common.url_default("fi", lambda v: parse_int(v, 0, len(test) - 1, 0))
+    c1, c2 = st.columns([1, 3])
+    c1.number_input(f"Test image (0–{len(test) - 1})", 0, len(test) - 1, step=1, key="fi",
+                    help="Each picture is the whole tensor after one layer, rescaled to grey levels; after the "
+                         "squeeze its 4 channels are put back into the 28×28 layout.")
+    common.url_write("fi")
+    i = int(st.session_state["fi"])
+    x = test.x[i:i + 1]
+    with torch.inference_mode():
+        steps = model.trace(x)
+        z = model.encode(x)
+        back = model.decode(z)
+    shown = torch.cat([viz.stretch(s["x"]) for s in steps])  # (L, C, H, W), each rescaled to [0, 1]
+    common.show_grid(shown, nrow=len(steps), caption="left to right: " + " → ".join(s["name"] for s in steps))
+    total = sum(float(s["log_det"][0]) for s in steps if s["log_det"] is not None)
+    log_pz = float(-0.5 * (z.pow(2).sum() + D * math.log(2 * math.pi)))
+    bins = D * math.log(256)  # the density of y in [0, 1]^D becomes a probability of the 8-bit digit
+    log_px = log_pz + total - bins
+    rows = [{"layer": s["name"], "log-det (nats)": None if s["log_det"] is None else round(float(s["log_det"][0]), 2)}
+            for s in steps]
+    levels = int((torch.floor(back * 256).clamp(max=255) != torch.round(x * 255)).sum())
+    with c2:
+        st.markdown(f"**log p(x) = log N(z) + Σ log-det − {D} ln 256 = {log_pz:,.1f} + {total:,.1f} − {bins:,.1f} = "
+                    f"{log_px:,.1f} nats**, {-log_px / (D * math.log(2)):.3f} bits/dim (pixels at their bins' "
+                    f"centres; the last term turns the density over [0, 1]^{D} into the probability of these 8-bit "
+                    f"values). Decoding z gives the digit back: **{levels} of {D} pixels** differ from the "
+                    f"original's 8-bit value.")
+        common.show_grid(torch.cat([x, back]), nrow=2, width=200, caption="the test digit, and decode(encode(x))")
+    with st.expander("Log-determinant of each layer"):
+        st.dataframe(rows, hide_index=True, width="stretch")
+
+
+through_the_flow()
+
+
+# ----------------------------------------------------------------------------- likelihood of the unusual
+@st.cache_data(show_spinner="Scoring 2,500 images with the flow (once per server)…", max_entries=4)
+def _surprise(name: str, stamp: str, n: int = 500) -> dict[str, list[float]]:
+    mdl, _ = common.load_model(name)
+    x = common.test_set("mnist").x[:n]
+    g = torch.Generator().manual_seed(0)
+    sets = {"test digits": x, "flipped left-right": x.flip(-1), "inverted (1 − x)": 1 - x,
+            "shifted 4 px": torch.roll(x, shifts=4, dims=-1),
+            "uniform noise": torch.rand(x.shape, generator=g).to(x.device)}
+    out = {}
+    with torch.inference_mode():
+        for label, xs in sets.items():
+            nll = -mdl.log_prob(xs, torch.Generator(device=xs.device).manual_seed(1))
+            out[label] = mdl.bits_per_dim(nll).cpu().tolist()
+    return out
+
+
+st.subheader("How likely are things that are not digits?")
+scores = _surprise(name, card.get("weights_sha256", ""))
+fig = go.Figure()
+for label, v in scores.items():
+    fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
+med = {k: sorted(v)[len(v) // 2] for k, v in scores.items()}
+fig.update_layout(barmode="overlay", height=340, xaxis_title="bits per dimension (lower = more likely)",
+                  yaxis_title="images", margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.15))
+st.plotly_chart(fig, width="stretch", key="surprise")
+closest = min((k for k in med if k != "test digits"), key=lambda k: med[k])
+st.markdown(
+    "Medians: " + ", ".join(f"{k} **{v:.2f}**" for k, v in med.items()) + " bits/dim. "
+    f"The flow rates **{closest}** almost as likely as real digits although they are not digits: a likelihood "
+    "measures how well the model can compress the pixels (smooth strokes on a black background), not whether "
+    "the picture means anything, so it is a poor detector of unusual inputs (Nalisnick et al., 2019).")
+
+
+# ----------------------------------------------------------------------------- temperature
+@st.fragment
+def temperatures():
+    st.subheader("Samples at temperatures 0.5 to 1.0")
+    common.url_default("fseed", lambda v: parse_int(v, 0, 2**31 - 1, 0))
+    st.number_input("Seed", 0, 2**31 - 1, step=1, key="fseed",
+                    help="z ~ N(0, T² I): the same noise, scaled by each temperature.")
+    common.url_write("fseed")
+    temps = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    cols = st.columns(len(temps))
+    for col, t in zip(cols, temps):
+        with torch.inference_mode():
+            z = model.prior_sample(16, common.generator(st.session_state["fseed"]), temperature=t)
+            imgs = model.decode(z)
+        with col:
+            common.show_grid(imgs, nrow=4, caption=f"T = {t}")
+    st.caption("Lower temperatures keep samples near the mode of the prior: cleaner strokes, less variety. "
+               "T = 1 samples the model as trained.")
+
+
+temperatures()
