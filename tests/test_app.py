@@ -8,7 +8,7 @@ from conftest import ROOT
 
 APP = str(ROOT / "app.py")
 VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
-         "views/manifold.py", "views/training.py", "views/gan_live.py", "views/compare.py"]
+         "views/manifold.py", "views/training.py", "views/gan_live.py", "views/flow.py", "views/compare.py"]
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_home_shows_the_loaded_model_and_a_gallery(app):
     at = app()
     assert at.title[0].value == "genlab"
     assert "vae-mnist-z20" in " ".join(m.value for m in at.markdown)
-    assert len(image_urls(at)) == 4  # three VAE/AE checkpoints and the GAN
+    assert len(image_urls(at)) == 5  # three VAE/AE checkpoints, the GAN and the flow
 
 
 def test_home_shows_the_reported_quality_of_the_loaded_model_only_for_its_weights(app, ckpt_dir, monkeypatch, tmp_path):
@@ -266,3 +266,44 @@ def test_latent_explorer_shows_nearest_training_images(app):
     caps = [e.proto.imgs[0].caption for e in at.get("image")]
     assert any(c.startswith("nearest training images (classifier features)") for c in caps)
     assert at.query_params["nn"] == "classifier features" and not at.exception
+
+
+# ----------------------------------------------------------------------------- flows
+def test_flow_view_traces_a_digit_scores_the_unusual_and_samples_at_temperatures(app):
+    at = app("views/flow.py", model="realnvp-mnist")
+    assert not at.exception and not at.error
+    urls = image_urls(at)
+    assert len(urls) == 2 + 6  # the layer strip, the digit and its decoding, six temperatures
+    text = " ".join(m.value for m in at.markdown)
+    assert "bits/dim" in text and "of 784 pixels" in text and "uniform noise" in text
+    assert len(at.get("plotly_chart")) == 2  # bits/dim per epoch, the histogram
+    at.number_input(key="fi").set_value(7).run()
+    assert image_urls(at)[0] != urls[0] and at.query_params["fi"] == "7"
+    at.number_input(key="fseed").set_value(3).run()
+    assert image_urls(at)[-1] != urls[-1]
+
+
+def test_flow_view_says_why_it_does_not_apply_to_a_vae(app):
+    at = app("views/flow.py", model="vae-mnist-z20")
+    assert any("no exact likelihood" in i.value for i in at.info) and not at.exception
+
+
+def test_a_flow_lights_up_the_latent_views(app):
+    at = app("views/latent_explorer.py", model="realnvp-mnist", temp="0.5")
+    before = image_urls(at)
+    slider(at, "Temperature").set_value(1.0).run()
+    assert image_urls(at)[0] != before[0] and not at.exception
+    at = app("views/interpolation.py", model="realnvp-mnist")
+    assert at.radio(key="a_src").options == ["seed", "test image"]  # a flow encodes exactly
+    assert len(image_urls(at)) == 2 and not at.exception
+    at = app("views/manifold.py", model="realnvp-mnist")
+    assert not at.exception and any("784-d" in c.value for c in at.caption)
+    at = app("views/training.py", model="realnvp-mnist")
+    assert at.get("plotly_chart") and not at.exception
+
+
+def test_compare_shows_the_flows_bits_per_dimension(app):
+    at = app(COMPARE, models="vae-mnist-z20,realnvp-mnist", samples="16")
+    table = at.dataframe[0].value
+    row = table[table["model"] == "realnvp-mnist"].iloc[0]
+    assert row["bits/dim"] > 0 and "EXACT" in row["test NLL (nats)"]

@@ -177,6 +177,26 @@ def test_clicking_a_point_on_the_manifold_decodes_it(server, page):
     shot(page, "manifold_clicked")
 
 
+def test_the_flow_section_traces_a_digit_and_answers_a_new_one(server, page):
+    url, _ = server
+    open_view(page, url, "flow?model=realnvp-mnist", "Flow")
+    page.get_by_text("How likely are things that are not digits?").wait_for(timeout=60_000)
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 8", timeout=60_000)
+    assert page.get_by_text(re.compile(r"of 784 pixels")).count() >= 1
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 2  # bits/dim per epoch, the histogram
+    shot(page, "flow")
+    before = image_sources(page)
+    box = page.locator("[data-testid='stNumberInput']").filter(has_text="Test image").locator("input")
+    box.fill("5")
+    box.press("Enter")
+    page.wait_for_function(
+        "first => { const s = document.querySelector(\"[data-testid='stImage'] img\"); return s && s.src !== first; }",
+        arg=before[0], timeout=30_000)
+    settle(page)
+    assert_no_errors(page)
+    shot(page, "flow_digit5")
+
+
 def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page):
     url, _ = server
     open_view(page, url, "gan_live", "GAN Live")

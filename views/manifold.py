@@ -43,8 +43,9 @@ else:
         axes = ("first principal direction", "second principal direction")
         proj = ((codes - mean) @ dirs.T).numpy()
     common.url_write("plane", "di", "dj")
-    st.caption(f"The grid lies in a plane through the {Z}-d latent space; every other coordinate is held "
-               "at the plane's centre (the prior mean, or the mean test code for principal directions).")
+    st.caption(f"{name} has a {Z}-d latent, so there is no 2-d manifold to draw whole: the grid lies in a plane "
+               f"through the {Z}-d latent space (by default the two principal directions of the test codes); every "
+               "other coordinate is held at the plane's centre (the prior mean, or the mean test code).")
 
 left, right = st.columns(2)
 
