@@ -198,7 +198,8 @@ def cmd_eval(a) -> int:
         out["likelihoods"] = [r.to_dict() for r in records]
         for r in records:
             err = f" ± {r.stderr:.2f}" if r.stderr is not None else ""
-            print(f"{r.label}: {r.value:.2f}{err} nats per example", file=sys.stderr)
+            bpd = f" = {r.bpd:.4f} bits per dimension" if r.bpd is not None else ""
+            print(f"{r.label}: {r.value:.2f}{err} nats per example{bpd}", file=sys.stderr)
     elif caps.mnist_images and dataset == "mnist":  # no likelihood: measure the samples instead
         from . import evaluation
         try:

@@ -1,8 +1,13 @@
 """Shared fixtures: tiny data and tiny checkpoints, so tests never depend on the shipped ones."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,45 @@ def wait_for(cond, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(ckpt_dir, log_path: Path, *extra_args: str):
+    """`streamlit run app.py` in a new process on a free port, on `ckpt_dir`'s checkpoints;
+    yields its url once /_stcore/health answers, and stops the process afterwards."""
+    port = free_port()
+    env = dict(os.environ, GENLAB_CHECKPOINTS=str(ckpt_dir))
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", *extra_args],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,9 @@ should_load=False) and get the module object before its body has run:
 app.py imports these modules itself, so the first thread to need them runs the import and
 every other waits for it. No browser: tests/stclient.py speaks Streamlit's websocket protocol.
 """
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 
-from conftest import ROOT
+from conftest import streamlit_server
 from stclient import run_together
 
 pytestmark = pytest.mark.slow
@@ -31,49 +23,11 @@ VIEWS = [("", ""), ("latent_explorer", ""), ("interpolation", ""), ("manifold", 
 ROUNDS = 3  # fresh server processes: the race is only open while pandas is first imported
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def fresh_server(ckpt_dir, log_path):
-    """`streamlit run app.py` in a new process on a free port; yields its url once healthy."""
-    port = free_port()
-    env = dict(os.environ, GENLAB_CHECKPOINTS=str(ckpt_dir))
-    with open(log_path, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--client.showErrorDetails", "full"],  # exception elements carry type and message
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def test_sessions_started_together_on_a_fresh_server_raise_nothing(ckpt_dir, tmp_path):
     for round_ in range(ROUNDS):
         log_path = tmp_path / f"streamlit-{round_}.log"
-        with fresh_server(ckpt_dir, log_path) as url:
+        # exception elements carry type and message only with full error details
+        with streamlit_server(ckpt_dir, log_path, "--client.showErrorDetails", "full") as url:
             runs = run_together(url, VIEWS)
         log = log_path.read_text()
         problems = [f"{r.path or 'home'}: {e}" for r in runs for e in r.exceptions]

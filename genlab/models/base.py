@@ -319,6 +319,26 @@ def sample(model, n: int, generator: torch.Generator | None = None) -> torch.Ten
             return model.sample(n, generator)
 
 
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None = None) -> None:
+    """One gradient step on `loss` with `opt` (gradients clipped to max_norm on the device, no
+    host sync). Every family's train_step ends with it."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], max_norm)
+    opt.step()
+
+
+def minimize_terms(model, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None = None,
+                   max_norm: float | None = None) -> dict[str, torch.Tensor]:
+    """The train_step of a family with one optimizer and a `loss_terms` whose "loss" it
+    minimises (VAE, flow): one step, and the terms detached for the history."""
+    (opt,) = optimizers
+    terms = model.loss_terms(batch, generator)
+    descend(opt, terms["loss"], max_norm)
+    return {k: v.detach() for k, v in terms.items()}
+
+
 class eval_mode:
     """`with eval_mode(model):` the model in eval mode, its previous mode restored after."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .base import Capabilities, Curves, LikelihoodRecord, Series, register
+from .base import Capabilities, Curves, LikelihoodRecord, Series, minimize_terms, register
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -387,13 +387,7 @@ class Flow(nn.Module):
 
     def train_step(self, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None = None
                    ) -> dict[str, torch.Tensor]:
-        (opt,) = optimizers
-        terms = self.loss_terms(batch, generator)
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(self.parameters(), 100.0)  # on the device: no host sync
-        opt.step()
-        return {k: v.detach() for k, v in terms.items()}
+        return minimize_terms(self, batch, optimizers, generator, max_norm=100.0)
 
     @torch.no_grad()
     def likelihoods(self, x: torch.Tensor, k: int = 1, progress=None, batch_size: int = 500

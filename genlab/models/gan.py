@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Capabilities, Curves, Series, register
+from .base import Capabilities, Curves, Series, descend, register
 
 ARCHS = ("mlp", "dcgan", "toy")
 LOSSES = ("nonsaturating", "minimax")
@@ -224,9 +224,7 @@ class GAN(nn.Module):
             fake = self.G(z)
         l_real, l_fake = self.discriminate(real), self.discriminate(fake)
         loss = d_loss_from_logits(l_real, l_fake, self.config.label_smoothing, self.config.label_noise, generator)
-        opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_d.step()
+        descend(opt_d, loss)
         return {"d_loss": loss.detach(), "d_real": torch.sigmoid(l_real).mean().detach(),
                 "d_fake": torch.sigmoid(l_fake).mean().detach()}
 
@@ -235,9 +233,7 @@ class GAN(nn.Module):
         self.D.requires_grad_(False)
         try:
             loss = g_loss_from_logits(self.discriminate(self.G(self.prior_sample(n, generator))), self.config.loss)
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
+            descend(opt_g, loss)
         finally:
             self.D.requires_grad_(True)
         return {"g_loss": loss.detach()}

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import metrics
-from .base import Capabilities, Curves, LikelihoodRecord, Series, register
+from .base import Capabilities, Curves, LikelihoodRecord, Series, minimize_terms, register
 
 
 @dataclass
@@ -203,12 +203,7 @@ class VAE(nn.Module):
 
     def train_step(self, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None = None
                    ) -> dict[str, torch.Tensor]:
-        (opt,) = optimizers
-        terms = self.loss_terms(batch, generator)
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        opt.step()
-        return {k: v.detach() for k, v in terms.items()}
+        return minimize_terms(self, batch, optimizers, generator)
 
     # ------------------------------------------------------------------ likelihoods
     def test_data(self, x: torch.Tensor) -> torch.Tensor:
