@@ -64,7 +64,8 @@ def cmd_train(a) -> int:
         return 2
     device = pick_device(a.device)
     model_opts = ("hidden", "likelihood", "sigma", "learn_sigma", "beta",  # the recipe refuses what does not apply
-                  "loss", "label_smoothing", "label_noise", "d_steps", "d_lr_mult", "couplings", "depth")
+                  "loss", "label_smoothing", "label_noise", "d_steps", "d_lr_mult", "couplings", "depth",
+                  "method", "k", "centered", "momentum", "weight_decay")
     given = {k: getattr(a, k) for k in model_opts if getattr(a, k) is not None}
     recipe = recipes.make_recipe(a.family, data=a.dataset, limit=a.limit, latent_dim=a.latent, epochs=a.epochs,
                                  batch_size=a.batch_size, lr=a.lr, seed=a.seed,
@@ -301,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--couplings", type=_parse_hidden, default=None,
                    help="flow: couplings per stage, e.g. 3,3,3 (checkerboard, channel-wise after a squeeze, checkerboard)")
     t.add_argument("--depth", type=int, default=None, help="flow: layers per conditioner (default 3)")
+    t.add_argument("--method", choices=["cd", "pcd"], default=None, help="rbm: contrastive divergence or persistent CD (default pcd)")
+    t.add_argument("--k", type=int, default=None, help="rbm: Gibbs steps per negative phase (default 1)")
+    t.add_argument("--centered", action="store_const", const=True, default=None,
+                   help="rbm: the centred gradient (Melchior et al.), which trains markedly better")
+    t.add_argument("--momentum", type=float, default=None, help="rbm: SGD momentum (default 0.5)")
+    t.add_argument("--weight-decay", type=float, default=None, help="rbm: L2 weight decay on W (default 2e-4)")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="VAE decoder (default bernoulli)")
     t.add_argument("--sigma", type=float, default=None, help="Gaussian decoder std (initial value if learned; default 0.1)")
     t.add_argument("--learn-sigma", action="store_const", const=True, default=None,
@@ -321,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                    "DCGAN on CPUs with AMX; also for recent GPUs)")
     t.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     t.add_argument("--eval-k", type=int, default=None, help="importance samples for the test NLL (default: the "
-                   "model's own: VAE 1000, flow 1; 0: the bound only; -1: skip the test set)")
+                   "model's own: VAE 1000 posterior samples, flow 1 dequantisation draw, RBM 100 AIS chains; 0: the bound only; "
+                   "-1: skip the test set)")
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     t.set_defaults(func=cmd_train)
 

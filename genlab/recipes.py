@@ -65,8 +65,21 @@ def _flow_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any,
     return FlowConfig(data_shape=shape, **opts), {"lr": 1e-3, "batch_size": 64, "binarize": False}
 
 
+def _rbm_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
+    """An RBM on images, trained on dynamically binarized batches with SGD."""
+    from .models.rbm import RBMConfig
+    opts = dict(opts)
+    if isinstance(opts.get("hidden"), tuple):
+        if len(opts["hidden"]) != 1:
+            raise ValueError("an RBM's --hidden is one number of hidden units")
+        opts["hidden"] = opts["hidden"][0]
+    if len(shape) != 3:
+        raise ValueError(f"an RBM here models binary images; {dataset} holds points of shape {shape}")
+    return RBMConfig(data_shape=shape, **opts), {"lr": 0.01, "batch_size": 100, "binarize": True}
+
+
 CONFIGS: dict[str, Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]] = {
-    "vae": _vae_config, "gan": _gan_config, "flow": _flow_config}
+    "vae": _vae_config, "gan": _gan_config, "flow": _flow_config, "rbm": _rbm_config}
 
 # preset name -> (family, fixed config options, default config options, default data set)
 PRESETS: dict[str, tuple[str, dict, dict, str]] = {
@@ -76,6 +89,7 @@ PRESETS: dict[str, tuple[str, dict, dict, str]] = {
     "dcgan": ("gan", {"arch": "dcgan"}, {"latent_dim": 100}, "mnist"),
     "gan2d": ("gan", {"arch": "toy"}, {"latent_dim": 2}, "ring8"),
     "flow": ("flow", {}, {}, "mnist"),
+    "rbm": ("rbm", {}, {}, "mnist"),
 }
 
 
@@ -208,6 +222,8 @@ class Run:
             "train_config": dataclasses.asdict(self.recipe.train) | {"device": str(self.device)} | train_extra,
             "extra": {}, "extra_tensors": {},
         }
+        if hasattr(self.model, "training_state"):  # non-weight state the family keeps (PCD's chains)
+            sections["extra_tensors"].update(self.model.training_state())
         if self.film is not None:
             sections["extra"]["film"] = {"steps": list(self.film.steps), "seed": self.film.seed, "n": len(self.film.z)}
             sections["extra_tensors"]["film"] = self.film.tensor()

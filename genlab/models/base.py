@@ -38,6 +38,8 @@ class Capabilities:
     likelihoods: the estimates `likelihoods(x)` reports, from LIKELIHOODS.
     validates: `loss_terms(x, generator)` scores held-out data (the Training view's val curves).
     traceable: `trace(x)` returns the input passed layer by layer (name, tensor, log-det).
+    energy: `free_energy(x)` (an energy model's unnormalised -log p) and `chain(x0, steps, ...)`.
+    filters: `filters()` shows each hidden unit's weights as an image.
     generative: False for helper models (the measuring-stick classifier): pickers leave them out.
     """
 
@@ -54,6 +56,8 @@ class Capabilities:
     likelihoods: tuple[str, ...] = ()
     validates: bool = False
     traceable: bool = False
+    energy: bool = False
+    filters: bool = False
     generative: bool = True
 
     def __post_init__(self):
@@ -88,6 +92,7 @@ NEEDS: dict[str, tuple[Callable[[Capabilities], bool], str]] = {
     "encode": (lambda c: c.encode, "has no encoder to map data to latent codes"),
     "exact_likelihood": (lambda c: "exact" in c.likelihoods, "has no exact likelihood"),
     "traceable": (lambda c: c.traceable, "has no invertible layers to follow one by one"),
+    "energy": (lambda c: c.energy, "has no energy function to sample by a Markov chain"),
 }
 
 
