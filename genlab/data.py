@@ -124,10 +124,13 @@ def _mnist_torchvision(part: str, bundled: Path) -> tuple[torch.Tensor, torch.Te
         for name in (img_name, lbl_name):
             src = _find(bundled, name)
             if not (raw / name).exists() and src.exists():
+                # a part file of this process's own: two processes filling the cache at once
+                # (parallel training runs) each write theirs and rename it into place
+                part = raw / f"{name}.{os.getpid()}.part"
                 opener = gzip.open if src.suffix == ".gz" else open
-                with opener(src, "rb") as fin, open(raw / f"{name}.part", "wb") as fout:
+                with opener(src, "rb") as fin, open(part, "wb") as fout:
                     shutil.copyfileobj(fin, fout)
-                os.replace(raw / f"{name}.part", raw / name)
+                os.replace(part, raw / name)
     download = os.environ.get("GENLAB_DOWNLOAD", "") not in ("", "0")
     try:
         ds = MNIST(root=str(cache), train=(part == "train"), download=download)

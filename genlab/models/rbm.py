@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import metrics
 from .base import Capabilities, Curves, LikelihoodRecord, Series, register
 
 EXACT_MAX_HIDDEN = 20
@@ -260,15 +261,20 @@ class RBM(nn.Module):
         return {"log_z": log_z_a + log_mean.item(), "stderr": rel, "chains": chains, "betas": betas,
                 "log_z_base": log_z_a}
 
+    def test_data(self, x: torch.Tensor) -> torch.Tensor:
+        """The binary data a Bernoulli RBM's likelihood is reported on: x binarized once, seed 0."""
+        return metrics.binarized_test_set(x)
+
     @torch.no_grad()
     def likelihoods(self, x: torch.Tensor, k: int = 100, progress=None, betas: int = 10_000,
                     train_mean: torch.Tensor | None = None) -> list[LikelihoodRecord]:
-        """Test log-likelihood per image, -F(v) - log Z, with log Z by AIS (k chains, `betas`
-        temperatures; the base rate from `train_mean`, else x's mean) and exactly where H <= 20.
-        The AIS record's stderr combines the spread over images and log Z's."""
+        """Test log-likelihood per image, -F(v) - log Z, on x binarized once (seed 0), with log Z
+        by AIS (k chains, `betas` temperatures; the base rate from `train_mean`, else x's mean)
+        and exactly where H <= 20. The AIS record's stderr combines the spread over images and
+        log Z's."""
         if k <= 0:
             return []  # no AIS asked for: the RBM has no cheaper bound to report
-        v = x.flatten(1)
+        v = self.test_data(x).flatten(1)
         fe = self.free_energy(v).double()
         g = torch.Generator(device=v.device).manual_seed(0)
         ais = self.ais_log_z(train_mean if train_mean is not None else v.mean(0), chains=k, betas=betas,
@@ -276,7 +282,7 @@ class RBM(nn.Module):
         nll = fe + ais["log_z"]
         err = math.sqrt((nll.std().item() / math.sqrt(len(v))) ** 2 + ais["stderr"] ** 2)
         out = [LikelihoodRecord("ais", round(nll.mean().item(), 3), round(err, 3),
-                                {"chains": k, "betas": betas, "log_z": round(ais["log_z"], 3),
+                                {"chains": k, "betas": betas, "binarization_seed": 0, "log_z": round(ais["log_z"], 3),
                                  "log_z_stderr": round(ais["stderr"], 4), "base": "data means"}, {}, len(v))]
         if self.config.hidden <= EXACT_MAX_HIDDEN:
             exact = fe + self.log_z_exact()
