@@ -26,6 +26,7 @@ PAGES = [
     st.Page("views/training.py", title="Training", icon=":material/monitoring:"),
     st.Page("views/gan_live.py", title="GAN Live", icon=":material/play_circle:"),
     st.Page("views/flow.py", title="Flow", icon=":material/waves:"),
+    st.Page("views/energy.py", title="Energy Models", icon=":material/bolt:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
 ]
 

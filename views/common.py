@@ -128,6 +128,7 @@ def model_picker() -> str | None:
 VIEW_FILES = {"Home": "views/home.py", "Latent Explorer": "views/latent_explorer.py",
               "Interpolation": "views/interpolation.py", "VAE Manifold": "views/manifold.py",
               "Training": "views/training.py", "GAN Live": "views/gan_live.py", "Flow": "views/flow.py",
+              "Energy Models": "views/energy.py",
               "Compare": "views/compare.py"}
 
 

@@ -24,6 +24,8 @@ PAGES = [
      "Press Start and watch a GAN learn, on MNIST or 2-d data; pause, step D or G, scrub the film."),
     ("views/flow.py", "Flow", ":material/waves:",
      "A normalizing flow's exact likelihood: one digit through every layer and back, bits/dim, temperature."),
+    ("views/energy.py", "Energy Models", ":material/bolt:",
+     "An RBM's filters, Gibbs chains frame by frame, clamp-and-fill, free energies, a likelihood by AIS."),
     ("views/compare.py", "Compare", ":material/compare:",
      "Two to four models from one seed, side by side: samples, paths, nearest neighbours, FID."),
 ]

@@ -40,6 +40,7 @@ class Capabilities:
     traceable: `trace(x)` returns the input passed layer by layer (name, tensor, log-det).
     energy: `free_energy(x)` (an energy model's unnormalised -log p) and `chain(x0, steps, ...)`.
     filters: `filters()` shows each hidden unit's weights as an image.
+    reconstruct: `reconstruct(x)` maps data to its code and back (v -> h -> v for an RBM).
     generative: False for helper models (the measuring-stick classifier): pickers leave them out.
     """
 
@@ -58,6 +59,7 @@ class Capabilities:
     traceable: bool = False
     energy: bool = False
     filters: bool = False
+    reconstruct: bool = False
     generative: bool = True
 
     def __post_init__(self):

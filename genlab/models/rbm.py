@@ -94,7 +94,7 @@ class RBM(nn.Module):
         return Capabilities(data_kind="image", data_shape=cfg.data_shape, latent="binary", latent_dim=cfg.hidden,
                             sampler="gibbs", chain_length=cfg.sample_steps,
                             likelihoods=("ais", "exact") if cfg.hidden <= EXACT_MAX_HIDDEN else ("ais",),
-                            validates=True, energy=True, filters=True)
+                            validates=True, energy=True, filters=True, reconstruct=True)
 
     # -- the conditionals and the free energy -------------------------------------
     def p_h(self, v: torch.Tensor) -> torch.Tensor:

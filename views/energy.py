@@ -1,0 +1,166 @@
+"""Energy Models: what a model defined by an energy shows. An RBM's filters, Gibbs chains played
+frame by frame with their free energy, clamp-and-fill, reconstructions, the free energy of
+test digits against noise and chain samples, and the likelihood that AIS estimates."""
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from genlab import store, viz
+from genlab.pagestate import parse_choice, parse_int
+from views import common
+
+st.title("Energy Models")
+st.caption("An energy model gives every image x an energy; low energy means likely: p(x) = exp(−F(x)) / Z. "
+           "Z sums over every possible image, so it is never computed directly: samples come from a Markov "
+           "chain, and the likelihood from an estimate of log Z (annealed importance sampling).")
+common.show_notice()
+name, model, card = common.current_model(needs=("images", "energy"), view="the Energy Models view")
+caps = model.capabilities
+test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
+shape = tuple(caps.data_shape)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def persistent_chains(name: str, sha: str):
+    """The training run's persistent chains, when the checkpoint kept them."""
+    try:
+        return store.load_extra(common.checkpoint_dir() / name, "chains").to(common.device())
+    except store.CheckpointError:
+        return None
+
+
+def binary(x: torch.Tensor, seed: int) -> torch.Tensor:
+    return torch.bernoulli(x, generator=common.generator(seed))
+
+
+# ----------------------------------------------------------------------------- likelihood and filters
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("Likelihood")
+    rows = common.metric_rows(card)
+    if rows:
+        st.dataframe(rows, hide_index=True)
+        rec = next((r for r in common.card_likelihoods(card) if r.method == "ais"), None)
+        if rec:
+            st.caption(f"Test log-likelihood −F(v) − log Z in nats per image on the binarized test set; log Z = "
+                       f"{rec.settings.get('log_z', float('nan')):,.1f} by AIS with {rec.settings.get('chains')} "
+                       f"chains × {rec.settings.get('betas'):,} inverse temperatures from a base-rate model "
+                       "(Salakhutdinov & Murray, 2008). The best published 500-hidden RBMs reach about −86.")
+    else:
+        st.info("This checkpoint's card holds no likelihood estimate: `python -m genlab eval NAME --write` adds one.")
+with right:
+    if caps.filters:
+        st.subheader("Filters")
+        w = model.filters().detach()
+        strongest = w.flatten(1).norm(dim=1).argsort(descending=True)[:64]
+        common.show_grid(viz.stretch(w[strongest]), nrow=16,
+                         caption="the 64 hidden units with the largest weights, each as an image (white: positive)")
+
+# ----------------------------------------------------------------------------- chains
+STARTS = ["noise", "a test image", "persistent chains"]
+
+
+@st.fragment
+def chains_section():
+    st.subheader("A Gibbs chain, frame by frame")
+    chains = persistent_chains(name, card.get("weights_sha256", ""))
+    starts = STARTS if chains is not None else STARTS[:2]
+    common.url_default("start", lambda v: parse_choice(v, starts, "noise"))
+    common.url_default("steps", lambda v: parse_int(v, 10, 2000, 200))
+    common.url_default("every", lambda v: parse_int(v, 1, 100, 10))
+    c1, c2, c3, c4 = st.columns(4)
+    c1.radio("Start from", starts, key="start", horizontal=True)
+    c2.number_input("Gibbs steps", 10, 2000, step=10, key="steps")
+    c3.number_input("A frame every", 1, 100, step=1, key="every")
+    c4.number_input("Seed", 0, 2**31 - 1, step=1, key="cseed")
+    common.url_write("start", "steps", "every")
+    seed, steps, every = int(st.session_state.get("cseed", 0)), int(st.session_state["steps"]), int(st.session_state["every"])
+    start = st.session_state["start"]
+    if start == "noise":
+        v0 = binary(torch.full((16, *shape), 0.5, device=common.device()), seed)
+    elif start == "a test image":
+        v0 = binary(test.x[seed % len(test)].expand(16, *shape), seed)
+    else:
+        v0 = chains[:16].view(-1, *shape).to(common.device())
+    with torch.inference_mode():
+        frames, energies = model.chain(v0, steps, every, common.generator(seed))
+    n = len(frames)
+    i = st.slider("Frame (its step is under the picture)", 0, n - 1, n - 1, key=f"frame_{n}")
+    a, b = st.columns([2, 3])
+    with a:
+        common.show_grid(frames[i], nrow=4, caption=f"16 chains after {i * every} of {steps} steps")
+        gif = viz.gif_bytes([viz.grid_array(f, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False)
+        with st.expander("Play the chain"):
+            st.image(gif, caption="the frames as an animation", width=300)
+        st.download_button("Download the chain as a GIF", gif, file_name=f"{name}-chain.gif", mime="image/gif")
+    with b:
+        fe = energies.mean(1).cpu().tolist()
+        fig = go.Figure(go.Scatter(x=[k * every for k in range(n)], y=fe, mode="lines", name="mean F(v)"))
+        fig.add_vline(x=i * every, line_dash="dot")
+        fig.update_layout(height=300, xaxis_title="Gibbs step", yaxis_title="free energy F(v), mean of 16 chains",
+                          margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, width="stretch", key="chain_energy")
+        st.caption("Frames show p(v | h), the chain's expected image. From noise the free energy falls as the chain "
+                   "finds the digits; a persistent chain starts where training left it.")
+
+
+chains_section()
+
+# ----------------------------------------------------------------------------- clamp and fill
+MASKS = {"top half given": lambda m: m[..., : shape[1] // 2, :].fill_(1),
+         "left half given": lambda m: m[..., :, : shape[2] // 2].fill_(1),
+         "everything but the centre given": lambda m: (m.fill_(1), m[..., shape[1] // 4: 3 * shape[1] // 4,
+                                                                    shape[2] // 4: 3 * shape[2] // 4].fill_(0))}
+
+
+@st.fragment
+def fill_section():
+    st.subheader("Clamp and fill, and reconstructions")
+    c1, c2 = st.columns(2)
+    which = c1.selectbox("Mask", list(MASKS), key="mask")
+    first = int(c2.number_input("First test image", 0, len(test) - 8, 0, key="fill_at"))
+    x = binary(test.x[first:first + 8], 0)
+    mask = torch.zeros(1, *shape, device=x.device)
+    MASKS[which](mask)
+    with torch.inference_mode():
+        frames, _ = model.chain(x * mask, 200, 200, common.generator(1), clamp=mask)
+        recon = model.reconstruct(x) if caps.reconstruct else None
+    shown = torch.cat([x, x * mask + 0.35 * (1 - mask), frames[-1]])
+    common.show_grid(shown, nrow=8, caption="rows: test digits; what the chain is given (grey: unknown); "
+                                            "the chain's fill after 200 Gibbs steps with the given pixels clamped")
+    if recon is not None:
+        common.show_grid(torch.cat([x, recon]), nrow=8, caption="the same digits and their reconstructions v → h → v")
+
+
+fill_section()
+
+# ----------------------------------------------------------------------------- free energies
+
+
+@st.cache_data(show_spinner="Free energies of test digits, noise and chain samples…", max_entries=4)
+def _energies(name: str, sha: str) -> dict[str, list[float]]:
+    mdl, _ = common.load_model(name)
+    x = torch.bernoulli(common.test_set("mnist").x[:1000], generator=torch.Generator().manual_seed(0))
+    sets = {"test digits": x,
+            "noise (each pixel on with p = 0.5)": torch.bernoulli(torch.full_like(x, 0.5),
+                                                                 generator=torch.Generator().manual_seed(1))}
+    chains = persistent_chains(name, sha)
+    if chains is not None:
+        sets["persistent chains"] = chains.view(-1, *x.shape[1:]).cpu()
+    else:
+        with torch.inference_mode():
+            sets["samples"] = torch.bernoulli(common.samples(mdl, 200, 0).cpu(), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        return {k: mdl.free_energy(v.to(common.device())).cpu().tolist() for k, v in sets.items()}
+
+
+st.subheader("Free energy of test digits, noise and the model's own samples")
+fe = _energies(name, card.get("weights_sha256", ""))
+fig = go.Figure()
+for label, v in fe.items():
+    fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
+fig.update_layout(barmode="overlay", height=320, xaxis_title="free energy F(v) (lower = more likely)",
+                  yaxis_title="images", margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.15))
+st.plotly_chart(fig, width="stretch", key="fe_hist")
+st.caption("The model's samples should sit where the test digits do; noise sits far to the right. Samples far to "
+           "the left of the data mean the chains found modes the data do not have.")
