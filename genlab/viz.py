@@ -298,6 +298,8 @@ def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str =
     charts = []
     for spec in series:
         lines = [(xs, list(steps[k]), label, colour) for k, label, colour in spec.lines if k in steps]
+        if not lines:
+            continue  # a chart whose keys this history does not have
         charts.append(LineChart(lines, xtitle, spec.ylabel, yrange=list(spec.yrange) if spec.yrange else None,
                                 hline=spec.hline, log_y=log_y))
     return charts

@@ -85,7 +85,7 @@ def tiny_vae(digits):
 
 @pytest.fixture(scope="session")
 def ckpt_dir(tmp_path_factory):
-    """Quickly trained MNIST checkpoints under the shipped names (three VAEs, a GAN, a flow), in a
+    """Quickly trained MNIST checkpoints under the shipped names (three VAEs, a GAN, a flow, an RBM), in a
     temporary folder, with the shipped classifier."""
     from genlab import TrainConfig, VAE, VAEConfig, fit, save
     from genlab.data import load_mnist
@@ -107,6 +107,10 @@ def ckpt_dir(tmp_path_factory):
     hist = fit(flow, train.x[:1000], TrainConfig(epochs=1, batch_size=100), val_x=train.x[:200])
     save(flow, d / "realnvp-mnist", dataset={"name": "mnist", "split": "train"}, history=hist.to_dict(),
          likelihoods=[r.to_dict() for r in flow.likelihoods(train.x[:200])])
+    from genlab import recipes
+    rbm = recipes.Run(recipes.make_recipe("rbm", hidden=16, chains=20, sample_steps=20, epochs=1, limit=2000))
+    hist = rbm.fit()
+    rbm.save(d / "rbm-mnist-h500", hist, {}, rbm.model.likelihoods(train.x[:200], k=20, betas=200))
     import shutil  # the shipped measuring stick (small): the Compare view and eval --all need it
     for suffix in (".json", ".safetensors"):
         shutil.copy(ROOT / "checkpoints" / f"mnist-classifier{suffix}", d / f"mnist-classifier{suffix}")

@@ -8,7 +8,8 @@ from conftest import ROOT
 
 APP = str(ROOT / "app.py")
 VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
-         "views/manifold.py", "views/training.py", "views/gan_live.py", "views/flow.py", "views/compare.py"]
+         "views/manifold.py", "views/training.py", "views/gan_live.py", "views/flow.py", "views/energy.py",
+         "views/compare.py"]
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_home_shows_the_loaded_model_and_a_gallery(app):
     at = app()
     assert at.title[0].value == "genlab"
     assert "vae-mnist-z20" in " ".join(m.value for m in at.markdown)
-    assert len(image_urls(at)) == 5  # three VAE/AE checkpoints, the GAN and the flow
+    assert len(image_urls(at)) == 6  # three VAE/AE checkpoints, the GAN, the flow and the RBM
 
 
 def test_home_shows_the_reported_quality_of_the_loaded_model_only_for_its_weights(app, ckpt_dir, monkeypatch, tmp_path):
@@ -307,3 +308,60 @@ def test_compare_shows_the_flows_bits_per_dimension(app):
     table = at.dataframe[0].value
     row = table[table["model"] == "realnvp-mnist"].iloc[0]
     assert row["bits/dim"] > 0 and "EXACT" in row["test NLL (nats)"]
+
+
+# ----------------------------------------------------------------------------- energy models
+def test_energy_view_shows_filters_chains_fill_and_free_energies(app):
+    at = app("views/energy.py", model="rbm-mnist-h500")
+    assert not at.exception and not at.error
+    urls = image_urls(at)
+    assert len(urls) == 5  # filters, the chain frame, the chain as a GIF, clamp-and-fill, reconstructions
+    assert len(at.get("plotly_chart")) == 2  # free energy along the chain, histograms
+    frame = next(s for s in at.slider if s.label.startswith("Frame"))
+    frame.set_value(0).run()
+    assert image_urls(at)[1] != urls[1]  # the first frame is the starting noise
+    at.radio(key="start").set_value("persistent chains").run()
+    assert not at.exception and at.query_params["start"] == "persistent chains"
+    at.selectbox(key="mask").set_value("left half given").run()
+    assert not at.exception
+
+
+def test_an_rbm_on_the_latent_views_says_where_to_go(app):
+    for page in ("views/latent_explorer.py", "views/interpolation.py", "views/manifold.py", "views/flow.py"):
+        at = app(page, model="rbm-mnist-h500")
+        assert any("Energy Models" in i.value for i in at.info), page
+        assert not at.exception
+    at = app(COMPARE, models="vae-mnist-z20,rbm-mnist-h500", samples="16")
+    row = at.dataframe[0].value
+    # a 16-hidden-unit RBM also has its exact log Z, which the table prefers to the AIS estimate
+    assert "EXACT" in row[row["model"] == "rbm-mnist-h500"].iloc[0]["test NLL (nats)"]
+
+
+def test_an_rbm_trains_live_pauses_takes_new_settings_and_saves(app, ckpt_dir):
+    import time
+    from conftest import wait_for
+    at = app("views/energy.py", model="vae-mnist-z20")  # the live part works whatever model is picked
+    assert any("Energy Models" in i.value for i in at.info)
+    at.select_slider[0].set_value(16)  # hidden units
+    next(b for b in at.button if b.label == "Start").click().run()
+    job = at.session_state["rbm_job"]
+    assert wait_for(lambda: job.snapshot().extra.get("steps", 0) > 20, 60)
+    at.run()
+    assert any(m.value.startswith("**running**") for m in at.markdown)
+    svgs = [e for e in at.get("image") if "svg" in e.proto.imgs[0].url]
+    assert len(svgs) == 3  # reconstruction error, free-energy gap, pseudo-NLL, as pictures while live
+    at.button(key="rbm_pause").click().run()
+    assert job.snapshot().state == "paused"
+    at.run()
+    form = at.radio[0]
+    form.set_value("cd")
+    next(b for b in at.button if b.label == "Apply").click().run()
+    assert job.wait_commands(5) and job.snapshot().extra["settings"]["method"] == "cd"
+    time.sleep(0.2)
+    at.text_input[0].set_value("rbm-live-test")
+    next(b for b in at.button if b.label == "Save as checkpoint").click().run()
+    assert (ckpt_dir / "rbm-live-test.json").exists() and at.sidebar.selectbox[0].value == "rbm-live-test"
+    at.button(key="rbm_reset").click().run()
+    assert "rbm_job" not in at.session_state and not at.exception
+    for suffix in (".json", ".safetensors"):
+        (ckpt_dir / f"rbm-live-test{suffix}").unlink()

@@ -162,6 +162,25 @@ def test_the_flow_section_traces_a_digit_and_answers_a_new_one(server, page):
     shot(page, "flow_digit5")
 
 
+def test_an_rbm_chain_plays_frame_by_frame(server, page):
+    url, _ = server
+    open_view(page, url, "energy?model=rbm-mnist-h500", "Energy Models")
+    page.get_by_text("Free energy of test digits, noise and the model's own samples").wait_for(timeout=60_000)
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 4", timeout=60_000)
+    shot(page, "energy")
+    before = image_sources(page)
+    thumb = page.locator("[data-testid='stSlider']").filter(has_text="Frame").get_by_role("slider")
+    thumb.focus()
+    thumb.press("Home")  # back to the first frame: the starting noise
+    page.wait_for_function(
+        "second => { const s = document.querySelectorAll(\"[data-testid='stImage'] img\")[1];"
+        " return s && s.src !== second; }", arg=before[1], timeout=30_000)
+    settle(page)
+    page.get_by_text("16 chains after 0 of 200 steps").wait_for(timeout=10_000)
+    assert_no_errors(page)
+    shot(page, "energy_first_frame")
+
+
 def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page):
     url, _ = server
     open_view(page, url, "gan_live", "GAN Live")

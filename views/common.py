@@ -217,7 +217,7 @@ def generator(seed: int) -> torch.Generator:
 PIXELATED_CSS = "<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img {image-rendering: pixelated;}</style>"
 
 
-JOB_KEYS = {"job": "Training", "gan_job": "GAN Live"}  # session keys of this session's jobs -> their page
+JOB_KEYS = {"job": "Training", "gan_job": "GAN Live", "rbm_job": "Energy Models"}  # session keys of this session's jobs -> their page
 
 
 def _job_badge() -> None:

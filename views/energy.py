@@ -5,7 +5,10 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from genlab import store, viz
+from genlab import recipes, store, viz
+from genlab.jobs import JobRefused
+from genlab.live import LiveRBM, RBMLiveSettings, live_target
+from genlab.models import family
 from genlab.pagestate import parse_choice, parse_int
 from views import common
 
@@ -14,6 +17,123 @@ st.caption("An energy model gives every image x an energy; low energy means like
            "Z sums over every possible image, so it is never computed directly: samples come from a Markov "
            "chain, and the likelihood from an estimate of log Z (annealed importance sampling).")
 common.show_notice()
+
+# ----------------------------------------------------------------------------- train one live
+LR = [1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2]
+
+
+def settings_widgets(d: RBMLiveSettings) -> RBMLiveSettings:
+    c1, c2, c3, c4 = st.columns(4)
+    method = c1.radio("Negative phase", ["pcd", "cd"], index=["pcd", "cd"].index(d.method), horizontal=True,
+                      format_func=lambda m: {"pcd": "PCD (persistent chains)", "cd": "CD (from the data)"}[m])
+    k = c2.number_input("Gibbs steps k", 1, 25, d.k)
+    lr = c3.select_slider("Learning rate", LR, value=d.lr if d.lr in LR else 1e-2)
+    momentum = c4.select_slider("Momentum", [0.0, 0.5, 0.9], value=d.momentum if d.momentum in (0.0, 0.5, 0.9) else 0.5)
+    return RBMLiveSettings(lr=lr, method=method, k=int(k), momentum=momentum)
+
+
+def live_start() -> None:
+    with st.form("rbm_start"):
+        c1, c2 = st.columns([1, 3])
+        hidden = c1.select_slider("Hidden units", [16, 64, 100, 200, 500], value=100)
+        seed = c1.number_input("Seed", 0, 2**31 - 1, 0)
+        with c2:
+            s = settings_widgets(RBMLiveSettings())
+        start = st.form_submit_button("Start", type="primary")
+    if not start:
+        return
+    run = recipes.Run(recipes.make_recipe("rbm", hidden=hidden, method=s.method, k=s.k, lr=s.lr, momentum=s.momentum,
+                                          seed=int(seed)), common.device())
+    live = LiveRBM(run.model, run.train_x, s, seed=int(seed))
+    try:
+        job = common.job_manager().start(live_target(live), label=f"RBM, {hidden} hidden, live")
+    except JobRefused as e:
+        st.error(f"Did not start: {e}")
+        return
+    st.session_state.update(rbm_live=live, rbm_run=run, rbm_job=job)
+    st.rerun()
+
+
+def live_controls() -> None:
+    job = st.session_state["rbm_job"]
+    s = job.snapshot()
+    st.markdown(f"**{s.state}** · update {s.extra.get('steps', 0)}")
+    c = st.columns([1, 1, 1, 5])
+    if s.state == "paused":
+        c[0].button("Resume", key="rbm_resume", on_click=job.resume)
+    else:
+        c[0].button("Pause", key="rbm_pause", disabled=s.state != "running",
+                    on_click=lambda: (job.pause(), job.wait_parked(1.0)))
+    if c[1].button("Stop", key="rbm_stop", disabled=not s.active):
+        job.stop()
+        job.join(5)
+        st.rerun()
+    if c[2].button("Reset", key="rbm_reset", help="Stop and discard this run to start a new one."):
+        job.stop()
+        job.join(5)
+        for key in ("rbm_live", "rbm_run", "rbm_job"):
+            st.session_state.pop(key, None)
+        st.rerun()
+
+
+def live_view() -> None:
+    job, live = st.session_state["rbm_job"], st.session_state["rbm_live"]
+    s = job.snapshot()
+    x = s.extra
+    if "history" not in x:
+        st.caption("starting…")
+        return
+    if s.state == "error":
+        st.error(s.message)
+    a, b, c = st.columns([1, 1, 2])
+    with a:
+        common.show_grid(viz.stretch(x["filters"]), nrow=8, caption="the strongest 64 filters")
+    with b:
+        common.show_grid(x["samples"], nrow=8, caption="64 fantasy chains, one Gibbs sweep per picture")
+    with c:
+        series = family("rbm").curves(live.model.config).steps
+        for chart in viz.step_charts(x["history"], series, xtitle="update"):
+            if s.active:
+                st.image(chart.svg(420), width="stretch")
+            else:
+                st.plotly_chart(chart.plotly(), width="stretch")
+    if s.state == "paused":
+        with st.form("rbm_settings"):
+            st.caption("Change the training while paused; Resume continues with the new settings.")
+            new = settings_widgets(RBMLiveSettings(**x.get("settings", {})))
+            if st.form_submit_button("Apply"):
+                job.send("settings", **vars(new))
+                st.toast("Settings applied")
+    if not s.active or s.state == "paused":
+        with st.form("rbm_save"):
+            new_name = st.text_input("Checkpoint name", f"rbm-live-{live.steps}")
+            save = st.form_submit_button("Save as checkpoint")
+        if save:
+            bad = store.check_name(new_name)
+            if bad or (common.checkpoint_dir() / f"{new_name}.json").exists():
+                st.error(bad or f"A checkpoint named {new_name} exists; pick another name.")
+            else:
+                live.flush()
+                st.session_state["rbm_run"].save(common.checkpoint_dir() / new_name, live.history_dict(), {}, [])
+                st.session_state.update(_notice=f"Saved {new_name}; `python -m genlab eval {new_name} --write` "
+                                                "adds its AIS likelihood.", _select_model=new_name)
+                st.rerun()
+    if st.session_state.get("rbm_was_active") and not s.active:
+        st.session_state["rbm_was_active"] = False
+        st.rerun()
+    st.session_state["rbm_was_active"] = s.active
+
+
+with st.expander("Train an RBM live", expanded="rbm_job" in st.session_state):
+    st.caption("CD-k or PCD-k updates on random batches of binarized MNIST, on a background thread; the filters "
+               "and the fantasy chains are redrawn every second. Pause to change the negative phase, k or the step.")
+    if "rbm_job" not in st.session_state:
+        live_start()
+    else:
+        st.fragment(live_controls)()
+        active = st.session_state["rbm_job"].active
+        st.fragment(run_every=1.0 if active else None)(live_view)()
+
 name, model, card = common.current_model(needs=("images", "energy"), view="the Energy Models view")
 caps = model.capabilities
 test = common.test_set(card.get("dataset", {}).get("name", "mnist"))

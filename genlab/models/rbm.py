@@ -65,7 +65,9 @@ def _label(cfg: RBMConfig) -> str:
           curves=lambda cfg: Curves(epoch=("recon", "pseudo_nll"), epoch_unit="per image",
                                     steps=(Series((("recon", "reconstruction error", "#1f77b4"),), "squared error"),
                                            Series((("fe_gap", "F(data) − F(model samples)", "#d62728"),),
-                                                  "free-energy gap")),
+                                                  "free-energy gap"),
+                                           Series((("pseudo_nll", "pseudo-NLL (one flipped pixel)", "#2ca02c"),),
+                                                  "nats per image")),
                                     note="Reconstruction error of v -> h -> v (squared, summed over pixels) and the "
                                          "pseudo-negative log-likelihood (Besag) per image; neither is the likelihood, "
                                          "which needs log Z (AIS, on the Energy Models page)."),
