@@ -174,7 +174,7 @@ if rows:
                "the tightest estimate each model reports (importance-weighted for VAEs); GANs define no likelihood.")
     missing = [m for m in loaded if m not in hists and loaded[m][0].capabilities.mnist_images]
     if missing and common.reference_available():
-        if st.button(f"Measure {', '.join(missing)} (about 20 s each on a CPU)"):
+        if st.button(f"Measure {', '.join(missing)} (from 20 s to a few minutes each on a CPU: samplers run their chains)"):
             bar = st.progress(0.0)
             for i, m in enumerate(missing):
                 bar.progress(i / len(missing), text=f"Sampling and scoring {m} ({i + 1} of {len(missing)})…")
