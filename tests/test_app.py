@@ -315,11 +315,15 @@ def test_energy_view_shows_filters_chains_fill_and_free_energies(app):
     at = app("views/energy.py", model="rbm-mnist-h500")
     assert not at.exception and not at.error
     urls = image_urls(at)
-    assert len(urls) == 5  # filters, the chain frame, the chain as a GIF, clamp-and-fill, reconstructions
+    assert len(urls) == 4  # filters, the chain frame, clamp-and-fill, reconstructions
     assert len(at.get("plotly_chart")) == 2  # free energy along the chain, histograms
     frame = next(s for s in at.slider if s.label.startswith("Frame"))
     frame.set_value(0).run()
     assert image_urls(at)[1] != urls[1]  # the first frame is the starting noise
+    at.toggle(key="chain_play").set_value(True).run()  # playing: every frame, animated by the browser
+    assert image_urls(at)[1].endswith(".gif") and not at.exception
+    at.toggle(key="chain_play").set_value(False).run()
+    assert image_urls(at)[1].endswith(".png")
     at.radio(key="start").set_value("persistent chains").run()
     assert not at.exception and at.query_params["start"] == "persistent chains"
     at.selectbox(key="mask").set_value("left half given").run()

@@ -179,6 +179,12 @@ def test_an_rbm_chain_plays_frame_by_frame(server, page):
     page.get_by_text("16 chains after 0 of 200 steps").wait_for(timeout=10_000)
     assert_no_errors(page)
     shot(page, "energy_first_frame")
+    page.locator("[data-testid='stCheckbox']").filter(has_text="Play").locator("label").click()  # the Play toggle
+    page.wait_for_function("[...document.querySelectorAll(\"[data-testid='stImage'] img\")]"
+                           ".some(e => e.src.endsWith('.gif') && e.complete && e.naturalWidth > 0)", timeout=30_000)
+    settle(page)
+    assert_no_errors(page)
+    shot(page, "energy_playing")
 
 
 def test_gan_live_start_shows_the_grid_changing_then_pause_and_stop(server, page):

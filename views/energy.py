@@ -180,7 +180,6 @@ with right:
 STARTS = ["noise", "a test image", "persistent chains"]
 
 
-@st.fragment
 def chains_section():
     st.subheader("A Gibbs chain, frame by frame")
     chains = persistent_chains(name, card.get("weights_sha256", ""))
@@ -202,16 +201,26 @@ def chains_section():
         v0 = binary(test.x[seed % len(test)].expand(16, *shape), seed)
     else:
         v0 = chains[:16].view(-1, *shape).to(common.device())
-    with torch.inference_mode():
-        frames, energies = model.chain(v0, steps, every, common.generator(seed))
+    key = (name, start, steps, every, seed)
+    cached = st.session_state.get("chain_cache")
+    if cached is None or cached[0] != key:  # computed once per setting, not on every frame of the playback
+        with torch.inference_mode():
+            frames, energies = model.chain(v0, steps, every, common.generator(seed))
+        gif = viz.gif_bytes([viz.grid_array(f, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False)
+        cached = st.session_state["chain_cache"] = (key, frames, energies, gif)
+    _, frames, energies, gif = cached
     n = len(frames)
-    i = st.slider("Frame (its step is under the picture)", 0, n - 1, n - 1, key=f"frame_{n}")
+    c1, c2 = st.columns([5, 1])
+    i = c1.slider("Frame (its step is under the picture)", 0, n - 1, n - 1, key=f"frame_{n}")
+    playing = c2.toggle("Play", key="chain_play", help="Play every frame in a loop, eight a second (the browser "
+                                                        "animates them: nothing reruns on the server)")
     a, b = st.columns([2, 3])
     with a:
-        common.show_grid(frames[i], nrow=4, caption=f"16 chains after {i * every} of {steps} steps")
-        gif = viz.gif_bytes([viz.grid_array(f, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False)
-        with st.expander("Play the chain"):
-            st.image(gif, caption="the frames as an animation", width=300)
+        if playing:
+            st.image(gif, caption=f"16 chains, {n} frames from step 0 to {steps}, a frame every {every} steps",
+                     width="stretch")
+        else:
+            common.show_grid(frames[i], nrow=4, caption=f"16 chains after {i * every} of {steps} steps")
         st.download_button("Download the chain as a GIF", gif, file_name=f"{name}-chain.gif", mime="image/gif")
     with b:
         fe = energies.mean(1).cpu().tolist()
@@ -224,7 +233,7 @@ def chains_section():
                    "finds the digits; a persistent chain starts where training left it.")
 
 
-chains_section()
+st.fragment(chains_section)()
 
 # ----------------------------------------------------------------------------- clamp and fill
 MASKS = {"top half given": lambda m: m[..., : shape[1] // 2, :].fill_(1),

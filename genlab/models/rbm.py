@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import metrics
+from ..samplers import run_chain
 from .base import Capabilities, Curves, LikelihoodRecord, Series, register
 
 EXACT_MAX_HIDDEN = 20
@@ -135,19 +136,7 @@ class RBM(nn.Module):
         """A Gibbs chain from v0 (B, C, H, W): frames p(v | h) every `every` sweeps (F, B, C, H, W)
         and their free energies (F, B). Where `clamp` (C, H, W or B, C, H, W) is 1 the visible
         units are held at v0's values: the chain fills in the rest."""
-        shape = v0.shape
-        v = v0.flatten(1)
-        keep = None if clamp is None else clamp.expand(shape).flatten(1).bool()
-        frames, energies = [v0], [self.free_energy(v)]
-        for s in range(1, steps + 1):
-            v, pv = self.gibbs(v, generator)
-            if keep is not None:
-                v = torch.where(keep, v0.flatten(1), v)
-                pv = torch.where(keep, v0.flatten(1), pv)
-            if s % every == 0:
-                frames.append(pv.view(shape))
-                energies.append(self.free_energy(pv))
-        return torch.stack(frames), torch.stack(energies)
+        return run_chain(lambda v: self.gibbs(v, generator), self.free_energy, v0, steps, every, clamp)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`sample_steps` Gibbs sweeps from uniform noise; the last p(v | h), (n, C, H, W)."""
