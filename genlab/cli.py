@@ -90,7 +90,7 @@ def _iw_progress(k: int | None):
 
     def tick(done, total):
         what = f"k={k}" if k is not None else "the model's default k"
-        sys.stderr.write(f"\rtest likelihood, {what}: {done}/{total} examples ({time.perf_counter() - t0:.0f} s)"
+        sys.stderr.write(f"\rtest likelihood, {what}: {done}/{total} ({time.perf_counter() - t0:.0f} s)"
                          + ("\n" if done == total else ""))
         sys.stderr.flush()
     return tick

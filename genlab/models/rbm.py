@@ -243,8 +243,8 @@ class RBM(nn.Module):
             log_w += log_p_star(v, bt) - log_p_star(v, bt_prev)
             h = torch.bernoulli(torch.sigmoid(bt * (v @ self.W + self.c)), generator=generator)
             v = torch.bernoulli(torch.sigmoid((1 - bt) * b_a + bt * (self.b + h @ self.W.T)), generator=generator)
-            if progress and k % 500 == 0:
-                progress(k, betas)
+            if progress and (k % 500 == 0 or k == betas - 1):
+                progress(k + 1, betas)  # inverse temperatures done
         log_w = log_w.double()
         log_mean = torch.logsumexp(log_w, 0) - math.log(chains)
         w = (log_w - log_w.max()).exp()
