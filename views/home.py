@@ -29,11 +29,11 @@ PAGES = [
     ("views/compare.py", "Compare", ":material/compare:",
      "Two to four models from one seed, side by side: samples, paths, nearest neighbours, FID."),
 ]
-cols = st.columns(len(PAGES))
-for col, (path, title, icon, line) in zip(cols, PAGES):
-    with col:
-        st.page_link(path, label=title, icon=icon)
-        st.caption(line)
+for start in range(0, len(PAGES), 4):  # rows of four, so no title is cut
+    for col, (path, title, icon, line) in zip(st.columns(4), PAGES[start:start + 4]):
+        with col:
+            st.page_link(path, label=title, icon=icon)
+            st.caption(line)
 
 def _report_calibration() -> dict | None:
     cal = common._report().get("calibration") or {}
@@ -48,7 +48,8 @@ with left:
         try:
             _, model, card = common.current_model(needs=())
             info = describe_card(card)
-            latent = f"latent size **{info['latent_dim']}**, " if info["latent"] != "none" else ""
+            latent = {"none": "", "binary": f"**{info['latent_dim']}** binary hidden units, "}.get(
+                info["latent"], f"latent size **{info['latent_dim']}**, ")
             hist = card.get("history", {})
             st.markdown(
                 f"**{name}**: {info['description']}  \n"
@@ -77,7 +78,7 @@ with left:
 
 with right:
     st.subheader("Gallery")
-    st.caption("16 samples from each image model, seed 0.")
+    st.caption("16 samples from each of the first six image models (seed 0); Compare shows any of them side by side.")
     models = common.list_models()
     cols = st.columns(2)
     shown = 0
