@@ -95,7 +95,8 @@ def _surprise(name: str, stamp: str, n: int = 500) -> dict[str, list[float]]:
     out = {}
     with torch.inference_mode():
         for label, xs in sets.items():
-            nll = -mdl.log_prob(xs, torch.Generator(device=xs.device).manual_seed(1))
+            g = torch.Generator(device=xs.device).manual_seed(1)
+            nll = torch.cat([-mdl.log_prob(xs[i:i + 100], g) for i in range(0, len(xs), 100)])  # bounded memory
             out[label] = mdl.bits_per_dim(nll).cpu().tolist()
     return out
 
