@@ -21,7 +21,7 @@ import torch
 from .jobs import JobControl
 from .models.base import eval_mode
 from .models.gan import g_loss_from_logits
-from .train import Divergence, StopTraining, thin
+from .train import Divergence, StopTraining, copy_state, StepBuffer, thin
 from .watch import FixedNoiseFilm, toy_measures
 
 
@@ -43,9 +43,10 @@ class LiveRun:
         self.toy_history: list[dict] = []
         self.steps = 0
         self.started = time.perf_counter()
-        self._pending: list[tuple[int, dict]] = []
+        self._buf = StepBuffer()  # scalars still on the device, as in `fit`
+        self._buf_steps: list[int] = []
         self._last: dict[str, float] = {}
-        self._good = self._copy_state()  # the last weights whose scalars were all finite
+        self._good = copy_state(model)  # the last weights whose scalars were all finite
         model.train()
         self.record()
 
@@ -62,9 +63,6 @@ class LiveRun:
         return {}
 
     # -- the common part --------------------------------------------------------
-    def _copy_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-
     def record(self) -> None:
         """A film frame (and toy measures) at the current step."""
         if self.film is not None:
@@ -80,33 +78,30 @@ class LiveRun:
         out, advanced = self._update(action)
         if advanced:
             self.steps += 1
-        self._pending.append((self.steps, out))  # still on the device
+        self._buf.add(out)
+        self._buf_steps.append(self.steps)
         if advanced and self.steps % self.film_every == 0:
             self.flush()
             self.record()
 
     def flush(self) -> None:
-        """Bring pending scalars to the host (one sync), check them, extend the history."""
-        if not self._pending:
+        """Bring pending scalars to the host (one sync), check them, extend the history; a key a
+        step did not produce (G's loss on a D step) keeps its last value."""
+        if not self._buf.pending:
             return
-        pending, self._pending = self._pending, []
-        flat = [v.float() for _, out in pending for v in out.values()]
-        values = torch.stack(flat).cpu().tolist() if flat else []
-        j = 0
-        for step, out in pending:
-            vals = dict(zip(out, values[j:j + len(out)]))
-            j += len(out)
-            bad = [k for k, v in vals.items() if not math.isfinite(v)]
-            if bad:
-                self.model.load_state_dict(self._good)
-                raise Divergence(f"training diverged at step {step}: {', '.join(bad)} became NaN or Inf. "
-                                 "The job stopped with the last good weights restored; lower the learning rates, "
-                                 "then save or reset.")
-            self._last.update(vals)
+        keys, rows, bad = self._buf.drain()
+        steps, self._buf_steps = self._buf_steps, []
+        if bad is not None:
+            self.model.load_state_dict(self._good)
+            raise Divergence(f"training diverged at step {steps[bad[0]]}: {', '.join(bad[1])} became NaN or Inf. "
+                             "The job stopped with the last good weights restored; lower the learning rates, "
+                             "then save or reset.")
+        for step, row in zip(steps, rows):
+            self._last.update({k: float(v) for k, v in zip(keys, row) if math.isfinite(v)})
             self.history["step"].append(step)
             for k in self.keys:
                 self.history[k].append(self._last.get(k, float("nan")))
-        self._good = self._copy_state()
+        self._good = copy_state(self.model)
 
     def history_dict(self, max_points: int = 2000) -> dict:
         """The card's history (the same sections a `fit` run writes), thinned to max_points."""

@@ -132,7 +132,7 @@ def evaluate(model, x: torch.Tensor, batch_size: int = 1000, binarize_seed: int 
     return out
 
 
-class _StepBuffer:
+class StepBuffer:
     """Per-step scalars kept on the device until a check: one host sync for many steps.
 
     Keys may appear on some steps only (a family that logs one term every few steps);
@@ -146,9 +146,9 @@ class _StepBuffer:
     def add(self, out: dict[str, torch.Tensor]) -> None:
         self.pending.append({k: v for k, v in out.items() if v.ndim == 0})
 
-    def drain(self) -> tuple[list[str], np.ndarray, int | None]:
-        """(keys, rows (steps, keys) with NaN where a key was absent, index of the first
-        step with a produced NaN/Inf or None). The one host sync."""
+    def drain(self) -> tuple[list[str], np.ndarray, tuple[int, list[str]] | None]:
+        """(keys, rows (steps, keys) with NaN where a key was absent, and for the first step
+        that produced a NaN/Inf its row index and the keys that did, else None). The one host sync."""
         rows_in, self.pending = self.pending, []
         keys: list[str] = []
         for out in rows_in:
@@ -160,8 +160,8 @@ class _StepBuffer:
         for r, out in enumerate(rows_in):
             for k in out:
                 rows[r, keys.index(k)] = vals[j]
-                if bad is None and not np.isfinite(vals[j]):
-                    bad = r
+                if not np.isfinite(vals[j]) and (bad is None or bad[0] == r):
+                    bad = (r, (bad[1] if bad else []) + [k])
                 j += 1
         return keys, rows, bad
 
@@ -205,9 +205,9 @@ def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | No
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    good_state = _copy_state(model)
+    good_state = copy_state(model)
     good_step = 0
-    buf = _StepBuffer()
+    buf = StepBuffer()
     step = 0
     t0 = time.perf_counter()
     t_mark = [t0]
@@ -219,11 +219,12 @@ def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | No
         keys, rows, bad = buf.drain()
         if bad is not None:
             model.load_state_dict(good_state)
-            raise Divergence(f"training diverged: a loss became NaN or Inf at step {step - len(rows) + bad + 1} "
+            raise Divergence(f"training diverged: {', '.join(bad[1])} became NaN or Inf at step "
+                             f"{step - len(rows) + bad[0] + 1} "
                              f"(epoch {epoch}). The weights from step {good_step}, the last good check, are "
                              f"restored. Try a lower learning rate.")
         _extend(history, keys, rows)
-        good_state, good_step = _copy_state(model), step
+        good_state, good_step = copy_state(model), step
         history.train_time_s += time.perf_counter() - t_mark[0]
         t_mark[0] = time.perf_counter()
         with warnings.catch_warnings():
@@ -294,6 +295,6 @@ def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | No
     return history
 
 
-def _copy_state(model) -> dict[str, torch.Tensor]:
+def copy_state(model) -> dict[str, torch.Tensor]:
     """The weights (the state_dict) copied: the last-good snapshot the NaN guard restores."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from genlab import data as gdata
 from genlab import recipes, store, viz
 from genlab.jobs import JobRefused
 from genlab.live import LiveRBM, RBMLiveSettings, live_target
@@ -150,7 +151,7 @@ def persistent_chains(name: str, sha: str):
 
 
 def binary(x: torch.Tensor, seed: int) -> torch.Tensor:
-    return torch.bernoulli(x, generator=common.generator(seed))
+    return gdata.binarize(x, common.generator(seed))
 
 
 # ----------------------------------------------------------------------------- likelihood and filters
