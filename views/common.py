@@ -345,12 +345,12 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
         model, card = load_model(name)
         r = known_result(name, card, report)
         row = {"model": name, "FID": None, "IS": None, "label entropy": None, "precision": None, "recall": None,
-               "test NLL (nats)": "–", "bits/dim": None, "parameters": f"{card.get('n_params') or 0:,}",
+               "test NLL (nats)": "–", "bits/dim": "–", "parameters": f"{card.get('n_params') or 0:,}",
                "training": "–"}
         best = best_likelihood(card_likelihoods(card))
         if best is not None:
             row["test NLL (nats)"] = best.short()
-            row["bits/dim"] = best.bpd
+            row["bits/dim"] = f"{best.bpd:.3f}" if best.bpd is not None else "–"
         row["training"] = training_summary(card).removesuffix(" training")
         if r and r.get("quality"):
             q = r["quality"]
@@ -365,7 +365,7 @@ def quality_rows(names: list[str]) -> tuple[list[dict], dict[str, list[float]]]:
         for label, q in cal.items():
             rows.append({"model": f"(calibration) {label}", "FID": q["fid"], "IS": q["inception_score"],
                          "label entropy": q["label_entropy"], "precision": q["precision"], "recall": q["recall"],
-                         "test NLL (nats)": "", "bits/dim": None, "parameters": "", "training": ""})
+                         "test NLL (nats)": "", "bits/dim": "", "parameters": "", "training": ""})
         hists["MNIST training set"] = cal.get("MNIST training set", {}).get("label_fractions")
         hists = {k: v for k, v in hists.items() if v}
     return rows, hists
