@@ -351,7 +351,8 @@ def test_an_rbm_trains_live_pauses_takes_new_settings_and_saves(app, ckpt_dir):
     job = at.session_state["rbm_job"]
     assert wait_for(lambda: job.snapshot().extra.get("steps", 0) > 20, 60)
     at.run()
-    assert any(m.value.startswith("**running**") for m in at.markdown)
+    assert any(m.value == "**running**" for m in at.markdown)
+    assert any(c.value.startswith("running · update") for c in at.caption)  # the live counter, redrawn every second
     svgs = [e for e in at.get("image") if "svg" in e.proto.imgs[0].url]
     assert len(svgs) == 3  # reconstruction error, free-energy gap, pseudo-NLL, as pictures while live
     at.button(key="rbm_pause").click().run()

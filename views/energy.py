@@ -58,7 +58,7 @@ def live_start() -> None:
 def live_controls() -> None:
     job = st.session_state["rbm_job"]
     s = job.snapshot()
-    st.markdown(f"**{s.state}** · update {s.extra.get('steps', 0)}")
+    st.markdown(f"**{s.state}**" + (f" · update {s.extra.get('steps', 0)}" if s.state != "running" else ""))
     c = st.columns([1, 1, 1, 5])
     if s.state == "paused":
         c[0].button("Resume", key="rbm_resume", on_click=job.resume)
@@ -81,6 +81,8 @@ def live_view() -> None:
     job, live = st.session_state["rbm_job"], st.session_state["rbm_live"]
     s = job.snapshot()
     x = s.extra
+    steps = x.get("steps", 0)
+    st.caption(f"{s.state} · update {steps} · {steps / s.elapsed if s.elapsed > 0 else 0:.0f} updates/s")
     if "history" not in x:
         st.caption("starting…")
         return
