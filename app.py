@@ -27,6 +27,7 @@ PAGES = [
     st.Page("views/gan_live.py", title="GAN Live", icon=":material/play_circle:"),
     st.Page("views/flow.py", title="Flow", icon=":material/waves:"),
     st.Page("views/energy.py", title="Energy Models", icon=":material/bolt:"),
+    st.Page("views/structure.py", title="Structure Search", icon=":material/account_tree:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
 ]
 

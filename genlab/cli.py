@@ -65,7 +65,8 @@ def cmd_train(a) -> int:
     device = pick_device(a.device)
     model_opts = ("hidden", "likelihood", "sigma", "learn_sigma", "beta",  # the recipe refuses what does not apply
                   "loss", "label_smoothing", "label_noise", "d_steps", "d_lr_mult", "couplings", "depth",
-                  "method", "k", "centered", "momentum", "weight_decay")
+                  "method", "k", "centered", "momentum", "weight_decay", "steps", "step_size", "noise",
+                  "sample_steps", "alpha", "channels")
     given = {k: getattr(a, k) for k in model_opts if getattr(a, k) is not None}
     recipe = recipes.make_recipe(a.family, data=a.dataset, limit=a.limit, latent_dim=a.latent, epochs=a.epochs,
                                  batch_size=a.batch_size, lr=a.lr, seed=a.seed,
@@ -284,13 +285,49 @@ def cmd_list(a) -> int:
     return 0
 
 
+def cmd_structure(a) -> int:
+    """The structure-search experiment (Gonsior et al. 2021) on table data; merges into the report."""
+    from . import structure
+    from .tabular import TABLES
+    names = list(TABLES) if a.data == "all" else [a.data]
+    if min(a.depths) < 1 or a.instances < 1 or a.offspring < 1 or a.iterations < 1 or a.search_iterations < 0:
+        raise ValueError("depths, instances, offspring and iterations must be at least 1")
+    p = structure.Protocol(iterations=a.iterations, search_iterations=a.search_iterations, offspring=a.offspring)
+    device = torch.device(a.device) if a.device else pick_device()
+    out = Path(a.report)
+    json_path = out.with_suffix(".json")
+    results = json.loads(json_path.read_text()) if json_path.exists() else {}
+    for name in names:
+        t0 = time.perf_counter()
+        if a.reference_only:
+            if name not in results:
+                raise ValueError(f"{json_path} has no {name} results to add reference rows to; run without "
+                                 "--reference-only first")
+            structure.rerun_reference(results, name, a.reference_seeds, device)
+        else:
+            results[name] = structure.run_table(name, tuple(a.depths), a.instances, p, a.seed, a.reference_seeds,
+                                                device, log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"{name}: {time.perf_counter() - t0:.0f} s in all", file=sys.stderr)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1))
+        out.with_suffix(".md").write_text(structure.report_markdown(results))
+        if a.readme:
+            from .evaluation import replace_between
+            readme = Path(a.readme)
+            readme.write_text(replace_between(readme.read_text(), structure.readme_markdown(results),
+                                         "<!-- structure:begin -->", "<!-- structure:end -->"))
+    print(f"wrote {json_path} and {out.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m genlab", description="genlab: train, evaluate and sample generative models")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")
     t.add_argument("family", choices=[*recipes.PRESETS, "classifier"],
-                   help="vae; ae (plain autoencoder); gan (MLP GAN), dcgan, gan2d (toy 2-d GAN)")
+                   help="vae; ae (plain autoencoder); gan (MLP GAN), dcgan, gan2d (toy 2-d GAN); flow (RealNVP); rbm; "
+                   "ebm (energy-based model sampled by Langevin dynamics); classifier")
     t.add_argument("--latent", type=int, default=None, help="latent dimensions (default: VAE 20, GANs 100, toy 2)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--out", default=None, help="checkpoint path without suffix, e.g. checkpoints/my-vae")
@@ -308,6 +345,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="rbm: the centred gradient (Melchior et al.), which trains markedly better")
     t.add_argument("--momentum", type=float, default=None, help="rbm: SGD momentum (default 0.5)")
     t.add_argument("--weight-decay", type=float, default=None, help="rbm: L2 weight decay on W (default 2e-4)")
+    t.add_argument("--langevin-steps", dest="steps", type=int, default=None,
+                   help="ebm: Langevin steps per training update (default 60)")
+    t.add_argument("--step-size", type=float, default=None, help="ebm: Langevin step size eps (default 10)")
+    t.add_argument("--noise", type=float, default=None, help="ebm: Langevin noise sigma (default 0.005)")
+    t.add_argument("--sample-steps", type=int, default=None, help="ebm: Langevin steps from noise when sampling "
+                   "(default 256); rbm: Gibbs steps (default 1000)")
+    t.add_argument("--alpha", type=float, default=None, help="ebm: weight of the energy regulariser (default 0.1)")
+    t.add_argument("--channels", type=_parse_hidden, default=None, help="ebm: convolution widths, e.g. 32,64,64")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="VAE decoder (default bernoulli)")
     t.add_argument("--sigma", type=float, default=None, help="Gaussian decoder std (initial value if learned; default 0.1)")
     t.add_argument("--learn-sigma", action="store_const", const=True, default=None,
@@ -359,6 +404,25 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--upscale", type=int, default=2)
     s.add_argument("--device", default=None)
     s.set_defaults(func=cmd_sample)
+
+    st = sub.add_parser("structure", help="structure search for coupling flows on table data (Gonsior et al. "
+                        "2021): parity, random and searched masks at each depth, a Gaussian and a reference flow")
+    st.add_argument("--data", choices=["magic", "sonar", "yeast", "turbine", "all"], default="magic")
+    st.add_argument("--depths", type=int, nargs="+", default=[2, 4, 6, 8], help="layers L (default 2 4 6 8)")
+    st.add_argument("--instances", type=int, default=20, help="instances per depth and layout (default 20)")
+    st.add_argument("--offspring", type=int, default=1, help="offspring per search iteration (default 1, the paper's)")
+    st.add_argument("--search-iterations", type=int, default=200, help="default 200")
+    st.add_argument("--iterations", type=int, default=1250, help="SGD iterations of a full training (default 1250)")
+    st.add_argument("--reference-seeds", type=int, default=3, help="reference flows trained (default 3)")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--reference-only", action="store_true", help="recompute only the reference-flow rows of "
+                    "the tables already in the report")
+    st.add_argument("--report", default="docs/structure-search", help="report path without suffix; a JSON "
+                    "already there is merged (one data set replaced)")
+    st.add_argument("--readme", default=None, help="also replace the tables between the structure markers "
+                    "of this markdown file (e.g. README.md)")
+    st.add_argument("--device", default=None)
+    st.set_defaults(func=cmd_structure)
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("folder", nargs="?", default="checkpoints")

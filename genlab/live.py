@@ -62,6 +62,11 @@ class LiveRun:
         """What the page draws besides the history (samples, a field): host tensors/arrays."""
         return {}
 
+    @property
+    def done(self) -> bool:
+        """True when the run has finished by itself (a search with a budget); the job then ends."""
+        return False
+
     # -- the common part --------------------------------------------------------
     def record(self) -> None:
         """A film frame (and toy measures) at the current step."""
@@ -78,8 +83,9 @@ class LiveRun:
         out, advanced = self._update(action)
         if advanced:
             self.steps += 1
-        self._buf.add(out)
-        self._buf_steps.append(self.steps)
+        if out:  # an update with nothing to log (a search's final phase) adds no history row
+            self._buf.add(out)
+            self._buf_steps.append(self.steps)
         if advanced and self.steps % self.film_every == 0:
             self.flush()
             self.record()
@@ -146,9 +152,13 @@ def live_target(live: LiveRun, publish_every: float = 0.5, chunk: int = 10):
                 ctl.publish(extra=live.snapshot(), step=live.steps)
                 raise
             for _ in range(chunk):
-                if ctl.pause_requested:  # park within one step of a click on Pause
+                if ctl.pause_requested or live.done:  # park within one step of a click on Pause
                     break
                 live.step()
+            if live.done:
+                live.flush()
+                ctl.publish(extra=live.snapshot(), step=live.steps, elapsed=time.perf_counter() - t0)
+                return live
             if time.perf_counter() - last >= publish_every or ctl.pause_requested:  # fresh picture when parking
                 live.flush()
                 last = time.perf_counter()

@@ -430,3 +430,73 @@ def toy_measures_figures(rows: list[dict]):
     """`toy_measure_charts` as Plotly figures."""
     modes, div = toy_measure_charts(rows)
     return (None if modes is None else modes.plotly()), div.plotly()
+
+
+# ----------------------------------------------------------------------------- structure search
+def mask_heatmap(masks: np.ndarray, columns, title: str = "", height: int | None = None):
+    """Layers x features: which features condition (1) and which are transformed (0) in each coupling."""
+    import plotly.graph_objects as go
+
+    L, d = masks.shape
+    fig = go.Figure(go.Heatmap(
+        z=masks, x=list(columns), y=[f"layer {l + 1}" for l in range(L)], zmin=0, zmax=1, xgap=1, ygap=1,
+        colorscale=[[0, "#f4a259"], [0.5, "#f4a259"], [0.5, "#3d5a80"], [1, "#3d5a80"]],
+        colorbar=dict(tickvals=[0.25, 0.75], ticktext=["transformed", "conditions"], len=0.8),
+        hovertemplate="%{y}, %{x}: %{z}<extra>1 = conditions</extra>"))
+    fig.update_layout(title=title, height=height or 90 + 28 * L, margin=dict(l=10, r=10, t=40, b=10),
+                      yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def search_figure(points: np.ndarray, best_steps, best, height: int = 320):
+    """Every offspring's loss (its last training batch) over search iterations, the accepted
+    ones marked, and the best-so-far line."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if len(points):
+        rej = points[points[:, 2] == 0]
+        acc = points[points[:, 2] == 1]
+        fig.add_trace(go.Scattergl(x=rej[:, 0], y=rej[:, 1], mode="markers", name="offspring (rejected)",
+                                   marker=dict(size=5, color="#9aa5b1", opacity=0.6)))
+        fig.add_trace(go.Scattergl(x=acc[:, 0], y=acc[:, 1], mode="markers", name="accepted",
+                                   marker=dict(size=9, color="#2a9d8f", symbol="diamond")))
+    if len(best):
+        fig.add_trace(go.Scatter(x=list(best_steps), y=list(best), mode="lines", name="best so far",
+                                 line=dict(color="#e63946", shape="hv")))
+    if len(points):  # the first losses can be far above the rest: frame the bulk
+        lo, hi = np.percentile(points[:, 1], [0, 95])
+        pad = 0.05 * (hi - lo + 1e-9)
+        fig.update_yaxes(range=[lo - pad, hi + pad])
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="search iteration",
+                      yaxis_title="loss on the last batch (bits/dim)", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+LAYOUT_COLOURS = {"parity": "#1f77b4", "random": "#9467bd", "opt": "#2a9d8f"}
+
+
+def final_curve_chart(steps, curve: np.ndarray, names=("parity", "random", "opt")) -> LineChart:
+    """The full trainings of the three layouts, side by side."""
+    series = [(list(steps), curve[:, i].tolist(), name, LAYOUT_COLOURS.get(name, "#333"))
+              for i, name in enumerate(names)]
+    return LineChart(series, "SGD iteration", "mean batch loss over 50 iterations (bits/dim)")
+
+
+def pairs_figure(data: np.ndarray, samples: np.ndarray, i: int, j: int, columns, height: int = 420):
+    """Test rows against flow samples in two chosen features."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure([
+        go.Scattergl(x=data[:, i], y=data[:, j], mode="markers", name="test data",
+                     marker=dict(size=4, color="#1f77b4", opacity=0.5)),
+        go.Scattergl(x=samples[:, i], y=samples[:, j], mode="markers", name="flow samples",
+                     marker=dict(size=4, color="#e76f51", opacity=0.5))])
+    both = np.concatenate([data[:, [i, j]], samples[:, [i, j]]])
+    lo, hi = np.percentile(both, [0.5, 99.5], axis=0)  # a stray sample must not squash the picture
+    pad = 0.05 * (hi - lo + 1e-9)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=columns[i],
+                      yaxis_title=columns[j], legend=dict(orientation="h", y=-0.2),
+                      xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]]),
+                      yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]]))
+    return fig

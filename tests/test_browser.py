@@ -235,3 +235,19 @@ def test_compare_two_models_with_neighbours_and_a_new_seed(server, page):
     settle(page)
     assert "seed=1" in page.url and "models=vae-mnist-z20%2Cgan-mlp-mnist" in page.url.replace(",", "%2C")
     assert_no_errors(page)
+
+
+def test_structure_search_runs_from_a_link_and_shows_its_results(server, page):
+    url, _ = server
+    open_view(page, url, "structure?s_data=yeast&s_layers=3&s_budget=10&s_offspring=2", "Structure Search")
+    assert page.locator("input[aria-label='Depth (layers)']").input_value() == "3"  # the link's settings
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.get_by_text("search iteration", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("Test bits per dimension").wait_for(timeout=180_000)  # search, full training, results
+    settle(page)
+    assert page.locator(".js-plotly-plot").count() >= 4  # masks, offspring, final curves, data vs samples
+    assert page.get_by_text("Lowest on test:", exact=False).count() == 1  # the table itself is a canvas
+    assert_no_errors(page)
+    shot(page, "structure_search")
+    page.get_by_role("button", name="New search", exact=True).click()
+    page.get_by_role("button", name="Start", exact=True).wait_for(timeout=30_000)

@@ -101,6 +101,28 @@ def test_codes(name: str):
     return _test_codes(name, stamp)
 
 
+def unusual_sets(n: int = 500) -> dict[str, torch.Tensor]:
+    """The first n MNIST test digits and four kinds of things that are not digits, on the device."""
+    x = test_set("mnist").x[:n]
+    g = torch.Generator().manual_seed(0)
+    return {"test digits": x, "flipped left-right": x.flip(-1), "inverted (1 − x)": 1 - x,
+            "shifted 4 px": torch.roll(x, shifts=4, dims=-1),
+            "uniform noise": torch.rand(x.shape, generator=g).to(x.device)}
+
+
+@st.cache_data(show_spinner="Scoring 2,500 images with the flow (once per server)…", max_entries=4)
+def flow_surprise(name: str, stamp: str, n: int = 500) -> dict[str, list[float]]:
+    """A flow's bits/dim of each of `unusual_sets` (one dequantisation draw, seed 1)."""
+    mdl, _ = load_model(name)
+    out = {}
+    with torch.inference_mode():
+        for label, xs in unusual_sets(n).items():
+            g = torch.Generator(device=xs.device).manual_seed(1)
+            nll = torch.cat([-mdl.log_prob(xs[i:i + 100], g) for i in range(0, len(xs), 100)])  # bounded memory
+            out[label] = mdl.bits_per_dim(nll).cpu().tolist()
+    return out
+
+
 # ----------------------------------------------------------------------------- sidebar / model
 def model_picker() -> str | None:
     """The sidebar's model selectbox; its value lives in session state and the URL (?model=)."""
@@ -130,7 +152,7 @@ def model_picker() -> str | None:
 VIEW_FILES = {"Home": "views/home.py", "Latent Explorer": "views/latent_explorer.py",
               "Interpolation": "views/interpolation.py", "VAE Manifold": "views/manifold.py",
               "Training": "views/training.py", "GAN Live": "views/gan_live.py", "Flow": "views/flow.py",
-              "Energy Models": "views/energy.py",
+              "Energy Models": "views/energy.py", "Structure Search": "views/structure.py",
               "Compare": "views/compare.py"}
 
 

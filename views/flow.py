@@ -84,25 +84,8 @@ through_the_flow()
 
 
 # ----------------------------------------------------------------------------- likelihood of the unusual
-@st.cache_data(show_spinner="Scoring 2,500 images with the flow (once per server)…", max_entries=4)
-def _surprise(name: str, stamp: str, n: int = 500) -> dict[str, list[float]]:
-    mdl, _ = common.load_model(name)
-    x = common.test_set("mnist").x[:n]
-    g = torch.Generator().manual_seed(0)
-    sets = {"test digits": x, "flipped left-right": x.flip(-1), "inverted (1 − x)": 1 - x,
-            "shifted 4 px": torch.roll(x, shifts=4, dims=-1),
-            "uniform noise": torch.rand(x.shape, generator=g).to(x.device)}
-    out = {}
-    with torch.inference_mode():
-        for label, xs in sets.items():
-            g = torch.Generator(device=xs.device).manual_seed(1)
-            nll = torch.cat([-mdl.log_prob(xs[i:i + 100], g) for i in range(0, len(xs), 100)])  # bounded memory
-            out[label] = mdl.bits_per_dim(nll).cpu().tolist()
-    return out
-
-
 st.subheader("How likely are things that are not digits?")
-scores = _surprise(name, card.get("weights_sha256", ""))
+scores = common.flow_surprise(name, card.get("weights_sha256", ""))
 fig = go.Figure()
 for label, v in scores.items():
     fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)

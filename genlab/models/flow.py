@@ -41,7 +41,8 @@ class FlowConfig:
     masks: str = "checkerboard"  # images: checkerboard; vectors: parity | random | explicit
     mask_bits: tuple[tuple[int, ...], ...] = ()  # masks="explicit": one 0/1 row per coupling (1 = conditions)
     mask_seed: int = 0  # masks="random"
-    clamp: float = 3.0  # soft clamp of the log-scale: s = clamp * tanh(s / clamp)
+    clamp: float = 3.0  # soft clamp of the log-scale: s = clamp * tanh(s / clamp); 0: none
+    conditioner: str = "mlp"  # vectors: "mlp" (ReLU layers) or "tanh" ((s, t) = tanh(W x_B + b), one layer)
     alpha: float = 0.05  # logit transform margin (images)
     actnorm: bool = True
 
@@ -63,6 +64,10 @@ class FlowConfig:
             raise ValueError("explicit masks need one row of D bits per coupling")
         if self.hidden < 1 or self.depth < 1 or min(self.couplings) < 0 or not (0 < self.alpha < 0.5):
             raise ValueError("hidden, depth must be >= 1, couplings >= 0, 0 < alpha < 0.5")
+        if self.conditioner not in ("mlp", "tanh") or (image and self.conditioner != "mlp"):
+            raise ValueError(f"conditioner is mlp, or tanh for vector flows, not {self.conditioner!r}")
+        if self.clamp < 0:
+            raise ValueError("clamp must be >= 0 (0: no soft clamp)")
 
 
 # ----------------------------------------------------------------------------- masks
@@ -145,7 +150,8 @@ class AffineCoupling(nn.Module):
 
     def _scale_shift(self, x_cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s, t = self.net(x_cond).chunk(2, dim=1)
-        s = self.clamp * torch.tanh(s / self.clamp)
+        if self.clamp > 0:
+            s = self.clamp * torch.tanh(s / self.clamp)
         free = 1 - self.mask
         return s * free, t * free
 
@@ -220,6 +226,15 @@ def mlp_net(d: int, hidden: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*layers, last)
 
 
+def tanh_net(d: int) -> nn.Sequential:
+    """One layer, (s, t) = tanh(W x + b): the conditioner of Gonsior et al. (2021); W starts small
+    and random, b at zero (genlab.structure initialises its populations the same way)."""
+    lin = nn.Linear(d, 2 * d)
+    nn.init.normal_(lin.weight, std=0.1 / math.sqrt(max(1, d // 2)))
+    nn.init.zeros_(lin.bias)
+    return nn.Sequential(lin, nn.Tanh())
+
+
 # ----------------------------------------------------------------------------- the model
 def _curves(cfg: FlowConfig) -> Curves:
     return Curves(epoch=("bpd",), epoch_unit="bits per dimension",
@@ -238,7 +253,9 @@ def _curves(cfg: FlowConfig) -> Curves:
           names={"bpd": "bits/dim", "nll": "NLL (nats)", "loss": "loss (bits/dim)"},
           examples=lambda: [FlowConfig(data_shape=(1, 8, 8), hidden=16, depth=2, couplings=(2, 2, 2)),
                             FlowConfig(data_shape=(2,), hidden=32, depth=2, couplings=(4,), masks="parity"),
-                            FlowConfig(data_shape=(6,), hidden=16, depth=2, couplings=(3,), masks="random")],
+                            FlowConfig(data_shape=(6,), hidden=16, depth=2, couplings=(3,), masks="random"),
+                            FlowConfig(data_shape=(5,), couplings=(2,), masks="explicit", conditioner="tanh",
+                                       clamp=0.0, mask_bits=((1, 0, 1, 0, 0), (0, 1, 0, 0, 1)))],
           progress_key="bpd")
 class Flow(nn.Module):
     def __init__(self, config: FlowConfig):
@@ -280,7 +297,8 @@ class Flow(nn.Module):
                 mask = torch.tensor(cfg.mask_bits[i], dtype=torch.float32).view(1, d)
             if cfg.actnorm:
                 layers.append(ActNorm(d, image=False))
-            layers.append(AffineCoupling(mask, mlp_net(d, cfg.hidden, cfg.depth), cfg.clamp))
+            net = tanh_net(d) if cfg.conditioner == "tanh" else mlp_net(d, cfg.hidden, cfg.depth)
+            layers.append(AffineCoupling(mask, net, cfg.clamp))
         return layers
 
     @property
