@@ -78,8 +78,21 @@ def _rbm_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, 
     return RBMConfig(data_shape=shape, **opts), {"lr": 0.01, "batch_size": 100, "binarize": True}
 
 
+def _ebm_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
+    """An EBM on grey images in [0, 1], Adam (beta1 = 0) at 1e-4, batches of 128."""
+    from .models.ebm import EBMConfig
+    opts = dict(opts)
+    if isinstance(opts.get("hidden"), tuple):
+        if len(opts["hidden"]) != 1:
+            raise ValueError("an EBM's --hidden is one width (its dense layer)")
+        opts["hidden"] = opts["hidden"][0]
+    if len(shape) != 3:
+        raise ValueError(f"an EBM here models images; {dataset} holds points of shape {shape}")
+    return EBMConfig(data_shape=shape, **opts), {"lr": 1e-4, "batch_size": 128, "binarize": False}
+
+
 CONFIGS: dict[str, Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]] = {
-    "vae": _vae_config, "gan": _gan_config, "flow": _flow_config, "rbm": _rbm_config}
+    "vae": _vae_config, "gan": _gan_config, "flow": _flow_config, "rbm": _rbm_config, "ebm": _ebm_config}
 
 # preset name -> (family, fixed config options, default config options, default data set)
 PRESETS: dict[str, tuple[str, dict, dict, str]] = {
@@ -90,6 +103,7 @@ PRESETS: dict[str, tuple[str, dict, dict, str]] = {
     "gan2d": ("gan", {"arch": "toy"}, {"latent_dim": 2}, "ring8"),
     "flow": ("flow", {}, {}, "mnist"),
     "rbm": ("rbm", {}, {}, "mnist"),
+    "ebm": ("ebm", {}, {}, "mnist"),
 }
 
 

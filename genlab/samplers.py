@@ -4,6 +4,7 @@ Gibbs sweeps, an EBM's Langevin steps): run a transition many times, keep a fram
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -38,3 +39,28 @@ def run_chain(step: Transition, energy: Callable[[torch.Tensor], torch.Tensor], 
             frames.append(shown.view(shape))
             energies.append(energy(shown))
     return torch.stack(frames), torch.stack(energies)
+
+
+def langevin_step(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, step_size: float, noise: float,
+                  generator: torch.Generator | None = None, bounds: tuple[float, float] | None = (0.0, 1.0),
+                  grad_clip: float | None = None, textbook: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Langevin step on an energy:  x <- x - eps * dE/dx + sigma * N(0, I), clamped to `bounds`.
+
+    textbook: sigma = sqrt(2 eps), the discretised Langevin diffusion whose stationary law is
+    p(x) ~ exp(-E(x)) as eps -> 0. Otherwise `noise` is sigma itself: the large-step, small-noise
+    setting that trains EBMs well in practice (Du & Mordatch, 2019), a noisy gradient descent
+    that does not sample exp(-E) exactly. grad_clip clamps each coordinate of dE/dx.
+    Works under no_grad (it turns gradients on for x alone); returns (x', E(x) before the step).
+    """
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        e = energy(xr)
+        (g,) = torch.autograd.grad(e.sum(), xr)
+    if grad_clip is not None:
+        g = g.clamp(-grad_clip, grad_clip)
+    sigma = math.sqrt(2 * step_size) if textbook else noise
+    z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    out = x.detach() - step_size * g + sigma * z
+    if bounds is not None:
+        out = out.clamp(*bounds)
+    return out, e.detach()

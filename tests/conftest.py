@@ -85,7 +85,7 @@ def tiny_vae(digits):
 
 @pytest.fixture(scope="session")
 def ckpt_dir(tmp_path_factory):
-    """Quickly trained MNIST checkpoints under the shipped names (three VAEs, a GAN, a flow, an RBM), in a
+    """Quickly trained MNIST checkpoints under the shipped names (three VAEs, a GAN, a flow, an RBM, an EBM), in a
     temporary folder, with the shipped classifier."""
     from genlab import TrainConfig, VAE, VAEConfig, fit, save
     from genlab.data import load_mnist
@@ -111,6 +111,9 @@ def ckpt_dir(tmp_path_factory):
     rbm = recipes.Run(recipes.make_recipe("rbm", hidden=16, chains=20, sample_steps=20, epochs=1, limit=2000))
     hist = rbm.fit()
     rbm.save(d / "rbm-mnist-h500", hist, {}, rbm.model.likelihoods(train.x[:200], k=20, betas=200))
+    ebm = recipes.Run(recipes.make_recipe("ebm", channels=(8, 16), hidden=16, steps=5, buffer_size=256,
+                                          sample_steps=20, epochs=1, limit=500, batch_size=50))
+    ebm.save(d / "ebm-mnist", ebm.fit(), {}, [])
     import shutil  # the shipped measuring stick (small): the Compare view and eval --all need it
     for suffix in (".json", ".safetensors"):
         shutil.copy(ROOT / "checkpoints" / f"mnist-classifier{suffix}", d / f"mnist-classifier{suffix}")

@@ -9,7 +9,7 @@ from conftest import ROOT
 APP = str(ROOT / "app.py")
 VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
          "views/manifold.py", "views/training.py", "views/gan_live.py", "views/flow.py", "views/energy.py",
-         "views/compare.py"]
+         "views/compare.py", "views/structure.py"]
 
 
 @pytest.fixture
@@ -328,6 +328,36 @@ def test_energy_view_shows_filters_chains_fill_and_free_energies(app):
     assert not at.exception and at.query_params["start"] == "persistent chains"
     at.selectbox(key="mask").set_value("left half given").run()
     assert not at.exception
+
+
+def test_energy_view_runs_langevin_chains_for_an_ebm(app):
+    at = app("views/energy.py", model="ebm-mnist", steps="20", every="5")
+    assert not at.exception and not at.error
+    assert any("no likelihood" in i.value for i in at.info)
+    captions = " ".join(c.value for c in at.caption)
+    assert "replay buffer" in " ".join(m.value for m in at.subheader) and "Langevin steps" in captions
+    assert at.radio(key="start").options == ["noise", "a test image", "a noisy test image", "a half-masked test image"]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # energy along the chain; the EBM's histograms beside the flow's
+    before = image_urls(at)
+    at.select_slider(key="eps").set_value("1.0").run()
+    assert not at.exception and at.query_params["eps"] == "1.0" and image_urls(at) != before
+    at.toggle(key="textbook").set_value(True).run()
+    assert not at.exception
+    for start in ("a test image", "a noisy test image", "a half-masked test image"):
+        at.radio(key="start").set_value(start).run()
+        assert not at.exception, start
+    frame = next(s for s in at.slider if s.label.startswith("Frame"))
+    assert frame.max == 4  # 20 steps, a frame every 5, and the start
+    at.selectbox(key="mask").set_value("left half given").run()
+    assert not at.exception
+
+
+def test_an_ebm_is_sampled_on_home_and_compare_without_special_cases(app):
+    at = app(None, model="ebm-mnist")
+    assert not at.exception
+    at = app(COMPARE, models="ebm-mnist,vae-mnist-z20", samples="16")
+    assert not at.exception and len(at.dataframe[0].value) >= 2
 
 
 def test_an_rbm_on_the_latent_views_says_where_to_go(app):

@@ -141,19 +141,30 @@ name, model, card = common.current_model(needs=("images", "energy"), view="the E
 caps = model.capabilities
 test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
 shape = tuple(caps.data_shape)
+GIBBS = caps.sampler == "gibbs"  # binary units (an RBM) or continuous pixels moved by Langevin steps (an EBM)
+STEP_NAME = "Gibbs" if GIBBS else "Langevin"
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def persistent_chains(name: str, sha: str):
-    """The training run's persistent chains, when the checkpoint kept them."""
+def saved_state(name: str, sha: str, what: str):
+    """A tensor the training run kept with the checkpoint (PCD's chains, the EBM's replay buffer)."""
     try:
-        return store.load_extra(common.checkpoint_dir() / name, "chains").to(common.device())
+        return store.load_extra(common.checkpoint_dir() / name, what).to(common.device())
     except store.CheckpointError:
         return None
 
 
+def persistent_chains(name: str, sha: str):
+    return saved_state(name, sha, "chains")
+
+
 def binary(x: torch.Tensor, seed: int) -> torch.Tensor:
     return gdata.binarize(x, common.generator(seed))
+
+
+def as_state(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Images as the chain's state: binarized for binary units, as they are for pixels."""
+    return binary(x, seed) if GIBBS else x
 
 
 # ----------------------------------------------------------------------------- likelihood and filters
@@ -161,7 +172,11 @@ left, right = st.columns([2, 3])
 with left:
     st.subheader("Likelihood")
     rows = common.metric_rows(card)
-    if rows:
+    if not caps.likelihoods:
+        st.info("This model reports no likelihood: its normaliser Z = Σ exp(−E(x)) over every image is unknown and "
+                "not estimated here, so its samples are judged instead (FID and label entropy in the README's sample "
+                "quality table). Energies still rank images against each other: see the histograms below.")
+    elif rows:
         st.dataframe(rows, hide_index=True)
         rec = next((r for r in common.card_likelihoods(card) if r.method == "ais"), None)
         if rec:
@@ -178,37 +193,104 @@ with right:
         strongest = w.flatten(1).norm(dim=1).argsort(descending=True)[:64]
         common.show_grid(viz.stretch(w[strongest]), nrow=16,
                          caption="the 64 hidden units with the largest weights, each as an image (white: positive)")
+    buffer = saved_state(name, card.get("weights_sha256", ""), "buffer")
+    if buffer is not None:
+        st.subheader("The replay buffer")
+        common.show_grid(buffer[:64].float() / 255, nrow=16,
+                         caption="64 of the chains the training run kept: each training update ran a few Langevin "
+                                 "steps on a batch of them (about 5 % restarted from noise) and put them back, so "
+                                 "they improve across updates")
 
 # ----------------------------------------------------------------------------- chains
-STARTS = ["noise", "a test image", "persistent chains"]
+if GIBBS:
+    STARTS = ["noise", "a test image", "persistent chains"]
+else:
+    STARTS = ["noise", "a test image", "a noisy test image", "a half-masked test image"]
+STEP_SIZES = [0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+NOISES = [0.0, 0.001, 0.005, 0.01, 0.02, 0.05]
+
+
+def langevin_controls() -> dict:
+    """Step size, noise and the textbook switch (Langevin models only), seeded from the URL."""
+    trained = model.langevin_settings  # what the model was trained with: always among the choices
+    eps_choices = [str(e) for e in sorted(set(STEP_SIZES) | {float(trained["step_size"])})]
+    sigma_choices = [str(e) for e in sorted(set(NOISES) | {float(trained["noise"])})]
+    common.url_default("eps", lambda v: parse_choice(v, eps_choices, str(float(trained["step_size"]))))
+    common.url_default("sigma", lambda v: parse_choice(v, sigma_choices, str(float(trained["noise"]))))
+    c1, c2, c3 = st.columns(3)
+    c1.select_slider("Step size ε", eps_choices, key="eps",
+                     help="x ← x − ε ∇E(x) + σ·noise; each pixel's gradient is clipped, so ε sets how far a pixel "
+                          "can move in one step.")
+    c2.select_slider("Noise σ", sigma_choices, key="sigma", disabled=st.session_state.get("textbook", False))
+    c3.toggle("Textbook Langevin (σ = √(2ε))", key="textbook",
+              help="The discretised Langevin diffusion: its chains sample exp(−E) as ε → 0. The model was trained "
+                   "with a large step and tiny noise, a noisy gradient descent that does not sample exp(−E) exactly "
+                   "but finds its low-energy images in few steps; with the textbook noise and this ε the chains "
+                   "drown in noise.")
+    common.url_write("eps", "sigma")
+    return {"step_size": float(st.session_state["eps"]), "noise": float(st.session_state["sigma"]),
+            "textbook": bool(st.session_state.get("textbook", False))}
+
+
+def chain_start(start: str, seed: int, chains) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """16 chain starts and, for inpainting, the mask of pixels held fixed (1 = given)."""
+    dev = common.device()
+    img = test.x[seed % len(test)].expand(16, *shape)
+    g = common.generator(seed)
+    if start == "noise":
+        return (binary(torch.full((16, *shape), 0.5, device=dev), seed) if GIBBS
+                else torch.rand(16, *shape, generator=g, device=dev)), None
+    if start == "a test image":
+        return as_state(img, seed), None
+    if start == "a noisy test image":
+        return (img + 0.3 * torch.randn(img.shape, generator=g, device=dev)).clamp(0, 1), None
+    if start == "a half-masked test image":
+        mask = torch.zeros(1, *shape, device=dev)
+        mask[..., : shape[1] // 2, :] = 1  # the top half is given
+        return img * mask + (1 - mask) * torch.rand(img.shape, generator=g, device=dev), mask
+    return chains[:16].view(-1, *shape).to(dev), None
 
 
 def chains_section():
-    st.subheader("A Gibbs chain, frame by frame")
-    chains = persistent_chains(name, card.get("weights_sha256", ""))
-    starts = STARTS if chains is not None else STARTS[:2]
+    st.subheader(f"A {STEP_NAME} chain, frame by frame")
+    chains = persistent_chains(name, card.get("weights_sha256", "")) if GIBBS else None
+    starts = STARTS if (chains is not None or not GIBBS) else STARTS[:2]
     common.url_default("start", lambda v: parse_choice(v, starts, "noise"))
     common.url_default("steps", lambda v: parse_int(v, 10, 2000, 200))
     common.url_default("every", lambda v: parse_int(v, 1, 100, 10))
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     c1.radio("Start from", starts, key="start", horizontal=True)
-    c2.number_input("Gibbs steps", 10, 2000, step=10, key="steps")
+    c2.number_input(f"{STEP_NAME} steps", 10, 2000, step=10, key="steps")
     c3.number_input("A frame every", 1, 100, step=1, key="every")
     c4.number_input("Seed", 0, 2**31 - 1, step=1, key="cseed")
     common.url_write("start", "steps", "every")
+    settings = {} if GIBBS else langevin_controls()
     seed, steps, every = int(st.session_state.get("cseed", 0)), int(st.session_state["steps"]), int(st.session_state["every"])
     start = st.session_state["start"]
-    if start == "noise":
-        v0 = binary(torch.full((16, *shape), 0.5, device=common.device()), seed)
-    elif start == "a test image":
-        v0 = binary(test.x[seed % len(test)].expand(16, *shape), seed)
-    else:
-        v0 = chains[:16].view(-1, *shape).to(common.device())
-    key = (name, start, steps, every, seed)
+    key = (name, start, steps, every, seed, tuple(sorted(settings.items())))
     cached = st.session_state.get("chain_cache")
     if cached is None or cached[0] != key:  # computed once per setting, not on every frame of the playback
-        with torch.inference_mode():
-            frames, energies = model.chain(v0, steps, every, common.generator(seed))
+        v0, clamp = chain_start(start, seed, chains)
+        bar = None if GIBBS else st.progress(0.0, text=f"running 16 {STEP_NAME} chains…")
+        preview = None if GIBBS else st.empty()
+        with torch.no_grad():  # not inference mode: Langevin steps take the energy's input gradient
+            if GIBBS:
+                frames, energies = model.chain(v0, steps, every, common.generator(seed))
+            else:
+                chunk = every * max(1, 50 // every)  # slices of whole frames, so the progress bar moves
+                f_all, e_all, done, x = [], [], 0, v0
+                while done < steps:
+                    n = min(chunk, steps - done)
+                    f, e = model.chain(x, n, every, common.generator(seed + done), clamp=clamp, **settings)
+                    f_all.append(f if done == 0 else f[1:])  # a slice's first frame is the last one's end
+                    e_all.append(e if done == 0 else e[1:])
+                    x, done = f[-1], done + n
+                    bar.progress(done / steps, text=f"running 16 {STEP_NAME} chains: step {done} of {steps}")
+                    with preview.container():  # the chains as they run
+                        common.show_grid(x, nrow=4, width=240, caption=f"step {done} of {steps}")
+                frames, energies = torch.cat(f_all), torch.cat(e_all)
+                bar.empty()
+                preview.empty()
         gif = viz.gif_bytes([viz.grid_array(f, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False)
         cached = st.session_state["chain_cache"] = (key, frames, energies, gif)
     _, frames, energies, gif = cached
@@ -223,17 +305,23 @@ def chains_section():
             st.image(gif, caption=f"16 chains, {n} frames from step 0 to {steps}, a frame every {every} steps",
                      width="stretch")
         else:
-            common.show_grid(frames[i], nrow=4, caption=f"16 chains after {i * every} of {steps} steps")
+            common.show_grid(frames[i], nrow=4, caption=f"16 chains after {min(i * every, steps)} of {steps} steps")
         st.download_button("Download the chain as a GIF", gif, file_name=f"{name}-chain.gif", mime="image/gif")
     with b:
         fe = energies.mean(1).cpu().tolist()
-        fig = go.Figure(go.Scatter(x=[k * every for k in range(n)], y=fe, mode="lines", name="mean F(v)"))
-        fig.add_vline(x=i * every, line_dash="dot")
-        fig.update_layout(height=300, xaxis_title="Gibbs step", yaxis_title="free energy F(v), mean of 16 chains",
+        label = "free energy F(v)" if GIBBS else "energy E(x)"
+        fig = go.Figure(go.Scatter(x=[min(k * every, steps) for k in range(n)], y=fe, mode="lines", name=f"mean {label}"))
+        fig.add_vline(x=min(i * every, steps), line_dash="dot")
+        fig.update_layout(height=300, xaxis_title=f"{STEP_NAME} step", yaxis_title=f"{label}, mean of 16 chains",
                           margin=dict(l=10, r=10, t=10, b=10))
         st.plotly_chart(fig, width="stretch", key="chain_energy")
-        st.caption("Frames show p(v | h), the chain's expected image. From noise the free energy falls as the chain "
-                   "finds the digits; a persistent chain starts where training left it.")
+        if GIBBS:
+            st.caption("Frames show p(v | h), the chain's expected image. From noise the free energy falls as the "
+                       "chain finds the digits; a persistent chain starts where training left it.")
+        else:
+            st.caption("Each step moves every pixel a little downhill in energy, plus noise. From noise the chains "
+                       "settle into digits; from a noisy digit they denoise it; from a half-masked digit (the top "
+                       "half held fixed) they fill in the bottom half: denoising and inpainting by sampling.")
 
 
 st.fragment(chains_section)()
@@ -247,19 +335,21 @@ MASKS = {"top half given": lambda m: m[..., : shape[1] // 2, :].fill_(1),
 
 @st.fragment
 def fill_section():
-    st.subheader("Clamp and fill, and reconstructions")
+    st.subheader("Clamp and fill" + (", and reconstructions" if caps.reconstruct else ""))
     c1, c2 = st.columns(2)
     which = c1.selectbox("Mask", list(MASKS), key="mask")
     first = int(c2.number_input("First test image", 0, len(test) - 8, 0, key="fill_at"))
-    x = binary(test.x[first:first + 8], 0)
+    x = as_state(test.x[first:first + 8], 0)
     mask = torch.zeros(1, *shape, device=x.device)
     MASKS[which](mask)
-    with torch.inference_mode():
-        frames, _ = model.chain(x * mask, 200, 200, common.generator(1), clamp=mask)
+    start = x * mask if GIBBS else x * mask + (1 - mask) * torch.rand(x.shape, generator=common.generator(2),
+                                                                      device=x.device)
+    with torch.no_grad():
+        frames, _ = model.chain(start, 200, 200, common.generator(1), clamp=mask)
         recon = model.reconstruct(x) if caps.reconstruct else None
     shown = torch.cat([x, x * mask + 0.35 * (1 - mask), frames[-1]])
     common.show_grid(shown, nrow=8, caption="rows: test digits; what the chain is given (grey: unknown); "
-                                            "the chain's fill after 200 Gibbs steps with the given pixels clamped")
+                                            f"the chain's fill after 200 {STEP_NAME} steps with the given pixels clamped")
     if recon is not None:
         common.show_grid(torch.cat([x, recon]), nrow=8, caption="the same digits and their reconstructions v → h → v")
 
@@ -269,30 +359,59 @@ fill_section()
 # ----------------------------------------------------------------------------- free energies
 
 
-@st.cache_data(show_spinner="Free energies of test digits, noise and chain samples…", max_entries=4)
+@st.cache_data(show_spinner="Energies of test digits, things that are not digits, and samples (once per server)…",
+               max_entries=4)
 def _energies(name: str, sha: str) -> dict[str, list[float]]:
     mdl, _ = common.load_model(name)
-    x = torch.bernoulli(common.test_set("mnist").x[:1000], generator=torch.Generator().manual_seed(0))
-    sets = {"test digits": x,
-            "noise (each pixel on with p = 0.5)": torch.bernoulli(torch.full_like(x, 0.5),
-                                                                 generator=torch.Generator().manual_seed(1))}
-    chains = persistent_chains(name, sha)
-    if chains is not None:
-        sets["persistent chains"] = chains.view(-1, *x.shape[1:]).cpu()
+    gibbs = mdl.capabilities.sampler == "gibbs"
+    if gibbs:
+        x = torch.bernoulli(common.test_set("mnist").x[:1000], generator=torch.Generator().manual_seed(0))
+        sets = {"test digits": x,
+                "noise (each pixel on with p = 0.5)": torch.bernoulli(torch.full_like(x, 0.5),
+                                                                     generator=torch.Generator().manual_seed(1))}
+        chains = persistent_chains(name, sha)
+        if chains is not None:
+            sets["persistent chains"] = chains.view(-1, *x.shape[1:]).cpu()
+        else:
+            with torch.inference_mode():
+                sets["samples"] = torch.bernoulli(common.samples(mdl, 200, 0).cpu(),
+                                                  generator=torch.Generator().manual_seed(2))
     else:
-        with torch.inference_mode():
-            sets["samples"] = torch.bernoulli(common.samples(mdl, 200, 0).cpu(), generator=torch.Generator().manual_seed(2))
-    with torch.inference_mode():
-        return {k: mdl.free_energy(v.to(common.device())).cpu().tolist() for k, v in sets.items()}
+        sets = {k: v.cpu() for k, v in common.unusual_sets(500).items()}
+        sets[f"samples ({mdl.capabilities.chain_length} steps from noise)"] = common.samples(mdl, 200, 0).cpu()
+    with torch.no_grad():
+        return {k: torch.cat([mdl.free_energy(v[i:i + 250].to(common.device())) for i in range(0, len(v), 250)]
+                             ).cpu().tolist() for k, v in sets.items()}
 
 
-st.subheader("Free energy of test digits, noise and the model's own samples")
+def histogram(values: dict[str, list[float]], xtitle: str, key: str) -> None:
+    fig = go.Figure()
+    for label, v in values.items():
+        fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
+    fig.update_layout(barmode="overlay", height=340, xaxis_title=xtitle, yaxis_title="images",
+                      margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.2))
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
 fe = _energies(name, card.get("weights_sha256", ""))
-fig = go.Figure()
-for label, v in fe.items():
-    fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
-fig.update_layout(barmode="overlay", height=320, xaxis_title="free energy F(v) (lower = more likely)",
-                  yaxis_title="images", margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.15))
-st.plotly_chart(fig, width="stretch", key="fe_hist")
-st.caption("The model's samples should sit where the test digits do; noise sits far to the right. Samples far to "
-           "the left of the data mean the chains found modes the data do not have.")
+if GIBBS:
+    st.subheader("Free energy of test digits, noise and the model's own samples")
+    histogram(fe, "free energy F(v) (lower = more likely)", "fe_hist")
+    st.caption("The model's samples should sit where the test digits do; noise sits far to the right. Samples far to "
+               "the left of the data mean the chains found modes the data do not have.")
+else:
+    st.subheader("Energy of test digits against things that are not digits")
+    flows = [m for m in common.list_models() if "exact" in m.get("likelihoods", ()) and m.get("images")]
+    cols = st.columns(2) if flows else [st.container()]
+    with cols[0]:
+        histogram(fe, "energy E(x) (lower = more likely)", "fe_hist")
+    med = {k: sorted(v)[len(v) // 2] for k, v in fe.items()}
+    st.caption("Medians: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + ". An energy ranks images "
+               "without a normaliser: lower than the test digits means the model prefers it.")
+    if flows:
+        flow = flows[0]["name"]
+        _, flow_card = common.load_model(flow)
+        with cols[1]:
+            histogram(common.flow_surprise(flow, flow_card.get("weights_sha256", "")),
+                      f"{flow}: bits per dimension (lower = more likely)", "flow_hist")
+            st.caption(f"The same images under the shipped flow {flow} (exact likelihood), for comparison.")

@@ -304,7 +304,8 @@ def describe_card(card: dict) -> dict:
     caps = expected_capabilities(card["family"], cfg)
     return {"family": card["family"], "kind": fam.label(cfg), "description": fam.describe(cfg),
             "latent_dim": caps.latent_dim, "latent": caps.latent, "data_kind": caps.data_kind,
-            "generative": caps.generative, "explored_in": fam.explored_in}
+            "generative": caps.generative, "explored_in": fam.explored_in, "images": caps.images,
+            "likelihoods": tuple(caps.likelihoods)}
 
 
 def expected_capabilities(family_name: str, config: Any) -> Capabilities:
