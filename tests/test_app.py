@@ -335,7 +335,7 @@ def test_energy_view_runs_langevin_chains_for_an_ebm(app):
     assert not at.exception and not at.error
     assert any("no likelihood" in i.value for i in at.info)
     captions = " ".join(c.value for c in at.caption)
-    assert "replay buffer" in " ".join(m.value for m in at.subheader) and "Langevin steps" in captions
+    assert "replay buffer" in " ".join(m.value for m in at.subheader) and "inpainting by sampling" in captions
     assert at.radio(key="start").options == ["noise", "a test image", "a noisy test image", "a half-masked test image"]
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # energy along the chain; the EBM's histograms beside the flow's

@@ -401,7 +401,9 @@ if GIBBS:
                "the left of the data mean the chains found modes the data do not have.")
 else:
     st.subheader("Energy of test digits against things that are not digits")
-    flows = [m for m in common.list_models() if "exact" in m.get("likelihoods", ()) and m.get("images")]
+    # models with an exact likelihood by the change of variables (invertible layers): normalizing flows
+    flows = [m for m in common.list_models() if m.get("traceable") and "exact" in m.get("likelihoods", ())
+             and m.get("images")]
     cols = st.columns(2) if flows else [st.container()]
     with cols[0]:
         histogram(fe, "energy E(x) (lower = more likely)", "fe_hist")
