@@ -230,7 +230,10 @@ def eval_all(a, device) -> int:
         print(f"[{time.perf_counter() - t0:6.1f} s] {what}", file=sys.stderr)
 
     try:
-        report = evaluation.evaluate_all(folder, device, n=a.n, seed=a.seed, progress=say)
+        prev_path = Path(a.report).with_suffix(".json")
+        previous = json.loads(prev_path.read_text()) if a.only and prev_path.exists() else None
+        report = evaluation.evaluate_all(folder, device, n=a.n, seed=a.seed, progress=say, only=a.only,
+                                         previous=previous)
     except (store.CheckpointError, FileNotFoundError) as e:
         print(f"cannot evaluate: {e}\n(the MNIST classifier is trained with "
               f"python -m genlab train classifier --out {folder}/{evaluation.CLASSIFIER})", file=sys.stderr)
@@ -290,7 +293,7 @@ def cmd_structure(a) -> int:
     from . import structure
     from .tabular import TABLES
     names = list(TABLES) if a.data == "all" else [a.data]
-    if min(a.depths) < 1 or a.instances < 1 or a.offspring < 1 or a.iterations < 1 or a.search_iterations < 0:
+    if min(a.depths) < 1 or a.instances < 1 or a.offspring < 1 or a.iterations < 1 or a.search_iterations < 1:
         raise ValueError("depths, instances, offspring and iterations must be at least 1")
     p = structure.Protocol(iterations=a.iterations, search_iterations=a.search_iterations, offspring=a.offspring)
     device = torch.device(a.device) if a.device else pick_device()
@@ -388,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--report", default="docs/eval", help="--all: report path without suffix (default docs/eval)")
     e.add_argument("--readme", default=None, help="--all: also replace the table between the eval markers "
                    "of this markdown file (e.g. README.md)")
+    e.add_argument("--only", nargs="+", default=None, help="--all: measure only these checkpoints and keep the "
+                   "other rows of the existing report (same --n and --seed)")
     e.add_argument("--k", type=int, default=None, help="importance samples per example (default: the model's; "
                    "VAE 1000 posterior samples, flow 1 dequantisation draw)")
     e.add_argument("--limit", type=int, default=None, help="score only the first N test images")

@@ -140,22 +140,44 @@ def evaluate_model(ref: Reference, model, card: dict, n: int | None = None, seed
 
 
 def evaluate_all(folder: str | Path = "checkpoints", device: torch.device | str = "cpu", n: int = 10_000,
-                 seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
-    """The report `python -m genlab eval --all` writes: calibration rows and every generative checkpoint."""
+                 seed: int = 0, progress: Callable[[str], None] | None = None, only: list[str] | None = None,
+                 previous: dict | None = None) -> dict:
+    """The report `python -m genlab eval --all` writes: calibration rows and every generative checkpoint.
+
+    only / previous: measure just these checkpoints and keep the rest of `previous` (a report
+    made with the same classifier, n and seed; anything else is refused), so adding one model
+    does not re-measure every other one."""
     ref = load_reference(folder, device)
     say = progress or (lambda s: None)
-    say("calibration rows")
-    report = {"classifier": {"name": CLASSIFIER, "id": ref.classifier_id,
-                             "test_accuracy": ref.card.get("metrics", {}).get("test_accuracy")},
-              "n": n, "seed": seed, "reference": "MNIST test set (10,000 images)",
-              "calibration": calibration(ref, n, seed), "models": {}}
+    if only:
+        if not previous or (previous.get("n"), previous.get("seed"), previous.get("classifier", {}).get("id")) \
+                != (n, seed, ref.classifier_id):
+            raise ValueError("--only updates an existing report made with the same --n, --seed and classifier; "
+                             "run eval --all without --only first")
+        report = dict(previous)
+        report["models"] = dict(previous["models"])
+    else:
+        say("calibration rows")
+        report = {"classifier": {"name": CLASSIFIER, "id": ref.classifier_id,
+                                 "test_accuracy": ref.card.get("metrics", {}).get("test_accuracy")},
+                  "n": n, "seed": seed, "reference": "MNIST test set (10,000 images)",
+                  "calibration": calibration(ref, n, seed), "models": {}}
+    present = set()
     for p in store.list_checkpoints(folder):
         card = store.read_card(p)
         if not base.describe_card(card)["generative"]:
             continue
+        present.add(p.name)
+        if only and p.name not in only:
+            continue
         say(p.name)
         model, card = store.load(p, device)
         report["models"][p.name] = evaluate_model(ref, model, card, n, seed)
+    if only:
+        missing_names = set(only) - present
+        if missing_names:
+            raise ValueError(f"no generative checkpoint named {', '.join(sorted(missing_names))} in {folder}")
+        report["models"] = {k: report["models"][k] for k in sorted(report["models"]) if k in present}
     return report
 
 

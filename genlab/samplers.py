@@ -49,14 +49,15 @@ def langevin_step(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     textbook: sigma = sqrt(2 eps), the discretised Langevin diffusion whose stationary law is
     p(x) ~ exp(-E(x)) as eps -> 0. Otherwise `noise` is sigma itself: the large-step, small-noise
     setting that trains EBMs well in practice (Du & Mordatch, 2019), a noisy gradient descent
-    that does not sample exp(-E) exactly. grad_clip clamps each coordinate of dE/dx.
+    that does not sample exp(-E) exactly. grad_clip clamps each coordinate of dE/dx (not in the
+    textbook setting, whose claim would not hold with a clipped drift).
     Works under no_grad (it turns gradients on for x alone); returns (x', E(x) before the step).
     """
     with torch.enable_grad():
         xr = x.detach().requires_grad_(True)
         e = energy(xr)
         (g,) = torch.autograd.grad(e.sum(), xr)
-    if grad_clip is not None:
+    if grad_clip is not None and not textbook:  # clipping the drift would change the stationary law
         g = g.clamp(-grad_clip, grad_clip)
     sigma = math.sqrt(2 * step_size) if textbook else noise
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

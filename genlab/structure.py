@@ -76,8 +76,9 @@ def random_masks(n: int, layers: int, d: int, generator: torch.Generator, device
 
 
 def parity_masks(n: int, layers: int, d: int, device="cpu") -> torch.Tensor:
-    """(n, layers, d): odd features (1-based: the 2nd, 4th, ...) condition the others in even
-    layers, and the other way round in odd layers; floor(d / 2) ones when d is even."""
+    """(n, layers, d): in the first layer the 2nd, 4th, ... features (1-based) condition the
+    others, in the next layer the 1st, 3rd, ..., alternating. For odd d the last feature is
+    left out of the conditioning set of the second kind, so every layer has floor(d / 2)."""
     j = torch.arange(d, device=device)
     rows = [((j + l) % 2 == 1).float() for l in range(layers)]
     m = torch.stack(rows)
@@ -226,19 +227,31 @@ def sgd(pop: PopulationFlow, p: Protocol) -> torch.optim.SGD:
 
 def sgd_step(pop: PopulationFlow, opt: torch.optim.Optimizer, batch: torch.Tensor, p: Protocol) -> torch.Tensor:
     """One update of every member on its own batch (P, B, d): the summed loss's gradient is each
-    member's own; each member's gradient is clipped to norm `p.clip`; a member whose loss is not
-    finite is left as it is. Returns the losses before the update (inf where not finite), (P,)."""
+    member's own; each member's gradient is clipped to norm `p.clip`; then SGD with momentum,
+    written out so that a member whose loss is not finite is left exactly as it is (weights and
+    momentum). `opt` holds the learning rate and the momentum buffers. Returns the losses before
+    the update (inf where not finite), (P,)."""
     params = list(pop.parameters())
     loss = pop.bpd(batch)
     ok = torch.isfinite(loss)
-    opt.zero_grad(set_to_none=False)
+    for q in params:
+        q.grad = None
     torch.where(ok, loss, torch.zeros_like(loss)).sum().backward()
+    group = opt.param_groups[0]
+    lr, mom = group["lr"], group["momentum"]
     with torch.no_grad():
-        sq = sum(q.grad.nan_to_num(0.0, 0.0, 0.0).pow(2).flatten(1).sum(1) for q in params)
-        scale = (p.clip / (sq.sqrt() + 1e-6)).clamp(max=1.0) * ok  # per member; 0 for a bad one
-        for q in params:
-            q.grad.nan_to_num_(0.0, 0.0, 0.0).mul_(scale.view(-1, *([1] * (q.dim() - 1))))
-    opt.step()
+        grads = [q.grad.nan_to_num(0.0, 0.0, 0.0) for q in params]
+        sq = sum(g.double().pow(2).flatten(1).sum(1) for g in grads)  # float64: no overflow to inf
+        scale = ((p.clip / (sq.sqrt() + 1e-6)).clamp(max=1.0) * ok).float()  # per member; 0 for a bad one
+        for q, g in zip(params, grads):
+            shape = (-1, *([1] * (q.dim() - 1)))
+            keep = ok.view(shape)
+            state = opt.state[q]
+            buf = state.get("momentum_buffer")
+            g = g * scale.view(shape)
+            buf = g if buf is None else torch.where(keep, mom * buf + g, buf)
+            state["momentum_buffer"] = buf
+            q.sub_(lr * buf * keep)
     return torch.where(ok, loss.detach(), torch.full_like(loss, math.inf))
 
 
@@ -617,7 +630,8 @@ class LiveSearch(LiveRun):
                 self.points.append((rec.iteration, float(v), bool(rec.accepted[0]) and i == j))
             if self.search.done:
                 self._start_final()
-            return {"best": torch.tensor(float(rec.best[0]))}, True
+            best = float(rec.best[0])  # inf while every structure so far has diverged: nothing to plot yet
+            return ({"best": torch.tensor(best)} if math.isfinite(best) else {}), True
         if self.phase == "final":
             done = self.final_steps[-1] if self.final_steps else 0
             _, curve = train_population(self.final, self.data, self.chunk, self.batch_size, self.p,
@@ -646,7 +660,7 @@ class LiveSearch(LiveRun):
     def draw(self) -> dict:
         pts = np.array(self.points, dtype=float).reshape(-1, 3)
         return {"phase": self.phase, "iteration": self.search.iteration, "budget": self.p.search_iterations,
-                "masks": self.search.best.masks[0].cpu().numpy(), "points": pts,
+                "masks": self.search.best.masks[0].cpu().numpy().copy(), "points": pts,  # a copy: the job moves on
                 "final_steps": list(self.final_steps),
                 "final_curve": np.stack(self.final_curve) if self.final_curve else np.zeros((0, 3)),
                 "final_total": self.p.iterations, "results": self.results, "gaussian": self.gaussian,
@@ -671,6 +685,7 @@ def readme_markdown(results: dict) -> str:
                 "| --- |" + " --- |" * len(depths)]
         for lay in LAYOUTS:
             out.append(f"| {lay} | " + " | ".join(_pm(r["depths"][L][lay]["test"]) for L in depths) + " |")
-        out += [f"| Gaussian (full covariance) | {r['gaussian']['test']:.3f} |" + " |" * (len(depths) - 1),
-                f"| reference flow | {_pm(r['reference']['test'])} |" + " |" * (len(depths) - 1), ""]
+        out += ["", f"Same split, no depth: full-covariance Gaussian **{r['gaussian']['test']:.3f}**; reference flow "
+                f"**{_pm(r['reference']['test'])}** (per seed: "
+                + ", ".join("–" if v is None else f"{v:.3f}" for v in r["reference"]["test"]["values"]) + ").", ""]
     return "\n".join(out)

@@ -455,6 +455,8 @@ def search_figure(points: np.ndarray, best_steps, best, height: int = 320):
 
     fig = go.Figure()
     if len(points):
+        points = points[np.isfinite(points[:, 1])]  # a diverged offspring has no loss to plot
+    if len(points):
         rej = points[points[:, 2] == 0]
         acc = points[points[:, 2] == 1]
         fig.add_trace(go.Scattergl(x=rej[:, 0], y=rej[:, 1], mode="markers", name="offspring (rejected)",
@@ -493,6 +495,7 @@ def pairs_figure(data: np.ndarray, samples: np.ndarray, i: int, j: int, columns,
         go.Scattergl(x=samples[:, i], y=samples[:, j], mode="markers", name="flow samples",
                      marker=dict(size=4, color="#e76f51", opacity=0.5))])
     both = np.concatenate([data[:, [i, j]], samples[:, [i, j]]])
+    both = both[np.isfinite(both).all(1)]
     lo, hi = np.percentile(both, [0.5, 99.5], axis=0)  # a stray sample must not squash the picture
     pad = 0.05 * (hi - lo + 1e-9)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=columns[i],

@@ -234,3 +234,13 @@ def test_eval_all_writes_reports_and_the_readme_table(ckpt_dir, tmp_path):
     assert text.startswith("intro\n") and text.endswith("<!-- eval:end -->\noutro\n")
     with pytest.raises(ValueError):
         evaluation.replace_between("no markers", "x")
+    # --only re-measures the named checkpoints and keeps every other row as it was
+    before = json.loads((tmp_path / "r.json").read_text())
+    assert cli.main(["eval", "--all", str(ckpt_dir), "--n", "500", "--report", str(tmp_path / "r"),
+                     "--only", "ebm-mnist"]) == 0
+    after = json.loads((tmp_path / "r.json").read_text())
+    assert after["models"]["vae-mnist-z20"] == before["models"]["vae-mnist-z20"]
+    assert after["models"]["ebm-mnist"]["quality"]["n"] == 500 and after["calibration"] == before["calibration"]
+    assert cli.main(["eval", "--all", str(ckpt_dir), "--n", "400", "--report", str(tmp_path / "r"),
+                     "--only", "ebm-mnist"]) == 2  # another n: refused, the report untouched
+    assert json.loads((tmp_path / "r.json").read_text()) == after

@@ -132,6 +132,24 @@ def test_a_diverged_member_does_not_touch_the_others():
     assert torch.allclose(pop.W[[0, 2]], ref.W, atol=1e-6)
 
 
+def test_a_member_that_stops_being_finite_is_left_exactly_as_it_was():
+    """Momentum must not carry a member on once its loss is not finite."""
+    pop, x, g = pop_of(P=2)
+    p = S.Protocol()
+    opt = S.sgd(pop, p)
+    idx = torch.randint(0, len(x), (2, 32), generator=g)
+    S.sgd_step(pop, opt, x[idx], p)  # both move, and both now carry momentum
+    with torch.no_grad():
+        pop.c[1, 0] = float("nan")
+    frozen = {n: getattr(pop, n)[1].clone() for n in ("shift", "log_a", "W")}
+    for _ in range(3):
+        loss = S.sgd_step(pop, opt, x[idx], p)
+        assert math.isinf(loss[1]) and math.isfinite(loss[0])
+    for n, v in frozen.items():
+        assert torch.equal(getattr(pop, n)[1], v), n
+    assert torch.isnan(pop.c[1, 0]).all() and torch.isfinite(pop.c[0]).all()
+
+
 def test_log_det_matches_autograds_jacobian_on_table_rows():
     pop, x, _ = pop_of(P=2, L=4, d=5)
     for i in range(2):

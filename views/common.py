@@ -101,9 +101,9 @@ def test_codes(name: str):
     return _test_codes(name, stamp)
 
 
-def unusual_sets(n: int = 500) -> dict[str, torch.Tensor]:
-    """The first n MNIST test digits and four kinds of things that are not digits, on the device."""
-    x = test_set("mnist").x[:n]
+def unusual_sets(n: int = 500, dataset: str = "mnist") -> dict[str, torch.Tensor]:
+    """The first n test digits of a data set and four kinds of things that are not digits, on the device."""
+    x = test_set(dataset).x[:n]
     g = torch.Generator().manual_seed(0)
     return {"test digits": x, "flipped left-right": x.flip(-1), "inverted (1 − x)": 1 - x,
             "shifted 4 px": torch.roll(x, shifts=4, dims=-1),

@@ -279,15 +279,17 @@ def chains_section():
             else:
                 chunk = every * max(1, 50 // every)  # slices of whole frames, so the progress bar moves
                 f_all, e_all, done, x = [], [], 0, v0
+                g = common.generator(seed)  # one noise stream: the chain does not depend on the slicing
                 while done < steps:
                     n = min(chunk, steps - done)
-                    f, e = model.chain(x, n, every, common.generator(seed + done), clamp=clamp, **settings)
+                    f, e = model.chain(x, n, every, g, clamp=clamp, **settings)
                     f_all.append(f if done == 0 else f[1:])  # a slice's first frame is the last one's end
                     e_all.append(e if done == 0 else e[1:])
                     x, done = f[-1], done + n
                     bar.progress(done / steps, text=f"running 16 {STEP_NAME} chains: step {done} of {steps}")
                     with preview.container():  # the chains as they run
-                        common.show_grid(x, nrow=4, width=240, caption=f"step {done} of {steps}")
+                        kept = sum(len(f) for f in f_all) - 1  # frames after the start
+                        common.show_grid(x, nrow=4, width=240, caption=f"step {kept * every} of {steps}")
                 frames, energies = torch.cat(f_all), torch.cat(e_all)
                 bar.empty()
                 preview.empty()
@@ -302,16 +304,16 @@ def chains_section():
     a, b = st.columns([2, 3])
     with a:
         if playing:
-            st.image(gif, caption=f"16 chains, {n} frames from step 0 to {steps}, a frame every {every} steps",
+            st.image(gif, caption=f"16 chains, {n} frames from step 0 to {(n - 1) * every}, a frame every {every} steps",
                      width="stretch")
         else:
-            common.show_grid(frames[i], nrow=4, caption=f"16 chains after {min(i * every, steps)} of {steps} steps")
+            common.show_grid(frames[i], nrow=4, caption=f"16 chains after {i * every} of {steps} steps")
         st.download_button("Download the chain as a GIF", gif, file_name=f"{name}-chain.gif", mime="image/gif")
     with b:
         fe = energies.mean(1).cpu().tolist()
         label = "free energy F(v)" if GIBBS else "energy E(x)"
-        fig = go.Figure(go.Scatter(x=[min(k * every, steps) for k in range(n)], y=fe, mode="lines", name=f"mean {label}"))
-        fig.add_vline(x=min(i * every, steps), line_dash="dot")
+        fig = go.Figure(go.Scatter(x=[k * every for k in range(n)], y=fe, mode="lines", name=f"mean {label}"))
+        fig.add_vline(x=i * every, line_dash="dot")
         fig.update_layout(height=300, xaxis_title=f"{STEP_NAME} step", yaxis_title=f"{label}, mean of 16 chains",
                           margin=dict(l=10, r=10, t=10, b=10))
         st.plotly_chart(fig, width="stretch", key="chain_energy")
@@ -377,11 +379,15 @@ def _energies(name: str, sha: str) -> dict[str, list[float]]:
                 sets["samples"] = torch.bernoulli(common.samples(mdl, 200, 0).cpu(),
                                                   generator=torch.Generator().manual_seed(2))
     else:
-        sets = {k: v.cpu() for k, v in common.unusual_sets(500).items()}
+        sets = {k: v.cpu() for k, v in common.unusual_sets(500, _dataset(name)).items()}
         sets[f"samples ({mdl.capabilities.chain_length} steps from noise)"] = common.samples(mdl, 200, 0).cpu()
     with torch.no_grad():
         return {k: torch.cat([mdl.free_energy(v[i:i + 250].to(common.device())) for i in range(0, len(v), 250)]
                              ).cpu().tolist() for k, v in sets.items()}
+
+
+def _dataset(name: str) -> str:
+    return common.load_model(name)[1].get("dataset", {}).get("name", "mnist")
 
 
 def histogram(values: dict[str, list[float]], xtitle: str, key: str) -> None:
@@ -403,7 +409,7 @@ else:
     st.subheader("Energy of test digits against things that are not digits")
     # models with an exact likelihood by the change of variables (invertible layers): normalizing flows
     flows = [m for m in common.list_models() if m.get("traceable") and "exact" in m.get("likelihoods", ())
-             and m.get("images")]
+             and m.get("images") and caps.mnist_images and m.get("mnist_images")]
     cols = st.columns(2) if flows else [st.container()]
     with cols[0]:
         histogram(fe, "energy E(x) (lower = more likely)", "fe_hist")

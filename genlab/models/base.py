@@ -305,7 +305,7 @@ def describe_card(card: dict) -> dict:
     return {"family": card["family"], "kind": fam.label(cfg), "description": fam.describe(cfg),
             "latent_dim": caps.latent_dim, "latent": caps.latent, "data_kind": caps.data_kind,
             "generative": caps.generative, "explored_in": fam.explored_in, "images": caps.images,
-            "likelihoods": tuple(caps.likelihoods), "traceable": caps.traceable}
+            "likelihoods": tuple(caps.likelihoods), "traceable": caps.traceable, "mnist_images": caps.mnist_images}
 
 
 def expected_capabilities(family_name: str, config: Any) -> Capabilities:

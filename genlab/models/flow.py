@@ -139,8 +139,9 @@ class AffineCoupling(nn.Module):
         (s, t) = net(x * mask),   s <- clamp * tanh(s / clamp)
         z = x * mask + (1 - mask) * (x * exp(s) + t),   log_det = sum (1 - mask) * s
 
-    `net` maps a tensor of x's shape to 2x its channels (features); its last layer starts at
-    zero, so the coupling starts as the identity. Any binary mask works.
+    `net` maps a tensor of x's shape to 2x its channels (features); the convolutional and MLP
+    conditioners' last layer starts at zero, so the coupling starts as the identity (the tanh
+    conditioner starts near it). Any binary mask works.
     """
 
     def __init__(self, mask: torch.Tensor, net: nn.Module, clamp: float = 3.0):
