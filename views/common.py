@@ -187,6 +187,20 @@ def samples(model, n: int, seed: int) -> torch.Tensor:
     return sample(model, n, generator(seed))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cached_samples(name: str, stamp: tuple[int, int], n: int, seed: int) -> torch.Tensor:
+    model, _ = load_model(name)
+    return samples(model, n, seed).cpu()
+
+
+def cached_samples(name: str, n: int, seed: int) -> torch.Tensor:
+    """`samples` of a checkpoint, computed once per server for every session that asks (a chain
+    sampler such as the EBM's runs hundreds of steps for them)."""
+    base = checkpoint_dir() / name
+    stamp = tuple(base.with_name(name + s).stat().st_mtime_ns for s in (".safetensors", ".json"))
+    return _cached_samples(name, stamp, n, seed)
+
+
 def show_notice() -> None:
     msg = st.session_state.pop("_notice", None)
     if msg:

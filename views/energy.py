@@ -228,6 +228,11 @@ def langevin_controls() -> dict:
                    "but finds its low-energy images in few steps; with the textbook noise and this ε the chains "
                    "drown in noise.")
     common.url_write("eps", "sigma")
+    st.caption("Textbook Langevin dynamics adds noise of size √(2ε) each step: that is what makes the chain a "
+               "sampler of p(x) ∝ exp(−E(x)) (exactly as ε → 0). EBMs are trained in practice with a large step and "
+               "a tiny noise (here ε = " + f"{trained['step_size']:g}, σ = {trained['noise']:g}" + ", each pixel's "
+               "gradient clipped): closer to a noisy descent into low energy, fast, but not an exact sampler. Switch "
+               "the textbook setting on to see the difference.")
     return {"step_size": float(st.session_state["eps"]), "noise": float(st.session_state["sigma"]),
             "textbook": bool(st.session_state.get("textbook", False))}
 

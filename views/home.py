@@ -93,4 +93,4 @@ with right:
             continue
         with cols[shown % 2]:
             shown += 1
-            common.show_grid(common.samples(mod, 16, 0), nrow=8, caption=m["label"])
+            common.show_grid(common.cached_samples(m["name"], 16, 0), nrow=8, caption=m["label"])
