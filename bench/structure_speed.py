@@ -20,15 +20,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import genlab  # noqa: E402
+from timing import sync  # noqa: E402
 from genlab import structure as S  # noqa: E402
 from genlab.tabular import TABLES, load_table  # noqa: E402
 
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main():

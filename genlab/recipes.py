@@ -51,6 +51,21 @@ def _gan_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, 
     return cfg, {"lr": 1e-3 if toy else 2e-4, "batch_size": 256 if toy else 128, "binarize": False}
 
 
+def _one_width(opts: dict, what: str) -> dict:
+    """The CLI's --hidden is a list of sizes; families with one width take exactly one."""
+    opts = dict(opts)
+    if isinstance(opts.get("hidden"), tuple):
+        if len(opts["hidden"]) != 1:
+            raise ValueError(f"{what} is one number")
+        opts["hidden"] = opts["hidden"][0]
+    return opts
+
+
+def _images_only(shape: tuple[int, ...], dataset: str, what: str) -> None:
+    if len(shape) != 3:
+        raise ValueError(f"{what} here models images; {dataset} holds points of shape {shape}")
+
+
 def _flow_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
     """A flow: RealNVP on 8-bit images (dequantised inside the model), a coupling flow on vectors."""
     from .models.flow import FlowConfig
@@ -68,26 +83,16 @@ def _flow_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any,
 def _rbm_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
     """An RBM on images, trained on dynamically binarized batches with SGD."""
     from .models.rbm import RBMConfig
-    opts = dict(opts)
-    if isinstance(opts.get("hidden"), tuple):
-        if len(opts["hidden"]) != 1:
-            raise ValueError("an RBM's --hidden is one number of hidden units")
-        opts["hidden"] = opts["hidden"][0]
-    if len(shape) != 3:
-        raise ValueError(f"an RBM here models binary images; {dataset} holds points of shape {shape}")
+    opts = _one_width(opts, "an RBM's --hidden (its hidden units)")
+    _images_only(shape, dataset, "an RBM")
     return RBMConfig(data_shape=shape, **opts), {"lr": 0.01, "batch_size": 100, "binarize": True}
 
 
 def _ebm_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
     """An EBM on grey images in [0, 1], Adam (beta1 = 0) at 1e-4, batches of 128."""
     from .models.ebm import EBMConfig
-    opts = dict(opts)
-    if isinstance(opts.get("hidden"), tuple):
-        if len(opts["hidden"]) != 1:
-            raise ValueError("an EBM's --hidden is one width (its dense layer)")
-        opts["hidden"] = opts["hidden"][0]
-    if len(shape) != 3:
-        raise ValueError(f"an EBM here models images; {dataset} holds points of shape {shape}")
+    opts = _one_width(opts, "an EBM's --hidden (its dense layer's width)")
+    _images_only(shape, dataset, "an EBM")
     return EBMConfig(data_shape=shape, **opts), {"lr": 1e-4, "batch_size": 128, "binarize": False}
 
 
