@@ -25,7 +25,9 @@ PAGES = [
     ("views/flow.py", "Flow", ":material/waves:",
      "A normalizing flow's exact likelihood: one digit through every layer and back, bits/dim, temperature."),
     ("views/energy.py", "Energy Models", ":material/bolt:",
-     "An RBM's filters, Gibbs chains frame by frame, clamp-and-fill, free energies, a likelihood by AIS."),
+     "RBM Gibbs chains and EBM Langevin chains frame by frame: denoising, inpainting, energies; AIS for RBMs."),
+    ("views/structure.py", "Structure Search", ":material/account_tree:",
+     "Which features should a coupling layer condition on? Watch an evolutionary search on table data."),
     ("views/compare.py", "Compare", ":material/compare:",
      "Two to four models from one seed, side by side: samples, paths, nearest neighbours, FID."),
 ]
