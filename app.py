@@ -10,7 +10,7 @@ import sys
 import streamlit as st
 
 import genlab
-from views import common
+from views import common, lesson_bar
 
 # Training runs on threads of this process. A shorter GIL switch interval (default 5 ms)
 # lets the threads that answer clicks take their turn sooner while a training thread runs.
@@ -29,10 +29,13 @@ PAGES = [
     st.Page("views/energy.py", title="Energy Models", icon=":material/bolt:"),
     st.Page("views/structure.py", title="Structure Search", icon=":material/account_tree:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("views/digit.py", title="Your Digit", icon=":material/draw:"),
+    st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
 ]
 
 nav = st.navigation(PAGES)
 st.markdown(common.PIXELATED_CSS, unsafe_allow_html=True)
+lesson_bar.show(nav)  # the note and previous / next of a lesson being stepped through
 with st.sidebar:
     common.model_picker()
     common.job_badge()

@@ -153,7 +153,7 @@ VIEW_FILES = {"Home": "views/home.py", "Latent Explorer": "views/latent_explorer
               "Interpolation": "views/interpolation.py", "VAE Manifold": "views/manifold.py",
               "Training": "views/training.py", "GAN Live": "views/gan_live.py", "Flow": "views/flow.py",
               "Energy Models": "views/energy.py", "Structure Search": "views/structure.py",
-              "Compare": "views/compare.py"}
+              "Compare": "views/compare.py", "Your Digit": "views/digit.py", "Lessons": "views/lessons.py"}
 
 
 def current_model(needs: tuple[str, ...] = ("images", "gaussian_latent"), view: str = "this view"):
