@@ -20,7 +20,7 @@ import torch
 
 from .jobs import JobControl
 from .models.base import eval_mode
-from .models.gan import g_loss_from_logits
+from .models.gan import LOSSES, generator_gradients, loss_curves
 from .train import Divergence, StopTraining, copy_state, StepBuffer, thin
 from .watch import FixedNoiseFilm, toy_measures
 
@@ -235,16 +235,26 @@ class LiveGAN(LiveRun):
             grid = torch.stack([xx.flatten(), yy.flatten()], 1)
             prob = torch.sigmoid(self.model.discriminate(grid)).view(n, n).cpu().numpy()
             fake = self.model.decode(self.film.z[:arrows])
-            with torch.enable_grad():
-                x = fake.detach().requires_grad_(True)
-                g_loss_from_logits(self.model.discriminate(x), self.settings.loss).backward()
-                grad = -x.grad.detach()
+        grads = generator_gradients(self.model, self.film.z[:arrows])
         real = self.data[torch.randint(0, len(self.data), (500,), generator=self.gen, device=self.device)]
         return {"ticks": ticks.cpu().numpy(), "prob": prob, "real": real.cpu().numpy(),
-                "fake": fake.cpu().numpy(), "grad": grad.cpu().numpy()}
+                "fake": fake.cpu().numpy(), "grad": -grads[f"grad_x_{self.settings.loss}"].cpu().numpy(),
+                "grads": {k: -grads[f"grad_x_{k}"].cpu().numpy() for k in LOSSES}}
+
+    def loss_view(self, n: int = 64) -> dict:
+        """Both generator losses for the current D: the curves over D(G(z)), and for the first n
+        fixed-noise samples their D(G(z)), each loss's slope there, and the norm of the gradient
+        that reaches each sample (host arrays; see models.gan.generator_gradients)."""
+        g = generator_gradients(self.model, self.film.z[:n])
+        out = {"d": g["d"].cpu().numpy(), "curves": {k: v.numpy() for k, v in loss_curves().items()}}
+        for k in LOSSES:
+            out[f"slope_{k}"] = g[f"dl_dd_{k}"].cpu().numpy()
+            out[f"norm_{k}"] = g[f"grad_x_{k}"].flatten(1).norm(dim=1).cpu().numpy()
+        return out
 
     def draw(self) -> dict:
-        return {"g_steps": self.steps, **({"field": self.field()} if self.toy else {"samples": self.samples()})}
+        return {"g_steps": self.steps, "losses": self.loss_view(),
+                **({"field": self.field()} if self.toy else {"samples": self.samples()})}
 
 
 # ----------------------------------------------------------------------------- the RBM's part
@@ -266,9 +276,13 @@ class LiveRBM(LiveRun):
     keys = ("recon", "fe_gap", "pseudo_nll")
     actions = ("step",)
 
-    def __init__(self, model, data: torch.Tensor, settings: RBMLiveSettings, seed: int = 0, film_every: int = 100):
+    def __init__(self, model, data: torch.Tensor, settings: RBMLiveSettings, seed: int = 0,
+                 film_every: int | None = None, film: FixedNoiseFilm | None = None):
+        """film: a fixed-chain film (watch.Film) recorded every `film_every` updates (default: one
+        pass over the data at the batch size, an epoch)."""
         (self.opt,) = model.configure_optimizers(settings.lr)
-        super().__init__(model, data, settings, seed, None, film_every)
+        film_every = film_every or max(1, len(data) // settings.batch_size)
+        super().__init__(model, data, settings, seed, film, film_every)
         self.apply(settings)
         self.fantasy = torch.bernoulli(torch.full((64, data[0].numel()), 0.5, device=self.device), generator=self.gen)
 

@@ -4,7 +4,7 @@ live views all call it, so every front end writes the same card.
 
     recipe = make_recipe("vae", data="mnist", latent_dim=2, epochs=5)   # a preset + options
     run = Run(recipe, device)          # builds the model and loads the data on the device
-    history = run.fit(callback)        # the one training loop; fixed-noise film per epoch
+    history = run.fit(callback)        # the one training loop; a film frame (fixed + fresh) per epoch
     metrics, likelihoods = run.score(k=1000)
     run.save("checkpoints/my-vae", history, metrics, likelihoods)
 
@@ -25,7 +25,7 @@ from . import metrics as metrics_mod
 from .models import base
 from .models.base import LikelihoodRecord
 from .train import History, Progress, TrainConfig, fit
-from .watch import FixedNoiseFilm, toy_measures
+from .watch import Film, toy_measures
 
 
 # ----------------------------------------------------------------------------- per family
@@ -185,8 +185,8 @@ class Run:
         self.val_x = data.load_dataset(recipe.data, _val_split(recipe.data), self.device).x \
             if self.caps.validates else None
         self.toy = recipe.data if recipe.data in data.TOY_SETS else None
-        self.film = FixedNoiseFilm(self.model, n=recipe.film, seed=0) \
-            if recipe.film and self.caps.gaussian_latent else None
+        self.film = Film(self.model, n=recipe.film, seed=0) \
+            if recipe.film and self.caps.generative else None
         self.toy_history: list[dict] = []
         self.extra_time_s = 0.0
 
@@ -243,9 +243,11 @@ class Run:
         }
         if hasattr(self.model, "training_state"):  # non-weight state the family keeps (PCD's chains)
             sections["extra_tensors"].update(self.model.training_state())
-        if self.film is not None:
-            sections["extra"]["film"] = {"steps": list(self.film.steps), "seed": self.film.seed, "n": len(self.film.z)}
+        if self.film is not None and self.film.frames:
+            sections["extra"]["film"] = self.film.card()
             sections["extra_tensors"]["film"] = self.film.tensor()
+            if self.film.fresh_frames:
+                sections["extra_tensors"]["film_fresh"] = self.film.fresh_tensor()
         return sections
 
     def save(self, path, history: History | dict, metrics: dict | None = None,
@@ -304,9 +306,10 @@ def run_from_checkpoint(path, device: torch.device | str = "cpu", limit: int | N
                     card.get("film", {}).get("n", 0))
     run = Run(recipe, device, model=model)
     if run.film is not None and "film" in card.get("extra_tensors", {}):
-        run.film = FixedNoiseFilm(model, n=card["film"].get("n", 64), seed=card["film"].get("seed", 0))
-        run.film.frames = list(store.load_extra(path, "film").unbind(0))
-        run.film.steps = list(card["film"].get("steps", []))[:len(run.film.frames)]
+        names = ["film"] + (["film_fresh"] if "film_fresh" in card["extra_tensors"] else [])
+        tensors = store.load_extras(path, *names)
+        run.film = Film(model, n=card["film"].get("n", 64), seed=card["film"].get("seed", 0))
+        run.film.restore(card["film"], tensors["film"], tensors.get("film_fresh"))
     run.toy_history = list(card.get("history", {}).get("toy", []))
     return run, card
 

@@ -316,7 +316,7 @@ def toy_field_figure(field: dict, title: str = ""):
     real, fake, grad = field["real"], field["fake"], field["grad"]
     fig.add_scatter(x=real[:, 0], y=real[:, 1], mode="markers", name="real", marker=dict(size=4, color="#2ca02c"))
     fig.add_scatter(x=fake[:, 0], y=fake[:, 1], mode="markers", name="generated", marker=dict(size=4, color="#7b2cbf"))
-    tips = _arrow_tips(fake, grad)
+    tips = _arrow_tips(fake, grad, field.get("arrow_ref"))
     xs = np.stack([fake[: len(grad), 0], tips[:, 0], np.full(len(grad), np.nan)], 1).ravel()
     ys = np.stack([fake[: len(grad), 1], tips[:, 1], np.full(len(grad), np.nan)], 1).ravel()
     fig.add_scatter(x=xs, y=ys, mode="lines", name="G's gradient", line=dict(color="#333333", width=1))
@@ -326,12 +326,15 @@ def toy_field_figure(field: dict, title: str = ""):
     return fig
 
 
-def _arrow_tips(fake: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Where G's gradient arrows end: scaled so the 90th-percentile arrow is 0.3 long."""
+def _arrow_tips(fake: np.ndarray, grad: np.ndarray, ref: float | None = None) -> np.ndarray:
+    """Where G's gradient arrows end: scaled so an arrow of norm `ref` (default: this field's
+    90th-percentile norm) is 0.3 long. Fields drawn side by side share one `ref`, so their
+    arrows compare."""
     if not len(grad):
         return fake[:0]
-    norm = np.linalg.norm(grad, axis=1, keepdims=True)
-    return fake[: len(grad)] + grad * (0.3 / max(float(np.percentile(norm, 90)), 1e-12))
+    if ref is None:
+        ref = float(np.percentile(np.linalg.norm(grad, axis=1), 90))
+    return fake[: len(grad)] + grad * (0.3 / max(ref, 1e-12))
 
 
 @functools.lru_cache(maxsize=2)
@@ -378,7 +381,7 @@ def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
         out.append(f'<text x="{px(v):.1f}" y="{top + size + 18:.1f}" text-anchor="middle">{_tick_label(v)}</text>')
         out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{_tick_label(v)}</text>')
     real, fake, grad = np.asarray(field["real"]), np.asarray(field["fake"]), np.asarray(field["grad"])
-    tips = _arrow_tips(fake, grad)
+    tips = _arrow_tips(fake, grad, field.get("arrow_ref"))
     arrows = " ".join(f"M{px(a):.1f},{py(b):.1f}L{px(c):.1f},{py(d):.1f}"
                       for (a, b), (c, d) in zip(fake[: len(grad)], tips))
     out.append(f'<defs><clipPath id="field"><rect x="{left}" y="{top}" width="{size}" height="{size}"/></clipPath></defs>'
@@ -502,4 +505,55 @@ def pairs_figure(data: np.ndarray, samples: np.ndarray, i: int, j: int, columns,
                       yaxis_title=columns[j], legend=dict(orientation="h", y=-0.2),
                       xaxis=dict(range=[lo[0] - pad[0], hi[0] + pad[0]]),
                       yaxis=dict(range=[lo[1] - pad[1], hi[1] + pad[1]]))
+    return fig
+
+
+GEN_LOSS_STYLE = {"minimax": ("minimax: log(1 − D(G(z)))", "#d62728"),
+                  "nonsaturating": ("non-saturating: −log D(G(z))", "#1f77b4")}
+
+
+def gan_loss_figure(lv: dict, current: str = "nonsaturating"):
+    """Why the non-saturating loss: for the current discriminator, (1) both generator losses
+    against D(G(z)), (2) the size of their slope |dLoss/dD| (log scale), (3) the norm of the
+    gradient that reaches each generated sample, ‖∂Loss/∂x‖ (log scale). Curves are the losses'
+    own (autograd on a grid of D), markers are this batch's samples (`LiveGAN.loss_view`)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
+        "generator loss", "its slope |dLoss / dD| (log)", "gradient reaching G, ‖∂Loss/∂x‖ (log)"))
+    c, d = lv["curves"], np.asarray(lv["d"])
+    for kind, (label, colour) in GEN_LOSS_STYLE.items():
+        dash = "solid" if kind == current else "dash"
+        loss_at = np.interp(d, c["d"], c[f"loss_{kind}"])
+        fig.add_scatter(x=c["d"], y=c[f"loss_{kind}"], mode="lines", name=label, legendgroup=kind,
+                        line=dict(color=colour, dash=dash), row=1, col=1)
+        fig.add_scatter(x=d, y=loss_at, mode="markers", name=f"{label}: this batch", legendgroup=kind,
+                        showlegend=False, marker=dict(color=colour, size=6, opacity=0.7), row=1, col=1)
+        fig.add_scatter(x=c["d"], y=np.abs(c[f"grad_{kind}"]), mode="lines", legendgroup=kind, showlegend=False,
+                        line=dict(color=colour, dash=dash), name=label, row=1, col=2)
+        fig.add_scatter(x=d, y=np.abs(lv[f"slope_{kind}"]), mode="markers", legendgroup=kind, showlegend=False,
+                        name=f"{label}: this batch", marker=dict(color=colour, size=6, opacity=0.7), row=1, col=2)
+        fig.add_scatter(x=d, y=np.maximum(lv[f"norm_{kind}"], 1e-12), mode="markers", legendgroup=kind,
+                        showlegend=False, name=f"{label}: this batch",
+                        marker=dict(color=colour, size=6, opacity=0.7), row=1, col=3)
+    for col in (1, 2, 3):
+        fig.update_xaxes(title_text="D(G(z))", range=[0, 1], row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=3)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def points_figure(sets: dict[str, np.ndarray], title: str = "", height: int = 420):
+    """2-d point sets in one square plot (real data against generated, say), one colour each."""
+    import plotly.graph_objects as go
+
+    colours = ["#2ca02c", "#7b2cbf", "#ff7f0e", "#1f77b4"]
+    fig = go.Figure()
+    for (name, pts), colour in zip(sets.items(), colours):
+        pts = np.asarray(pts)
+        fig.add_scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name, marker=dict(size=4, color=colour))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      yaxis=dict(scaleanchor="x"), legend=dict(orientation="h", y=-0.1))
     return fig

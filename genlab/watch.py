@@ -8,32 +8,77 @@ import torch
 
 from . import metrics
 from .data import toy2d
-from .models.base import eval_mode
+from .models.base import eval_mode, sample
 
 
-class FixedNoiseFilm:
-    """Decodes the same noise batch at chosen steps: frames (uint8) comparable across training."""
+class Film:
+    """A model's samples recorded during training: the same draw at every frame, and a fresh one beside it.
 
-    def __init__(self, model, n: int = 64, seed: int = 0):
-        g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-        self.z = model.prior_sample(n, g)  # (n, Z), fixed for the whole run
-        self.seed, self.steps, self.frames = seed, [], []
+    The fixed frame is what makes a film: for a Gaussian latent the same noise batch z is
+    decoded at every step; for a chain sampler (RBM Gibbs, EBM Langevin) the chains start from
+    the same noise and use the same random numbers at every step (a fixed chain), so what
+    changes between frames is the model alone. The fresh frame draws new noise each time
+    (seed + 1 + frame index), to show the fixed batch is not a lucky one. Frames are uint8
+    images (F, n, C, H, W), or float points (F, n, 2) for 2-d data.
+    """
 
-    @torch.no_grad()
-    def capture(self, model, step: int) -> torch.Tensor:
-        """Record and return the current samples (n, C, H, W) in [0, 1]."""
-        with eval_mode(model):
-            imgs = model.decode(self.z)
-        self.steps.append(step)
+    def __init__(self, model, n: int = 64, seed: int = 0, fresh: bool = True):
+        self.device = next(model.parameters()).device
+        self.seed, self.n, self.fresh = seed, n, fresh
+        caps = model.capabilities
+        self.kind = "fixed noise" if caps.gaussian_latent else "fixed chain"
+        # the decoded noise batch of a Gaussian latent (GAN Live draws its arrows from it)
+        self.z = model.prior_sample(n, self._gen(seed)) if caps.gaussian_latent else None
+        self.steps: list[int] = []
+        self.frames: list[torch.Tensor] = []
+        self.fresh_frames: list[torch.Tensor] = []
+
+    def _gen(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def _draw(self, model, seed: int, z: torch.Tensor | None) -> torch.Tensor:
+        if z is not None or model.capabilities.gaussian_latent:
+            with eval_mode(model), torch.no_grad():
+                return model.decode(z if z is not None else model.prior_sample(self.n, self._gen(seed)))
+        return sample(model, self.n, self._gen(seed))
+
+    @staticmethod
+    def _keep(model, imgs: torch.Tensor) -> torch.Tensor:
         if not model.capabilities.images:
-            self.frames.append(imgs.float().cpu())  # (n, 2) points
-        else:
-            self.frames.append((imgs.clamp(0, 1) * 255).round().to(torch.uint8).cpu())  # (n, C, H, W)
+            return imgs.float().cpu()  # (n, 2) points
+        return (imgs.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu()  # (n, C, H, W)
+
+    def capture(self, model, step: int) -> torch.Tensor:
+        """Record the fixed (and fresh) samples at `step`; returns the fixed ones in the data range."""
+        imgs = self._draw(model, self.seed, self.z)
+        self.steps.append(step)
+        self.frames.append(self._keep(model, imgs))
+        if self.fresh:
+            self.fresh_frames.append(self._keep(model, self._draw(model, self.seed + len(self.steps), None)))
         return imgs
 
     def tensor(self) -> torch.Tensor:
-        """All frames stacked: (F, n, C, H, W) uint8 images, or (F, n, 2) float points."""
+        """The fixed frames stacked: (F, n, C, H, W) uint8 images, or (F, n, 2) float points."""
         return torch.stack(self.frames) if self.frames else torch.zeros(0, dtype=torch.uint8)
+
+    def fresh_tensor(self) -> torch.Tensor:
+        """The fresh frames stacked (as `tensor`); empty when the film keeps none."""
+        return torch.stack(self.fresh_frames) if self.fresh_frames else torch.zeros(0, dtype=torch.uint8)
+
+    def card(self) -> dict:
+        """What a checkpoint card says of the film (its tensors are `film` and `film_fresh`)."""
+        return {"steps": list(self.steps), "seed": self.seed, "n": self.n, "kind": self.kind,
+                "fresh": bool(self.fresh_frames)}
+
+    def restore(self, card: dict, frames: torch.Tensor, fresh: torch.Tensor | None) -> None:
+        """Continue a checkpoint's film (its card section and tensors)."""
+        self.frames = list(frames.unbind(0))
+        self.steps = list(card.get("steps", []))[:len(self.frames)]
+        self.fresh_frames = list(fresh.unbind(0)) if fresh is not None and len(fresh) == len(self.frames) else []
+        self.fresh = self.fresh and (not self.frames or bool(self.fresh_frames))
+
+
+FixedNoiseFilm = Film  # the name GAN code used first
 
 
 @torch.no_grad()

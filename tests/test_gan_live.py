@@ -2,6 +2,7 @@
 and the engine's live trainer on its own."""
 import time
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -11,6 +12,7 @@ from genlab.data import toy2d
 from genlab.jobs import JobManager
 from genlab.live import LiveGAN, LiveSettings, live_target
 from genlab.models import GAN, GANConfig
+from genlab.models.gan import generator_gradients, loss_curves
 
 
 
@@ -115,7 +117,11 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     at.run()
     at.button(key="g_stop").click().run()
     assert job.snapshot().state == "stopped" and not at.exception
-    assert len(at.get("plotly_chart")) == 5  # stopped: the field and the curves become interactive
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert len(charts) == 6 and "g_lossfig" in charts  # stopped: the field, the curves and the losses, interactive
+    at.toggle(key="g_both_arrows").set_value(True).run()  # G's arrows under each loss, drawn side by side
+    assert {"g_field_minimax", "g_field_nonsaturating"} <= {c.key for c in at.get("plotly_chart")}
+    assert not at.exception
     at.text_input[0].set_value("toy-gan-test")
     next(b for b in at.button if b.label == "Save as checkpoint").click().run()
     assert (ckpt_dir / "toy-gan-test.json").exists()
@@ -161,3 +167,79 @@ def test_pause_parks_within_a_step_and_the_snapshot_is_final():
     finally:
         job.stop()
         job.join(5)
+
+
+def test_before_start_the_page_shows_real_data_and_the_untrained_generator(app):
+    at = app
+    caps = [e.proto.imgs[0].caption for e in at.get("image")]
+    assert any("training images" in c for c in caps) and any("untrained generator" in c for c in caps)
+    assert any("**Start** builds this GAN" in m.value for m in at.markdown)
+    before = [e.proto.imgs[0].url for e in at.get("image")]
+    at.number_input(key="g_seed").set_value(7).run()  # another seed: other weights, another untrained grid
+    assert [e.proto.imgs[0].url for e in at.get("image")] != before
+    at.selectbox(key="g_ds").set_value("spiral").run()  # 2-d data: points instead of grids
+    assert "g_preview" in [c.key for c in at.get("plotly_chart")] and not at.exception
+
+
+def test_the_untrained_grid_is_the_films_first_frame(ckpt_dir, monkeypatch):
+    """What the page shows before Start is what Start begins with: the same weights, the same noise."""
+    from genlab import recipes
+    r1 = recipes.Run(recipes.make_recipe("gan", data="mnist", seed=3, limit=64))
+    shown = r1.film.capture(r1.model, 0)  # what the page shows before Start
+    r2 = recipes.Run(recipes.make_recipe("gan", data="mnist", seed=3, limit=64))
+    r2.record(0)  # what Start records as the film's first frame
+    assert torch.equal((shown.clamp(0, 1) * 255).round().to(torch.uint8), r2.film.frames[0])
+
+
+def test_the_paused_page_explains_the_non_saturating_loss(app):
+    at = app
+    at.button(key="g_start").click().run()  # the MNIST MLP GAN
+    job = at.session_state["gan_job"]
+    assert wait_for(lambda: job.snapshot().extra.get("g_steps", 0) > 5)
+    at.button(key="g_pause").click().run()
+    assert wait_for(lambda: job.snapshot().state == "paused", 10)
+    time.sleep(1.2)  # the next snapshot carries the paused model's loss view
+    at.run()
+    assert any(h.value == "Why the non-saturating loss" for h in at.subheader)
+    assert "g_lossfig" in [c.key for c in at.get("plotly_chart")]
+    assert any("larger under the non-saturating loss" in c.value for c in at.caption)
+    lv = job.snapshot().extra["losses"]
+    assert lv["d"].shape == (64,) and np.all((lv["d"] > 0) & (lv["d"] < 1))
+    job.stop()
+    job.join(10)
+
+
+def test_generator_loss_curves_match_their_closed_forms():
+    """d/dD log(1 - D) = -1/(1 - D) and d/dD (-log D) = -1/D, computed here by hand."""
+    c = loss_curves(n=9)
+    d = c["d"].numpy()
+    np.testing.assert_allclose(c["loss_minimax"].numpy(), np.log1p(-d), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(c["loss_nonsaturating"].numpy(), -np.log(d), rtol=1e-9)
+    np.testing.assert_allclose(c["grad_minimax"].numpy(), -1 / (1 - d), rtol=1e-9)
+    np.testing.assert_allclose(c["grad_nonsaturating"].numpy(), -1 / d, rtol=1e-9)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "toy"])
+def test_the_gradient_reaching_each_sample_is_the_slope_times_dD(arch):
+    """dLoss_i/dx_i = (-1/(1-D) or -1/D) * dD/dx_i, with dD/dx taken by central finite differences
+    of the discriminator alone (no autograd), at a few samples."""
+    torch.manual_seed(0)
+    model = GAN(GANConfig(arch=arch, **({"data_shape": (2,), "latent_dim": 2} if arch == "toy" else {})))
+    model.double().eval()  # D has dropout: the finite differences must see the same network each time
+    z = torch.randn(3, model.latent_dim, dtype=torch.float64)
+    g = generator_gradients(model, z)
+    with torch.no_grad():
+        x = model.generate(z)
+        D = torch.sigmoid(model.discriminate(x))
+        coords = range(x.shape[1]) if arch == "toy" else [0, 100, 350, 783]
+        h = 1e-6
+        for j in coords:
+            e = torch.zeros_like(x)
+            e[:, j] = h
+            dD = (torch.sigmoid(model.discriminate(x + e)) - torch.sigmoid(model.discriminate(x - e))) / (2 * h)
+            for kind, slope in (("minimax", -1 / (1 - D)), ("nonsaturating", -1 / D)):
+                np.testing.assert_allclose(g[f"grad_x_{kind}"][:, j].double().numpy(), (slope * dD).numpy(),
+                                           rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(g["d"].double().numpy(), D.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(g["dl_dd_minimax"].double().numpy(), (-1 / (1 - D)).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(g["dl_dd_nonsaturating"].double().numpy(), (-1 / D).numpy(), rtol=1e-5)

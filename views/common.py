@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import zlib
 from pathlib import Path
 from typing import Callable
 
 import streamlit as st
 import torch
+from streamlit.errors import StreamlitDuplicateElementKey
 
 import genlab
 from genlab import data as gdata
-from genlab import evaluation, viz
+from genlab import evaluation, export, viz
 from genlab.jobs import JobManager
 from genlab.models import best_likelihood, card_likelihoods, describe_card, family, missing, sample
 
@@ -99,6 +102,29 @@ def test_codes(name: str):
     base = checkpoint_dir() / name
     stamp = tuple((base.with_name(name + s).stat().st_mtime_ns) for s in (".safetensors", ".json"))
     return _test_codes(name, stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _film(name: str, stamp: tuple[int, int]) -> dict | None:
+    _, card = load_model(name)
+    info = card.get("film")
+    names = [n for n in ("film", "film_fresh") if n in card.get("extra_tensors", {})]
+    if not info or "film" not in names:
+        return None
+    tensors = genlab.store.load_extras(checkpoint_dir() / name, *names)
+    frames = tensors["film"]
+    fresh = tensors.get("film_fresh")
+    steps = list(info.get("steps", []))[:len(frames)]
+    return {"frames": frames, "fresh": fresh if fresh is not None and len(fresh) == len(frames) else None,
+            "steps": steps, "kind": info.get("kind", "fixed noise"), "seed": info.get("seed", 0)}
+
+
+def film(name: str) -> dict | None:
+    """A checkpoint's film (fixed frames, fresh frames or None, their steps, its kind), read once
+    per server; None when the checkpoint has none."""
+    base = checkpoint_dir() / name
+    stamp = tuple((base.with_name(name + s).stat().st_mtime_ns) for s in (".safetensors", ".json"))
+    return _film(name, stamp)
 
 
 def unusual_sets(n: int = 500, dataset: str = "mnist") -> dict[str, torch.Tensor]:
@@ -223,12 +249,61 @@ def url_write(*keys: str) -> None:
 
 
 # ----------------------------------------------------------------------------- images
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "genlab"
+
+
+def download(label: str, data: bytes | str | Callable[[], bytes | str], file_name: str, mime: str,
+             help: str | None = None, where=st) -> None:
+    """A compact download button that does not rerun the page. `data` may be a callable: it is
+    then computed only when the button is clicked (Streamlit's deferred downloads), so a page
+    with many buttons sends and keeps nothing extra."""
+    base = f"dl-{_slug(file_name)}-{zlib.crc32(label.encode())}"
+    for i in range(50):  # the same file twice on one page gets a second key
+        try:
+            where.download_button(label, data, file_name=file_name, mime=mime, key=base if i == 0 else f"{base}-{i}",
+                                  on_click="ignore", type="tertiary", icon=":material/download:", help=help)
+            return
+        except StreamlitDuplicateElementKey:
+            continue
+
+
 def show_grid(images: torch.Tensor, nrow: int, caption: str | None = None, width: int | str = "stretch",
-              padding: int = 1) -> None:
+              padding: int = 1, name: str | None = None, where=st) -> None:
     """One PNG for the whole grid at native resolution (one small request); the browser
-    scales it without smoothing (app.py sets image-rendering: pixelated), so digits stay crisp."""
+    scales it without smoothing (app.py sets image-rendering: pixelated), so digits stay crisp.
+    Under it, a PNG download enlarged by whole pixels for slides (`name` is its file name; by
+    default the caption's words)."""
     arr = viz.grid_array(images, nrow=nrow, padding=padding)
-    st.image(viz.png_bytes(arr), caption=caption, width=width, output_format="PNG")
+    where.image(viz.png_bytes(arr), caption=caption, width=width, output_format="PNG")
+    file_name = _slug(name or caption or "grid") + ".png"
+    download("PNG", lambda: export.upscaled_png(arr), file_name, "image/png",
+             help="This picture, enlarged by whole pixels (crisp on a projector)", where=where)
+
+
+def chart(fig, key: str | None = None, name: str | None = None, where=st, **kwargs):
+    """A plotly chart with its data as a CSV download under it (every trace's points, or a
+    heatmap's cells); returns what st.plotly_chart returns (a selection event when asked)."""
+    kwargs.setdefault("width", "stretch")
+    out = where.plotly_chart(fig, key=key, **kwargs)
+    title = name or key or (fig.layout.title.text if fig.layout.title and fig.layout.title.text else "chart")
+    download("CSV", lambda: export.figure_csv(fig), _slug(title) + ".csv", "text/csv",
+             help="The data of this chart, one row per point", where=where)
+    return out
+
+
+def table_download(rows: list[dict], name: str, where=st) -> None:
+    """A CSV download of a table the page shows."""
+    download("CSV", lambda: export.records_csv(rows), _slug(name) + ".csv", "text/csv",
+             help="This table as CSV", where=where)
+
+
+def checkpoint_download(name: str, where=st) -> None:
+    """The checkpoint's two files zipped, built when clicked."""
+    path = checkpoint_dir() / name
+    download(f"{name}.zip", lambda: export.checkpoint_zip(path), f"{name}.zip", "application/zip",
+             help="NAME.safetensors and NAME.json: unzip into checkpoints/ to load it, or "
+                  "`python -m genlab sample` it", where=where)
 
 
 def metric_rows(card: dict) -> list[dict]:

@@ -127,7 +127,7 @@ for col, it in row():
             fig = go.Figure(go.Scattergl(x=pts[:, 0].tolist(), y=pts[:, 1].tolist(), mode="markers",
                                          marker=dict(size=5)))
             fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_scaleanchor="x")
-            st.plotly_chart(fig, width="stretch", key=f"pts_{it['name']}")
+            common.chart(fig, key=f"pts_{it['name']}", name=f"{it['name']}-samples")
             st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
         elif "rows" in it:
             st.dataframe(it["rows"][:10].cpu().numpy(), width="stretch")
@@ -194,4 +194,4 @@ if hists:
                       yaxis_title="fraction of samples",
                       xaxis=dict(tickmode="linear"), margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=1.12))
-    st.plotly_chart(fig, width="stretch", key="label_hist")
+    common.chart(fig, key="label_hist", name="predicted-labels")

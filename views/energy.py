@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from genlab import data as gdata
-from genlab import recipes, store, viz
+from genlab import export, recipes, store, viz
 from genlab.jobs import JobRefused
 from genlab.live import LiveRBM, RBMLiveSettings, live_target
 from genlab.models import family
@@ -44,8 +44,8 @@ def live_start() -> None:
     if not start:
         return
     run = recipes.Run(recipes.make_recipe("rbm", hidden=hidden, method=s.method, k=s.k, lr=s.lr, momentum=s.momentum,
-                                          seed=int(seed)), common.device())
-    live = LiveRBM(run.model, run.train_x, s, seed=int(seed))
+                                          seed=int(seed), film=16), common.device())
+    live = LiveRBM(run.model, run.train_x, s, seed=int(seed), film=run.film)  # 16 fixed chains per epoch
     try:
         job = common.job_manager().start(live_target(live), label=f"RBM, {hidden} hidden, live")
     except JobRefused as e:
@@ -99,7 +99,7 @@ def live_view() -> None:
             if s.active:
                 st.image(chart.svg(420), width="stretch")
             else:
-                st.plotly_chart(chart.plotly(), width="stretch")
+                common.chart(chart.plotly(), key=f"rbm_live_{chart.ytitle}", name=f"rbm-live-{chart.ytitle}")
     if s.state == "paused":
         with st.form("rbm_settings"):
             st.caption("Change the training while paused; Resume continues with the new settings.")
@@ -108,6 +108,21 @@ def live_view() -> None:
                 job.send("settings", **vars(new))
                 st.toast("Settings applied")
     if not s.active or s.state == "paused":
+        film = st.session_state["rbm_run"].film
+        if film is not None and film.frames:
+            k = st.slider("Film frame (one per epoch of updates)", 0, len(film.frames) - 1, len(film.frames) - 1,
+                          key="rbm_film_frame") if len(film.frames) > 1 else 0
+            f1, f2 = st.columns(2)
+            common.show_grid(film.frames[k].float() / 255, nrow=4, width=220, where=f1, name=f"rbm-live-film-{k}",
+                             caption=f"16 fixed chains (same start, same noise) at update {film.steps[k]}")
+            if len(film.fresh_frames) > k:
+                common.show_grid(film.fresh_frames[k].float() / 255, nrow=4, width=220, where=f2,
+                                 name=f"rbm-live-fresh-{k}", caption="16 chains from fresh noise, same update")
+        zip_name, run = f"rbm-live-{live.steps}", st.session_state["rbm_run"]
+        common.download(f"Download this run as a checkpoint ({zip_name}.zip)",
+                        lambda: export.run_zip(zip_name, lambda p: (live.flush(), run.save(
+                            p, live.history_dict(), {}, []))), f"{zip_name}.zip", "application/zip",
+                        help="The weights, the card and the film; unzip into checkpoints/ to load it.")
         with st.form("rbm_save"):
             new_name = st.text_input("Checkpoint name", f"rbm-live-{live.steps}")
             save = st.form_submit_button("Save as checkpoint")
@@ -321,7 +336,7 @@ def chains_section():
         fig.add_vline(x=i * every, line_dash="dot")
         fig.update_layout(height=300, xaxis_title=f"{STEP_NAME} step", yaxis_title=f"{label}, mean of 16 chains",
                           margin=dict(l=10, r=10, t=10, b=10))
-        st.plotly_chart(fig, width="stretch", key="chain_energy")
+        common.chart(fig, key="chain_energy", name=f"{name}-chain-energy")
         if GIBBS:
             st.caption("Frames show p(v | h), the chain's expected image. From noise the free energy falls as the "
                        "chain finds the digits; a persistent chain starts where training left it.")
@@ -401,7 +416,7 @@ def histogram(values: dict[str, list[float]], xtitle: str, key: str) -> None:
         fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
     fig.update_layout(barmode="overlay", height=340, xaxis_title=xtitle, yaxis_title="images",
                       margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.2))
-    st.plotly_chart(fig, width="stretch", key=key)
+    common.chart(fig, key=key, name=key)
 
 
 fe = _energies(name, card.get("weights_sha256", ""))

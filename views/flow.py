@@ -29,10 +29,9 @@ left, right = st.columns([3, 2])
 with left:
     st.subheader("Bits per dimension over training")
     if hist.get("epochs"):
-        st.plotly_chart(viz.history_figure(hist, curves.epoch, title="train (solid) and validation (dashed)",
-                                           names=family(card["family"]).names, unit=curves.epoch_unit,
-                                           log_y=curves.log_y),
-                        width="stretch", key="bpd_epochs")
+        common.chart(viz.history_figure(hist, curves.epoch, title="train (solid) and validation (dashed)",
+                                        names=family(card["family"]).names, unit=curves.epoch_unit,
+                                        log_y=curves.log_y), key="bpd_epochs", name=f"{name}-bits-per-dim")
     else:
         st.info("This checkpoint's card has no per-epoch history.")
 with right:
@@ -92,7 +91,7 @@ for label, v in scores.items():
 med = {k: sorted(v)[len(v) // 2] for k, v in scores.items()}
 fig.update_layout(barmode="overlay", height=340, xaxis_title="bits per dimension (lower = more likely)",
                   yaxis_title="images", margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.15))
-st.plotly_chart(fig, width="stretch", key="surprise")
+common.chart(fig, key="surprise", name=f"{name}-bits-per-dim-of-unusual-images")
 closest = min((k for k in med if k != "test digits"), key=lambda k: med[k])
 st.markdown(
     "Medians: " + ", ".join(f"{k} **{v:.2f}**" for k, v in med.items()) + " bits/dim. "

@@ -1,11 +1,13 @@
 """GAN Live: press Start and watch a GAN learn, on MNIST or on 2-d toy data. Pause, step the
 discriminator or the generator by hand, change the settings, scrub the film of fixed-noise
 samples, and save the model."""
+import numpy as np
 import streamlit as st
+import torch
 
 import genlab
 from genlab import data as gdata
-from genlab import recipes, viz
+from genlab import export, recipes, viz
 from genlab.jobs import JobRefused
 from genlab.live import LiveGAN, LiveSettings, live_target
 from genlab.models import GANConfig, family
@@ -40,6 +42,17 @@ def settings_widgets(defaults: LiveSettings, disabled: bool) -> LiveSettings:
     return LiveSettings(lr_g=lr_g, lr_d=lr_d, d_steps=int(d_steps), loss=loss, batch_size=bs)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def preview(preset: str, data: str, seed: int):
+    """What Start begins with: 64 real training examples (512 points for 2-d data) and the
+    untrained generator's output on the film's fixed noise (the same weights as Start builds)."""
+    run = recipes.Run(recipes.make_recipe(preset, data=data, seed=seed), common.device())
+    n = len(run.film.z)
+    real = run.train_x[torch.randperm(len(run.train_x), generator=torch.Generator().manual_seed(seed))[:n]]
+    fake = run.film.capture(run.model, 0)  # frame 0 of the film Start records
+    return real.cpu(), fake.cpu()
+
+
 # ----------------------------------------------------------------------------- start
 if live is None:
     c1, c2, c3, c4 = st.columns(4)
@@ -54,6 +67,20 @@ if live is None:
         s = settings_widgets(LiveSettings(lr_g=1e-3, lr_d=1e-3, batch_size=256) if toy_data else LiveSettings(),
                              disabled=False)
     start = st.button("Start", type="primary", key="g_start")
+    preset, data = PRESETS[ds]
+    real, fake = preview(preset, data, int(seed))
+    st.markdown("**Start** builds this GAN (its weights drawn from the seed), then trains D and G in turn on "
+                "random batches of the real data, redrawing the samples of the same fixed noise every second. "
+                "Before any training, this is what it has to work with:")
+    if toy_data:
+        common.chart(viz.points_figure({"real": real, "untrained G, fixed noise": fake}), key="g_preview",
+                     name=f"gan-{ds}-before-start")
+    else:
+        c1, c2 = st.columns(2)
+        common.show_grid(real, nrow=8, caption="64 training images (what D sees as real)", where=c1,
+                         name=f"{ds}-real")
+        common.show_grid(fake, nrow=8, caption="the untrained generator on the fixed noise: step 0 of the film",
+                         where=c2, name=f"{ds}-untrained-seed{seed}")
     if start:
         preset, data = PRESETS[ds]
         try:
@@ -82,7 +109,7 @@ def chart(spec: viz.LineChart, key: str, live: bool, where=st, width: int = 300)
     if live:
         where.image(spec.svg(width), width="stretch")  # width: about the column's, so text keeps its size
     else:
-        where.plotly_chart(spec.plotly(), width="stretch", key=key)
+        common.chart(spec.plotly(), key=key, where=where)
 
 
 def charts(history: dict, prefix: str, live: bool, width: int = 300) -> None:
@@ -153,7 +180,7 @@ def live_view():
             if live:  # a picture while the run is live (cheap to redraw each second), Plotly once stopped
                 st.image(viz.toy_field_svg(x["field"], title), width="stretch")
             else:
-                st.plotly_chart(viz.toy_field_figure(x["field"], title), width="stretch", key="g_field")
+                common.chart(viz.toy_field_figure(x["field"], title), key="g_field", name="gan-field")
         with right:
             charts(x["history"], "g", live, width=230)  # narrower columns beside the field
             if x.get("toy_history"):
@@ -175,6 +202,8 @@ def live_view():
                 job.send("settings", **vars(new))
                 st.toast("Settings applied")
     if s.state == "paused" or not s.active:
+        if "losses" in x:
+            loss_section(x)
         film_and_save()
     if st.session_state.get("gan_was_active") and not s.active:
         st.session_state["gan_was_active"] = False
@@ -182,15 +211,52 @@ def live_view():
     st.session_state["gan_was_active"] = s.active
 
 
+def loss_section(x: dict) -> None:
+    """Why the non-saturating loss: both generator losses for the current D, with this batch."""
+    lv = x["losses"]
+    current = x.get("settings", {}).get("loss") or (live.settings.loss if live else "nonsaturating")
+    st.subheader("Why the non-saturating loss")
+    d = lv["d"]
+    ratio = float(np.median(lv["norm_nonsaturating"]) / max(float(np.median(lv["norm_minimax"])), 1e-30))
+    st.caption(
+        "Both generator losses for the discriminator as it is now, computed by autograd on the live model; "
+        f"the markers are the 64 fixed-noise samples above (median D(G(z)) = {np.median(d):.3f}). Where D rejects "
+        "the samples (D(G(z)) near 0), log(1 − D) is flat while −log D is steep, so the minimax loss sends G "
+        f"almost nothing: here the gradient reaching the samples is **{ratio:,.1f}×** larger under the "
+        f"non-saturating loss (median ‖∂Loss/∂x‖). This run trains with the **{LOSSES[current]}** loss (solid).")
+    common.chart(viz.gan_loss_figure(lv, current), key="g_lossfig", name="generator-losses")
+    if "field" in x and st.toggle("Show G's arrows under each loss", key="g_both_arrows",
+                                  help="The same generated points and the same D; the arrows are drawn to one scale."):
+        f = x["field"]
+        ref = float(np.percentile(np.concatenate([np.linalg.norm(g, axis=1) for g in f["grads"].values()]), 90))
+        cols = st.columns(2)
+        for col, kind in zip(cols, ("minimax", "nonsaturating")):
+            with col:
+                common.chart(viz.toy_field_figure({**f, "grad": f["grads"][kind], "arrow_ref": ref},
+                                                  LOSSES[kind]), key=f"g_field_{kind}", name=f"arrows-{kind}")
+
+
+def save_unscored(run, path) -> None:
+    """The run as a checkpoint without the test-set scoring (for the zip download)."""
+    live.flush()
+    run.save(path, live.history_dict(), {}, [], live_settings=vars(live.settings), generator_steps=live.steps)
+
+
 def film_and_save() -> None:
-    """The film strip of fixed-noise grids, its GIF, and saving (shown when paused or stopped)."""
-    frames = live.film.tensor()
+    """The film: fixed-noise grids with a fresh-noise grid beside each, a slider, its GIF, and
+    saving or downloading the run (shown when paused or stopped)."""
+    frames, fresh = live.film.tensor(), live.film.fresh_tensor()
     if len(frames) > 1 and live.toy is None:
         st.subheader("Film strip")
         i = st.slider("Film frame (its generator step is under the picture)", 0, len(frames) - 1, len(frames) - 1, key="g_frame",
                       format="%d", help="The same 64 noise vectors, decoded at each recorded step.")
-        common.show_grid(frames[i].float() / 255, nrow=8, width=360,
-                         caption=f"step {live.film.steps[i]}")
+        c1, c2 = st.columns(2)
+        common.show_grid(frames[i].float() / 255, nrow=8, width=360, where=c1, name=f"gan-film-step{live.film.steps[i]}",
+                         caption=f"fixed noise, step {live.film.steps[i]}")
+        if len(fresh) == len(frames):
+            common.show_grid(fresh[i].float() / 255, nrow=8, width=360, where=c2,
+                             name=f"gan-fresh-step{live.film.steps[i]}",
+                             caption=f"fresh noise, step {live.film.steps[i]} (new noise at every frame)")
         cached = st.session_state.get("gan_gif")
         if cached is None or cached[0] != len(frames):  # encode once per new frame, not per rerun
             cached = (len(frames), viz.gif_bytes([viz.grid_array(f.float() / 255, nrow=8) for f in frames],
@@ -198,6 +264,12 @@ def film_and_save() -> None:
             st.session_state["gan_gif"] = cached
         gif = cached[1]
         st.download_button("Download the film as an animated GIF", gif, file_name="gan-film.gif", mime="image/gif")
+    run = st.session_state["gan_run"]
+    zip_name = f"gan-{st.session_state.get('gan_ds', 'run')}-{live.g_steps}"
+    common.download(f"Download this run as a checkpoint ({zip_name}.zip)",
+                    lambda: export.run_zip(zip_name, lambda p: save_unscored(run, p)),
+                    f"{zip_name}.zip", "application/zip",
+                    help="The weights and the card (with the film), unscored; unzip into checkpoints/ to load it.")
     with st.form("gan_save"):
         name = st.text_input("Checkpoint name", f"gan-{st.session_state.get('gan_ds', 'run')}-{live.g_steps}")
         save = st.form_submit_button("Save as checkpoint")

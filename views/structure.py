@@ -107,15 +107,15 @@ def live_view():
     cols = x["columns"]
     left, right = st.columns([2, 3])
     with left:
-        st.plotly_chart(viz.mask_heatmap(x["masks"], cols, title="Best masks so far"), width="stretch", key="s_masks")
+        common.chart(viz.mask_heatmap(x["masks"], cols, title="Best masks so far"), key="s_masks", name="best-masks")
     with right:
         h = x["history"]
-        st.plotly_chart(viz.search_figure(x["points"], h.get("step", []), h.get("best", [])), width="stretch",
-                        key="s_search")
+        common.chart(viz.search_figure(x["points"], h.get("step", []), h.get("best", [])), key="s_search",
+                     name="search-losses")
     if len(x["final_steps"]):
         st.subheader("Full training from a fresh start")
         chart = viz.final_curve_chart(x["final_steps"], x["final_curve"])
-        st.plotly_chart(chart.plotly(), width="stretch", key="s_final")
+        common.chart(chart.plotly(), key="s_final", name="full-training")
     if x["results"]:
         results_view(x)
     if st.session_state.get("search_was_active") and not s.active:
@@ -148,7 +148,7 @@ def results_view(x: dict) -> None:
                         key="s_fy")
         live_obj: structure.LiveSearch = st.session_state["search_live"]
         test = live_obj.table.test[:1000]
-        st.plotly_chart(viz.pairs_figure(np.asarray(test), x["samples"], i, j, cols), width="stretch", key="s_pairs")
+        common.chart(viz.pairs_figure(np.asarray(test), x["samples"], i, j, cols), key="s_pairs", name="test-rows-and-samples")
 
 
 with st.container(key="s_controls"):

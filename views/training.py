@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 import genlab
-from genlab import recipes, viz
+from genlab import export, recipes, viz
 from genlab.jobs import JobRefused, run_target
 from genlab.models import family, n_params
 from views import common
@@ -21,11 +21,11 @@ curves = fam.curves(model.config)
 def draw_curves(hist: dict, curves, title: str, key: str) -> None:
     """The family's curves: per epoch (train solid, validation dashed), then per step."""
     if curves.epoch and hist.get("epochs"):
-        st.plotly_chart(viz.history_figure(hist, curves.epoch, title=title, names=fam.names, unit=curves.epoch_unit, log_y=curves.log_y),
-                        width="stretch", key=f"{key}_epochs")
+        common.chart(viz.history_figure(hist, curves.epoch, title=title, names=fam.names, unit=curves.epoch_unit,
+                                        log_y=curves.log_y), key=f"{key}_epochs", name=f"{key}-per-epoch")
     charts = viz.step_charts(hist.get("steps", {}), curves.steps, log_y=curves.log_y)
     for col, chart in zip(st.columns(len(charts)) if charts else [], charts):
-        col.plotly_chart(chart.plotly(), width="stretch", key=f"{key}_steps_{chart.ytitle}")
+        common.chart(chart.plotly(), key=f"{key}_steps_{chart.ytitle}", name=f"{key}-per-step-{chart.ytitle}", where=col)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -43,7 +43,7 @@ else:
             last = (hist.get("epochs") or [{}])[-1]
             per_dim = last.get("val", last.get("train", {})).get(curves.per_dim)
             if per_dim:
-                st.plotly_chart(viz.kl_per_dim_figure(per_dim), width="stretch")
+                common.chart(viz.kl_per_dim_figure(per_dim), key="kl_per_dim", name=f"{name}-kl-per-dimension")
                 codes, _ = common.test_codes(name)
                 active = int((codes.var(0) > 0.01).sum())
                 st.caption(f"KL per latent dimension after the last epoch (validation). Grey bars carry under "
@@ -56,6 +56,57 @@ else:
         st.dataframe(rows, hide_index=True)
     if fam.explored_in not in ("Training", "Home"):
         st.caption(f"Explore {name} further on the {fam.explored_in} page.")
+
+# ----------------------------------------------------------------------------- the film
+def film_section(name: str, card: dict) -> None:
+    """The checkpoint's film: the fixed draw at each recorded step beside a fresh one, with a slider."""
+    f = common.film(name)
+    if f is None:
+        st.caption(f"{name} has no film: it was trained before genlab recorded one. Every model trained now (here, "
+                   "on GAN Live, on Energy Models or with `python -m genlab train`) records a frame per epoch.")
+        return
+    frames, fresh, steps = f["frames"], f["fresh"], f["steps"]
+    st.subheader(f"How {name}'s samples changed while it trained")
+    same = ("the same noise decoded at every frame" if f["kind"] == "fixed noise" else
+            "chains from the same start with the same random numbers at every frame")
+    st.caption(f"Left: {same}, so only the model changes between frames. Right: fresh noise at every frame, "
+               "to show the fixed batch is not a lucky one. Frame 0 is before any training.")
+    if len(frames) > 1:
+        i = st.slider("Frame", 0, len(frames) - 1, len(frames) - 1, key=f"film_{name}",
+                      help="One frame per epoch (GAN Live records one every 100 generator steps).")
+    else:
+        i = 0
+    per_epoch = hist.get("epochs") and len(steps) == len(hist["epochs"]) + 1
+    label = f"epoch {i}, step {steps[i]}" if per_epoch else f"step {steps[i]}"
+    if frames.dim() == 3:  # 2-d points
+        sets = {f"{f['kind']}, {label}": frames[i].numpy()}
+        if fresh is not None:
+            sets[f"fresh noise, {label}"] = fresh[i].numpy()
+        common.chart(viz.points_figure(sets), key=f"film_pts_{name}", name=f"{name}-film-{steps[i]}")
+        return
+    n = frames.shape[1]
+    nrow = 8 if n >= 64 else max(1, int(n ** 0.5))
+    c1, c2 = st.columns(2)
+    common.show_grid(frames[i].float() / 255, nrow=nrow, caption=f"{f['kind']}, {label}", where=c1,
+                     name=f"{name}-film-{steps[i]}")
+    if fresh is not None:
+        common.show_grid(fresh[i].float() / 255, nrow=nrow, caption=f"fresh noise, {label}", where=c2,
+                         name=f"{name}-fresh-{steps[i]}")
+    if len(frames) > 1:
+        common.download("GIF of the fixed frames", lambda: film_gif(name, nrow), f"{name}-film.gif", "image/gif",
+                        help="Every frame of the film, one after another")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def film_gif(name: str, nrow: int) -> bytes:
+    f = common.film(name)
+    return viz.gif_bytes([viz.grid_array(x.float() / 255, nrow=nrow) for x in f["frames"]], duration_ms=200,
+                         boomerang=False)
+
+
+film_section(name, card)
+if card.get("family") != "classifier":
+    common.checkpoint_download(name)
 
 # ----------------------------------------------------------------------------- train a new one
 st.divider()
@@ -137,6 +188,15 @@ def live_view():
         st.plotly_chart(viz.history_figure(s.history, run_curves.epoch, title="this run, per epoch",
                                            names=run_fam.names, unit=run_curves.epoch_unit, log_y=run_curves.log_y),
                         width="stretch", key="live_curves")
+    film = info["run"].film
+    if film is not None and film.frames and film.frames[-1].dim() == 4:  # the newest frame (one per epoch)
+        k = len(film.frames) - 1
+        c1, c2 = st.columns(2)
+        common.show_grid(film.frames[k].float() / 255, nrow=8, width=300, where=c1, name=f"this-run-film-{k}",
+                         caption=f"fixed noise after epoch {k}" if k else "fixed noise before training")
+        if len(film.fresh_frames) > k:
+            common.show_grid(film.fresh_frames[k].float() / 255, nrow=8, width=300, where=c2,
+                             name=f"this-run-fresh-{k}", caption="fresh noise, same moment")
     if st.session_state.get("job_was_active") and not s.active:
         st.session_state["job_was_active"] = False
         st.rerun()  # full rerun: unlock the form and show the save box
@@ -153,6 +213,12 @@ if job is not None and job.state in ("done", "stopped") and job.step > 0:
                                  help="Letters, digits, '-' and '_'; saved as NAME.safetensors + NAME.json in checkpoints/.")
         overwrite = st.checkbox("Replace a checkpoint of the same name")
         save = st.form_submit_button("Save as checkpoint")
+    run = info["run"]
+    common.download("Download this run as a checkpoint (zip, unscored)",
+                    lambda: export.run_zip(info["suggest"], lambda p: run.save(
+                        p, job.result if job.result is not None else job.snapshot().history)),
+                    f"{info['suggest']}.zip", "application/zip",
+                    help="The weights and the card (curves and film) without the test-set scoring that saving adds.")
     if save:
         target = common.checkpoint_dir() / new_name
         bad = genlab.store.check_name(new_name)

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Capabilities, Curves, Series, descend, register
+from .base import Capabilities, Curves, Series, descend, eval_mode, register
 
 ARCHS = ("mlp", "dcgan", "toy")
 LOSSES = ("nonsaturating", "minimax")
@@ -129,6 +129,42 @@ def g_loss_from_logits(fake: torch.Tensor, kind: str = "nonsaturating") -> torch
     if kind == "minimax":
         return -F.softplus(fake).mean()
     return F.softplus(-fake).mean()
+
+
+def loss_curves(n: int = 199, kinds: tuple[str, ...] = LOSSES) -> dict[str, torch.Tensor]:
+    """Each generator loss and its derivative as functions of d = D(G(z)) in (0, 1), by autograd
+    through `g_loss_from_logits`, the function the generator trains with (d is the input; its
+    logit goes in as a batch of one). Returns d (n,) and, per kind, `loss_<kind>` and `grad_<kind>`
+    = dLoss/dd (n,), float64."""
+    d = torch.linspace(0.0025, 0.9975, n, dtype=torch.float64)
+    out = {"d": d}
+    for kind in kinds:
+        def one(v, kind=kind):
+            return g_loss_from_logits(torch.logit(v).view(1), kind)
+        out[f"loss_{kind}"] = torch.func.vmap(one)(d)
+        out[f"grad_{kind}"] = torch.func.vmap(torch.func.grad(one))(d)
+    return out
+
+
+def generator_gradients(model: "GAN", z: torch.Tensor, kinds: tuple[str, ...] = LOSSES) -> dict[str, torch.Tensor]:
+    """What each generator loss sends back to G for the samples G(z) under the current D, by
+    autograd on the model: d = D(G(z)) (B,), and per kind `dl_dd_<kind>` (the loss's slope at each
+    sample's d) and `grad_x_<kind>` (B, ...) = dLoss_i/dx_i, the gradient reaching the generator's
+    output (each sample's own loss: the batch mean's gradient times B). Model space (images in
+    [-1, 1]); D in eval mode (its batch-norm statistics fixed, so samples do not interact)."""
+    with eval_mode(model), torch.enable_grad():
+        x = model.generate(z).detach().requires_grad_(True)
+        logits = model.discriminate(x)
+        dval = torch.sigmoid(logits)
+        out = {"d": dval.detach()}
+        for kind in kinds:
+            loss = len(z) * g_loss_from_logits(logits, kind)  # the sum of the samples' own losses
+            (gx,) = torch.autograd.grad(loss, x, retain_graph=True)
+            out[f"grad_x_{kind}"] = gx.detach()
+            dd = dval.detach().double().requires_grad_(True)
+            (slope,) = torch.autograd.grad(len(z) * g_loss_from_logits(torch.logit(dd), kind), dd)
+            out[f"dl_dd_{kind}"] = slope.float()
+    return out
 
 
 # ----------------------------------------------------------------------------- model
