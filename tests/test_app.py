@@ -400,3 +400,33 @@ def test_an_rbm_trains_live_pauses_takes_new_settings_and_saves(app, ckpt_dir):
     assert "rbm_job" not in at.session_state and not at.exception
     for suffix in (".json", ".safetensors"):
         (ckpt_dir / f"rbm-live-test{suffix}").unlink()
+
+
+@pytest.mark.parametrize("model,kind", [("rbm-mnist-h500", "fixed chain"), ("ebm-mnist", "fixed chain")])
+def test_training_view_plays_the_film_of_a_chain_model(app, model, kind):
+    at = app("views/training.py", model=model)
+    caps = [e.proto.imgs[0].caption for e in at.get("image")]
+    assert any(c.startswith(kind) for c in caps) and any(c.startswith("fresh noise") for c in caps)
+    film = next(s for s in at.slider if s.key == f"film_{model}")
+    last = film.value
+    before = image_urls(at)
+    film.set_value(0).run()
+    assert any(e.proto.imgs[0].caption.startswith(f"{kind}, epoch 0") for e in at.get("image"))
+    assert image_urls(at) != before and last >= 1 and not at.exception
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "GIF of the fixed frames" in labels and f"{model}.zip" in labels
+
+
+def test_a_checkpoint_without_a_film_says_so(app):
+    at = app("views/training.py", model="vae-mnist-z20")  # trained by fit() alone, as the old shipped ones
+    assert any("has no film" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page", ["views/latent_explorer.py", "views/training.py", "views/flow.py",
+                                  "views/energy.py", "views/compare.py", "views/home.py"])
+def test_every_picture_and_chart_has_a_download(app, page):
+    at = app(page, model={"views/flow.py": "realnvp-mnist", "views/energy.py": "ebm-mnist", "views/training.py": "rbm-mnist-h500"}.get(page, "vae-mnist-z20"))
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("PNG") >= len([e for e in at.get("image") if "svg" not in e.proto.imgs[0].url]) - labels.count("GIF")
+    assert labels.count("CSV") >= len(at.get("plotly_chart"))
+    assert at.get("image") and (at.get("plotly_chart") or page in ("views/latent_explorer.py", "views/home.py"))
