@@ -38,6 +38,7 @@ class LiveRun:
         self.device = data.device
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.film = film
+        self.at_rest = False  # True while parked (paused, stopped): draw() may then add what a paused page shows
         self.film_every = film_every
         self.history: dict[str, list[float]] = {k: [] for k in ("step", *self.keys)}
         self.toy_history: list[dict] = []
@@ -131,6 +132,7 @@ def live_target(live: LiveRun, publish_every: float = 0.5, chunk: int = 10):
     ctl_ref: list[JobControl] = []
 
     def on_command(name: str, args: dict) -> None:
+        live.at_rest = True  # commands come while parked
         if name == "step":
             live.step(args.get("action"))
             live.flush()
@@ -149,6 +151,7 @@ def live_target(live: LiveRun, publish_every: float = 0.5, chunk: int = 10):
                 ctl.check(on_command)
             except StopTraining:
                 live.flush()
+                live.at_rest = True
                 ctl.publish(extra=live.snapshot(), step=live.steps)
                 raise
             for _ in range(chunk):
@@ -157,11 +160,13 @@ def live_target(live: LiveRun, publish_every: float = 0.5, chunk: int = 10):
                 live.step()
             if live.done:
                 live.flush()
+                live.at_rest = True
                 ctl.publish(extra=live.snapshot(), step=live.steps, elapsed=time.perf_counter() - t0)
                 return live
             if time.perf_counter() - last >= publish_every or ctl.pause_requested:  # fresh picture when parking
                 live.flush()
                 last = time.perf_counter()
+                live.at_rest = ctl.pause_requested  # what only a paused page shows is drawn when parking
                 ctl.publish(extra=live.snapshot(), step=live.steps, elapsed=last - t0)
     return target
 
@@ -253,7 +258,7 @@ class LiveGAN(LiveRun):
         return out
 
     def draw(self) -> dict:
-        return {"g_steps": self.steps, "losses": self.loss_view(),
+        return {"g_steps": self.steps, **({"losses": self.loss_view()} if self.at_rest else {}),
                 **({"field": self.field()} if self.toy else {"samples": self.samples()})}
 
 

@@ -202,7 +202,7 @@ def test_the_paused_page_explains_the_non_saturating_loss(app):
     at.run()
     assert any(h.value == "Why the non-saturating loss" for h in at.subheader)
     assert "g_lossfig" in [c.key for c in at.get("plotly_chart")]
-    assert any("larger under the non-saturating loss" in c.value for c in at.caption)
+    assert any("median ‖∂Loss/∂x‖" in c.value for c in at.caption)
     lv = job.snapshot().extra["losses"]
     assert lv["d"].shape == (64,) and np.all((lv["d"] > 0) & (lv["d"] < 1))
     job.stop()

@@ -218,12 +218,17 @@ def loss_section(x: dict) -> None:
     st.subheader("Why the non-saturating loss")
     d = lv["d"]
     ratio = float(np.median(lv["norm_nonsaturating"]) / max(float(np.median(lv["norm_minimax"])), 1e-30))
-    st.caption(
-        "Both generator losses for the discriminator as it is now, computed by autograd on the live model; "
-        f"the markers are the 64 fixed-noise samples above (median D(G(z)) = {np.median(d):.3f}). Where D rejects "
-        "the samples (D(G(z)) near 0), log(1 − D) is flat while −log D is steep, so the minimax loss sends G "
-        f"almost nothing: here the gradient reaching the samples is **{ratio:,.1f}×** larger under the "
-        f"non-saturating loss (median ‖∂Loss/∂x‖). This run trains with the **{LOSSES[current]}** loss (solid).")
+    why = ("Both generator losses for the discriminator as it is now, computed by autograd on the live model; "
+           f"the markers are the 64 fixed-noise samples above (median D(G(z)) = {np.median(d):.3f}). Where D "
+           "rejects the samples (D(G(z)) near 0), log(1 − D) is flat while −log D is steep, so the minimax loss "
+           "sends G almost nothing. ")
+    if ratio >= 1:
+        why += (f"Here the gradient reaching the samples is **{ratio:,.1f}×** larger under the non-saturating "
+                "loss (median ‖∂Loss/∂x‖). ")
+    else:
+        why += (f"Not yet here: D does not reject these samples, and the minimax gradient is {1 / ratio:,.1f}× the "
+                "non-saturating one (median ‖∂Loss/∂x‖); give D a few steps (Step D) and look again. ")
+    st.caption(why + f"This run trains with the **{LOSSES[current]}** loss (solid).")
     common.chart(viz.gan_loss_figure(lv, current), key="g_lossfig", name="generator-losses")
     if "field" in x and st.toggle("Show G's arrows under each loss", key="g_both_arrows",
                                   help="The same generated points and the same D; the arrows are drawn to one scale."):

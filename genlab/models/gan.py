@@ -11,6 +11,7 @@ Images live in [-1, 1] inside the model (tanh output); decode() maps them to [0,
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -131,11 +132,13 @@ def g_loss_from_logits(fake: torch.Tensor, kind: str = "nonsaturating") -> torch
     return F.softplus(-fake).mean()
 
 
+@functools.lru_cache(maxsize=4)
 def loss_curves(n: int = 199, kinds: tuple[str, ...] = LOSSES) -> dict[str, torch.Tensor]:
     """Each generator loss and its derivative as functions of d = D(G(z)) in (0, 1), by autograd
     through `g_loss_from_logits`, the function the generator trains with (d is the input; its
     logit goes in as a batch of one). Returns d (n,) and, per kind, `loss_<kind>` and `grad_<kind>`
-    = dLoss/dd (n,), float64."""
+    = dLoss/dd (n,), float64. Computed once per process (the curves do not depend on the model);
+    the tensors are shared: do not modify them."""
     d = torch.linspace(0.0025, 0.9975, n, dtype=torch.float64)
     out = {"d": d}
     for kind in kinds:
