@@ -5,7 +5,7 @@ a Gaussian."""
 import numpy as np
 import streamlit as st
 
-from genlab import structure, viz
+from genlab import export, store, structure, viz
 from genlab.jobs import JobRefused
 from genlab.pagestate import parse_choice, parse_int
 from genlab.tabular import TABLES
@@ -139,6 +139,18 @@ def results_view(x: dict) -> None:
         st.dataframe(rows, hide_index=True, width="stretch")
         st.caption(f"Lowest on test: {best['model']}. One instance and one seed: the README's tables give "
                    "20 instances per depth, with their spread.")
+        search = st.session_state["search_live"]
+        if search.final is not None:
+            data_name, depth = search.settings.data, search.settings.layers
+            zip_name = f"flow-{data_name}-searched-L{depth}"
+            common.download(f"The searched flow as a checkpoint ({zip_name}.zip)",
+                            lambda: export.run_zip(zip_name, lambda p: store.save(
+                                search.final.export(structure.LAYOUTS.index("opt")), p,
+                                dataset={"name": data_name, "split": "train"},
+                                metrics={"test_bits_per_dim": r["opt"]["test"], "train_bits_per_dim": r["opt"]["train"]})),
+                            f"{zip_name}.zip", "application/zip",
+                            help="A genlab Flow (explicit masks, tanh conditioners) with the searched masks, "
+                                 "trained from scratch here; `python -m genlab sample` reads it.")
     with c2:
         st.subheader("Test data against samples of the searched flow")
         cols = list(x["columns"])
