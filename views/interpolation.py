@@ -1,5 +1,6 @@
-"""Interpolation: endpoints from seeds or encoded test images; lerp and slerp; a strip of
-N steps; the norm along each path; download as an animated GIF."""
+"""Interpolation: endpoints from seeds, encoded test images or your own digit (drawn or uploaded
+on Your Digit, kept in st.session_state["your_digit_a"/"your_digit_b"]); lerp and slerp; a strip
+of N steps; the norm along each path; download as an animated GIF."""
 import math
 
 import plotly.graph_objects as go
@@ -18,14 +19,34 @@ can_encode = model.capabilities.encode
 SOURCES = ["seed", "test image"] if can_encode else ["seed"]
 METHODS = ["slerp", "lerp", "both"]
 test = common.test_set(card.get("dataset", {}).get("name", "mnist")) if can_encode else None
+YOURS = "your digit"  # not in the URL: a link without the digit falls back to a test image
+
+
+def your_digit(tag: str):
+    """The digit Your Digit stored for this endpoint, or None (then the radio does not offer it)."""
+    v = st.session_state.get(f"your_digit_{tag}") if can_encode else None
+    return v if isinstance(v, torch.Tensor) and v.numel() == math.prod(model.capabilities.data_shape) else None
+
+
+def sources(tag: str) -> list[str]:
+    return SOURCES + [YOURS] if your_digit(tag) is not None else SOURCES
 
 
 def endpoint(tag: str, default_seed: int, default_index: int):
     """Widgets for one endpoint; returns (code (Z,), original image or None, description)."""
-    common.url_default(f"{tag}_src", lambda v: parse_choice(v, SOURCES, "test image" if can_encode else "seed"))
+    choices, fallback = sources(tag), "test image" if can_encode else "seed"
+    common.url_default(f"{tag}_src", lambda v: YOURS if v == YOURS and YOURS in choices
+                       else parse_choice(v, SOURCES, fallback))
+    if st.session_state[f"{tag}_src"] not in choices:  # e.g. "your digit" with none stored
+        st.session_state[f"{tag}_src"] = fallback
     common.url_default(f"{tag}_seed", lambda v: parse_int(v, 0, 2**31 - 1, default_seed))
     common.url_default(f"{tag}_idx", lambda v: parse_int(v, 0, len(test) - 1 if test else 0, default_index))
-    src = st.radio(f"Endpoint {tag}", SOURCES, key=f"{tag}_src", horizontal=True)
+    src = st.radio(f"Endpoint {tag}", choices, key=f"{tag}_src", horizontal=True)
+    if src == YOURS:
+        x = your_digit(tag).float().reshape(1, *model.capabilities.data_shape).to(common.device())
+        with torch.inference_mode():
+            z = model.encode(x)[0]
+        return z, x, "your digit"
     if src == "seed":
         st.number_input("seed", 0, 2**31 - 1, step=1, key=f"{tag}_seed")
         with torch.inference_mode():
@@ -53,6 +74,13 @@ with cols[0]:
     za, xa, da = endpoint("a", 1, 3)
 with cols[1]:
     zb, xb, db = endpoint("b", 2, 2)
+lacking = [t.upper() for t in "ab" if YOURS not in sources(t)]
+if lacking:
+    st.caption(f"To start from your own digit, draw or upload one on Your Digit and press “Use as endpoint "
+               f"{' / '.join(lacking)}”." if can_encode else
+               f"Your own digit can be an endpoint with a model that can encode it (a VAE, an autoencoder or a "
+               f"flow); {name} cannot.")
+    st.page_link("views/digit.py", label="Your Digit", icon=":material/draw:")
 
 common.url_default("method", lambda v: parse_choice(v, METHODS, "both"))
 common.url_default("steps", lambda v: parse_int(v, 3, 24, 10))
@@ -75,7 +103,7 @@ for m in methods:
         imgs = torch.cat([ends[0], imgs, ends[1]])
     frames[m] = imgs
     norms[m] = path.norm(dim=1).cpu()
-    cap = f"{m}: {da} → {db}" + ("  (outer tiles: the original test images)" if xa is not None or xb is not None else "")
+    cap = f"{m}: {da} → {db}" + ("  (outer tiles: the encoded images)" if xa is not None or xb is not None else "")
     common.show_grid(imgs, nrow=len(imgs), caption=cap)
 
 fig = go.Figure()
