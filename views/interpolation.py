@@ -112,7 +112,7 @@ for m, v in norms.items():
     fig.add_scatter(x=t.tolist(), y=v.tolist(), mode="lines+markers", name=f"‖z‖ along {m}")
 fig.add_hline(y=math.sqrt(Z), line_dash="dot", annotation_text=f"√Z = {math.sqrt(Z):.2f}, the typical norm under N(0, I)")
 fig.update_layout(height=260, xaxis_title="t", yaxis_title="norm of z", margin=dict(l=10, r=10, t=30, b=10))
-st.plotly_chart(fig, width="stretch")
+common.chart(fig, key="norms", name="norm-along-the-path")
 
 m0 = methods[-1]
 gif_frames = [viz.grid_array(f[None], nrow=1, upscale=4, padding=0) for f in frames[m0]]
