@@ -335,7 +335,7 @@ def load_folder(folder: str | os.PathLike, views: Mapping[str, Mapping[str, Any]
     if not folder.is_dir():
         return [], []
     good, bad = [], []
-    files = sorted(folder.glob("*.json"))
+    files = sorted(folder.glob("*.json"), key=lambda p: (p.stem not in SHIPPED, p.name))  # shipped ones first
     for path in files[MAX_FILES:]:
         bad.append(Refused(path.name, f"{path.name}: not read; a lessons folder may hold at most {MAX_FILES} lessons"))
     for path in files[:MAX_FILES]:
@@ -405,6 +405,8 @@ def save_lesson(folder: str | os.PathLike, name: str, text: str, views: Mapping[
     parse_lesson(text, path.name, views, models)
     if path.exists() and not replace:
         raise LessonError(f"{path.name} exists already; tick “replace” to overwrite it, or choose another name")
+    if not path.exists() and len(list(Path(folder).glob("*.json"))) >= MAX_FILES:
+        raise LessonError(f"the lessons folder holds {MAX_FILES} lessons already; remove one before saving another")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{stem}-", suffix=".tmp")
     try:

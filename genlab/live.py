@@ -147,6 +147,10 @@ def live_target(live: LiveRun, publish_every: float = 0.5, chunk: int = 10):
         last = 0.0
         t0 = time.perf_counter()
         while True:
+            if ctl.pause_requested and not live.at_rest:  # a Pause that came during a publish: draw the rest view first
+                live.flush()
+                live.at_rest = True
+                ctl.publish(extra=live.snapshot(), step=live.steps)
             try:
                 ctl.check(on_command)
             except StopTraining:
@@ -253,6 +257,7 @@ class LiveGAN(LiveRun):
         g = generator_gradients(self.model, self.film.z[:n])
         out = {"d": g["d"].cpu().numpy(), "curves": {k: v.numpy() for k, v in loss_curves().items()}}
         for k in LOSSES:
+            out[f"loss_{k}"] = g[f"loss_{k}"].cpu().numpy()
             out[f"slope_{k}"] = g[f"dl_dd_{k}"].cpu().numpy()
             out[f"norm_{k}"] = g[f"grad_x_{k}"].flatten(1).norm(dim=1).cpu().numpy()
         return out
@@ -286,6 +291,7 @@ class LiveRBM(LiveRun):
         """film: a fixed-chain film (watch.Film) recorded every `film_every` updates (default: one
         pass over the data at the batch size, an epoch)."""
         (self.opt,) = model.configure_optimizers(settings.lr)
+        self._epoch_film = film_every is None  # one frame per epoch, whatever the batch size becomes
         film_every = film_every or max(1, len(data) // settings.batch_size)
         super().__init__(model, data, settings, seed, film, film_every)
         self.apply(settings)
@@ -295,6 +301,8 @@ class LiveRBM(LiveRun):
         if s.method not in ("cd", "pcd") or s.k < 1 or s.lr <= 0:
             raise ValueError(f"bad RBM settings: {s}")
         self.settings = s
+        if getattr(self, "_epoch_film", False):
+            self.film_every = max(1, len(self.data) // s.batch_size)
         for grp in self.opt.param_groups:
             grp["lr"], grp["momentum"] = s.lr, s.momentum
         self.model.config.method, self.model.config.k = s.method, s.k

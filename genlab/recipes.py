@@ -291,6 +291,21 @@ def score(model, dataset: str, device, k: int | None = None, limit: int | None =
     return metrics, records
 
 
+def before_training(recipe: Recipe, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """What a run of `recipe` begins with, without disturbing anyone's random numbers: as many
+    training examples as the film holds (a fixed draw) and the untrained model's film frame 0,
+    the same weights and noise `Run(recipe)` builds and records first. Host tensors in [0, 1]
+    (points for 2-d data)."""
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # Run seeds the global generator
+        run = Run(recipe, dev)
+        n = len(run.film.z) if run.film is not None and run.film.z is not None else recipe.film
+        pick = torch.randperm(len(run.train_x), generator=torch.Generator().manual_seed(recipe.train.seed))[:n]
+        real = run.train_x[pick.to(run.train_x.device)]
+        fake = run.film.capture(run.model, 0) if run.film is not None else real[:0]
+    return real.detach().cpu(), fake.detach().cpu()
+
+
 def run_from_checkpoint(path, device: torch.device | str = "cpu", limit: int | None = None,
                         **train_changes) -> tuple[Run, dict]:
     """A Run that continues a checkpoint: its model, recipe (from the card), film and toy history.

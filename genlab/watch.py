@@ -72,9 +72,10 @@ class Film:
 
     def restore(self, card: dict, frames: torch.Tensor, fresh: torch.Tensor | None) -> None:
         """Continue a checkpoint's film (its card section and tensors)."""
-        self.frames = list(frames.unbind(0))
-        self.steps = list(card.get("steps", []))[:len(self.frames)]
-        self.fresh_frames = list(fresh.unbind(0)) if fresh is not None and len(fresh) == len(self.frames) else []
+        steps = list(card.get("steps", []))
+        n = min(len(frames), len(steps)) if frames.dim() in (3, 5) else 0  # frames and steps in pairs
+        self.frames, self.steps = list(frames[:n].unbind(0)), steps[:n]
+        self.fresh_frames = list(fresh[:n].unbind(0)) if fresh is not None and len(fresh) >= n > 0 else []
         self.fresh = self.fresh and (not self.frames or bool(self.fresh_frames))
 
 

@@ -181,14 +181,23 @@ def test_before_start_the_page_shows_real_data_and_the_untrained_generator(app):
     assert "g_preview" in [c.key for c in at.get("plotly_chart")] and not at.exception
 
 
-def test_the_untrained_grid_is_the_films_first_frame(ckpt_dir, monkeypatch):
-    """What the page shows before Start is what Start begins with: the same weights, the same noise."""
+@pytest.mark.parametrize("preset,data", [("gan", "mnist"), ("gan2d", "spiral")])
+def test_what_the_page_shows_before_start_is_what_start_begins_with(preset, data):
+    """The preview (the page's call) against the film's first frame of a run started as the
+    Start button starts it, with settings other than the preview's defaults."""
     from genlab import recipes
-    r1 = recipes.Run(recipes.make_recipe("gan", data="mnist", seed=3, limit=64))
-    shown = r1.film.capture(r1.model, 0)  # what the page shows before Start
-    r2 = recipes.Run(recipes.make_recipe("gan", data="mnist", seed=3, limit=64))
-    r2.record(0)  # what Start records as the film's first frame
-    assert torch.equal((shown.clamp(0, 1) * 255).round().to(torch.uint8), r2.film.frames[0])
+    real, shown = recipes.before_training(recipes.make_recipe(preset, data=data, seed=3))
+    state = torch.random.get_rng_state()
+    recipes.before_training(recipes.make_recipe(preset, data=data, seed=99))
+    assert torch.equal(torch.random.get_rng_state(), state)  # nobody else's random numbers moved
+    s = LiveSettings(lr_g=5e-4, lr_d=1e-4, d_steps=2, loss="minimax", batch_size=64)
+    run = recipes.Run(recipes.make_recipe(preset, data=data, loss=s.loss, label_smoothing=0.1, label_noise=0.05,
+                                          d_steps=s.d_steps, seed=3, lr=s.lr_g, batch_size=s.batch_size))
+    live = LiveGAN(run.model, run.train_x, s, seed=3, toy=run.toy, film=run.film)
+    first = live.film.frames[0]
+    expected = (shown.clamp(0, 1) * 255).round().to(torch.uint8) if first.dtype == torch.uint8 else shown
+    assert torch.equal(first, expected)
+    assert len(real) == len(shown) and not torch.equal(real[:4].float(), shown[:4].float())
 
 
 def test_the_paused_page_explains_the_non_saturating_loss(app):

@@ -113,9 +113,14 @@ def _film(name: str, stamp: tuple[int, int]) -> dict | None:
         return None
     tensors = genlab.store.load_extras(checkpoint_dir() / name, *names)
     frames = tensors["film"]
+    steps = list(info.get("steps", []))
+    if frames.dim() not in (3, 5) or not len(frames) or not steps:  # no frames, or a shape no film has
+        return None
+    n = min(len(frames), len(steps))  # a card that lists fewer steps than frames (or more) shows the pairs it has
+    frames, steps = frames[:n], steps[:n]
     fresh = tensors.get("film_fresh")
-    steps = list(info.get("steps", []))[:len(frames)]
-    return {"frames": frames, "fresh": fresh if fresh is not None and len(fresh) == len(frames) else None,
+    return {"frames": frames, "fresh": fresh[:n] if fresh is not None and len(fresh) >= n and
+            fresh.shape[1:] == frames.shape[1:] else None,
             "steps": steps, "kind": info.get("kind", "fixed noise"), "seed": info.get("seed", 0)}
 
 

@@ -133,12 +133,12 @@ for col, it in row():
             st.dataframe(it["rows"][:10].cpu().numpy(), width="stretch")
             st.caption("A model of table rows: its first 10 samples.")
         else:
-            common.show_grid(it["grid"], nrow=nrow, caption=f"{n} samples, seed {seed}")
+            common.show_grid(it["grid"], nrow=nrow, caption=f"{n} samples, seed {seed}", name=f"{it['name']}-samples-seed{seed}")
 for col, it in row():
     if "strip" in it:
         with col:
             common.show_grid(it["strip"], nrow=8, caption=f"{st.session_state['path']}: seed {seed} → seed {seed + 1} "
-                                                          f"(from the first sample above)")
+                                                          f"(from the first sample above)", name=f"{it['name']}-strip-seed{seed}")
 if any("nn" in it for it in shown):
     for col, it in row():
         if "nn" in it:
@@ -146,7 +146,8 @@ if any("nn" in it for it in shown):
             with col:
                 common.show_grid(reference.train.x[idx], nrow=nrow,
                                  caption=f"nearest training images ({nn_space}); median distance "
-                                         f"{dist.median():.2f}" + (" (pixel L2)" if nn_space == "pixels" else ""))
+                                         f"{dist.median():.2f}" + (" (pixel L2)" if nn_space == "pixels" else ""),
+                                 name=f"{it['name']}-nearest-{nn_space}")
 
 st.divider()
 st.subheader("Metrics")

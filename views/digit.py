@@ -162,7 +162,7 @@ with c_left:
                                                                              for i in range(10)]))
         fig.update_layout(height=230, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(dtick=1, title="digit"),
                           yaxis=dict(range=[0, 1], title="probability"))
-        st.plotly_chart(fig, width="stretch", key="yd_probs")
+        common.chart(fig, key="yd_probs", name="your-digit-label-probabilities")
         acc = ref.card.get("metrics", {}).get("test_accuracy")
         st.caption("The CNN that measures every model's samples on this site"
                    + (f" ({acc:.1%} right on MNIST's test digits)." if isinstance(acc, (int, float)) else "."))
@@ -198,7 +198,7 @@ with c_right:
                       annotation_text="your digit", annotation_position="top")
         fig.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                           xaxis_title=main.label + (f" ({main.unit})" if main.unit else ""), yaxis_title="test digits")
-        st.plotly_chart(fig, width="stretch", key="yd_hist")
+        common.chart(fig, key="yd_hist", name="your-digit-score-against-test-digits")
         st.caption(" ".join(sc.note for sc in kinds))
 
 # ----------------------------------------------------------------------------- the code
@@ -223,7 +223,7 @@ else:
                         error_y=None if std is None else dict(type="data", array=std.tolist(), visible=True))
         fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="z", barmode="overlay",
                           xaxis=dict(title="latent dimension", dtick=1), legend=dict(orientation="h", y=1.12))
-        st.plotly_chart(fig, width="stretch", key="yd_code")
+        common.chart(fig, key="yd_code", name="your-digit-code")
         spread = ("The error bars are the encoder's uncertainty; a dimension whose posterior is the prior itself "
                   "(the grey band) says nothing about your digit." if std is not None else
                   "Its encoder gives a single point, so there is no posterior spread to show.")
@@ -242,7 +242,7 @@ else:
                         name="N(0, 1), the prior", line=dict(color="#31333f"))
         fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="density",
                           xaxis_title="a z coordinate, standardised by the prior", legend=dict(orientation="h", y=1.12))
-        st.plotly_chart(fig, width="stretch", key="yd_code")
+        common.chart(fig, key="yd_code", name="your-digit-code")
         same = " (as many as pixels)" if Z == math.prod(caps.data_shape) else ""
         st.caption(f"Its z has {Z} coordinates{same}: mean {float(mu.mean()):.2f}, standard deviation "
                    f"{float(mu.std()):.2f}, ‖z‖ = {norm:.1f} against about √{Z} = {math.sqrt(Z):.1f} under the "

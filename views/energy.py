@@ -119,10 +119,13 @@ def live_view() -> None:
                 common.show_grid(film.fresh_frames[k].float() / 255, nrow=4, width=220, where=f2,
                                  name=f"rbm-live-fresh-{k}", caption="16 chains from fresh noise, same update")
         zip_name, run = f"rbm-live-{live.steps}", st.session_state["rbm_run"]
-        common.download(f"Download this run as a checkpoint ({zip_name}.zip)",
-                        lambda: export.run_zip(zip_name, lambda p: (live.flush(), run.save(
-                            p, live.history_dict(), {}, []))), f"{zip_name}.zip", "application/zip",
-                        help="The weights, the card and the film; unzip into checkpoints/ to load it.")
+        if s.active:  # the download is built on another thread: only once nothing trains the model
+            st.caption("Stop the run to download it as a zipped checkpoint (or save it below).")
+        else:
+            common.download(f"Download this run as a checkpoint ({zip_name}.zip)",
+                            lambda: export.run_zip(zip_name, lambda p: run.save(p, live.history_dict(), {}, [])),
+                            f"{zip_name}.zip", "application/zip",
+                            help="The weights, the card and the film; unzip into checkpoints/ to load it.")
         with st.form("rbm_save"):
             new_name = st.text_input("Checkpoint name", f"rbm-live-{live.steps}")
             save = st.form_submit_button("Save as checkpoint")

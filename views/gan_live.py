@@ -44,13 +44,10 @@ def settings_widgets(defaults: LiveSettings, disabled: bool) -> LiveSettings:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def preview(preset: str, data: str, seed: int):
-    """What Start begins with: 64 real training examples (512 points for 2-d data) and the
-    untrained generator's output on the film's fixed noise (the same weights as Start builds)."""
-    run = recipes.Run(recipes.make_recipe(preset, data=data, seed=seed), common.device())
-    n = len(run.film.z)
-    real = run.train_x[torch.randperm(len(run.train_x), generator=torch.Generator().manual_seed(seed))[:n]]
-    fake = run.film.capture(run.model, 0)  # frame 0 of the film Start records
-    return real.cpu(), fake.cpu()
+    """What Start begins with (recipes.before_training): real training examples and the
+    untrained generator's output on the film's fixed noise. Start's other settings (loss,
+    learning rates, smoothing) change neither the weights nor the noise."""
+    return recipes.before_training(recipes.make_recipe(preset, data=data, seed=seed), common.device())
 
 
 # ----------------------------------------------------------------------------- start
@@ -242,8 +239,8 @@ def loss_section(x: dict) -> None:
 
 
 def save_unscored(run, path) -> None:
-    """The run as a checkpoint without the test-set scoring (for the zip download)."""
-    live.flush()
+    """The run as a checkpoint without the test-set scoring (for the zip download of a stopped run,
+    whose history the job flushed when it stopped)."""
     run.save(path, live.history_dict(), {}, [], live_settings=vars(live.settings), generator_steps=live.steps)
 
 
@@ -271,10 +268,13 @@ def film_and_save() -> None:
         st.download_button("Download the film as an animated GIF", gif, file_name="gan-film.gif", mime="image/gif")
     run = st.session_state["gan_run"]
     zip_name = f"gan-{st.session_state.get('gan_ds', 'run')}-{live.g_steps}"
-    common.download(f"Download this run as a checkpoint ({zip_name}.zip)",
-                    lambda: export.run_zip(zip_name, lambda p: save_unscored(run, p)),
-                    f"{zip_name}.zip", "application/zip",
-                    help="The weights and the card (with the film), unscored; unzip into checkpoints/ to load it.")
+    if job.active:  # the download is built on another thread: only once nothing trains or steps the model
+        st.caption("Stop the run to download it as a zipped checkpoint (or save it below).")
+    else:
+        common.download(f"Download this run as a checkpoint ({zip_name}.zip)",
+                        lambda: export.run_zip(zip_name, lambda p: save_unscored(run, p)),
+                        f"{zip_name}.zip", "application/zip",
+                        help="The weights and the card (with the film), unscored; unzip into checkpoints/ to load it.")
     with st.form("gan_save"):
         name = st.text_input("Checkpoint name", f"gan-{st.session_state.get('gan_ds', 'run')}-{live.g_steps}")
         save = st.form_submit_button("Save as checkpoint")

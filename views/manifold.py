@@ -74,7 +74,7 @@ def grid_view():
 def scatter_view():
     fig = viz.latent_scatter(proj, labels.numpy(), title=f"{len(proj):,} test images, posterior means")
     fig.update_layout(xaxis_title=axes[0], yaxis_title=axes[1])
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key="scatter", width="stretch")
+    event = common.chart(fig, on_select="rerun", selection_mode="points", key="scatter", name=f"{name}-test-codes")
     rows = selected_rows(event.selection if event else None)
     if rows:
         idx = rows[0]
@@ -117,5 +117,5 @@ else:
             m, _ = common.load_model(n)
             c, y = common.test_codes(n)
             fig = viz.latent_scatter(c.numpy(), y.numpy(), title=n, height=380)
-            st.plotly_chart(fig, width="stretch", key=f"cmp-{n}")
+            common.chart(fig, key=f"cmp-{n}", name=f"{n}-test-codes")
             common.show_grid(common.samples(m, 16, 0), nrow=8, caption=f"{n}: samples from its prior")

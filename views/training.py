@@ -93,12 +93,14 @@ def film_section(name: str, card: dict) -> None:
         common.show_grid(fresh[i].float() / 255, nrow=nrow, caption=f"fresh noise, {label}", where=c2,
                          name=f"{name}-fresh-{steps[i]}")
     if len(frames) > 1:
-        common.download("GIF of the fixed frames", lambda: film_gif(name, nrow), f"{name}-film.gif", "image/gif",
+        stamp = card.get("weights_sha256", "")
+        common.download("GIF of the fixed frames", lambda: film_gif(name, stamp, nrow), f"{name}-film.gif", "image/gif",
                         help="Every frame of the film, one after another")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def film_gif(name: str, nrow: int) -> bytes:
+def film_gif(name: str, stamp: str, nrow: int) -> bytes:
+    """The film's fixed frames as a GIF (`stamp`: the weights' checksum, so a replaced checkpoint gets a new one)."""
     f = common.film(name)
     return viz.gif_bytes([viz.grid_array(x.float() / 255, nrow=nrow) for x in f["frames"]], duration_ms=200,
                          boomerang=False)
@@ -185,15 +187,18 @@ def live_view():
         run = info["run"]
         run_fam = family(run.recipe.family)
         run_curves = run_fam.curves(run.recipe.config)
-        st.plotly_chart(viz.history_figure(s.history, run_curves.epoch, title="this run, per epoch",
-                                           names=run_fam.names, unit=run_curves.epoch_unit, log_y=run_curves.log_y),
-                        width="stretch", key="live_curves")
+        fig = viz.history_figure(s.history, run_curves.epoch, title="this run, per epoch",
+                                 names=run_fam.names, unit=run_curves.epoch_unit, log_y=run_curves.log_y)
+        if s.active:  # redrawn every second: its CSV comes once the run has ended
+            st.plotly_chart(fig, width="stretch", key="live_curves")
+        else:
+            common.chart(fig, key="live_curves", name="this-run-per-epoch")
     film = info["run"].film
     if film is not None and film.frames and film.frames[-1].dim() == 4:  # the newest frame (one per epoch)
         k = len(film.frames) - 1
         c1, c2 = st.columns(2)
         common.show_grid(film.frames[k].float() / 255, nrow=8, width=300, where=c1, name=f"this-run-film-{k}",
-                         caption=f"fixed noise after epoch {k}" if k else "fixed noise before training")
+                         caption=f"{film.kind} after epoch {k}" if k else f"{film.kind} before training")
         if len(film.fresh_frames) > k:
             common.show_grid(film.fresh_frames[k].float() / 255, nrow=8, width=300, where=c2,
                              name=f"this-run-fresh-{k}", caption="fresh noise, same moment")

@@ -139,7 +139,7 @@ def loss_curves(n: int = 199, kinds: tuple[str, ...] = LOSSES) -> dict[str, torc
     logit goes in as a batch of one). Returns d (n,) and, per kind, `loss_<kind>` and `grad_<kind>`
     = dLoss/dd (n,), float64. Computed once per process (the curves do not depend on the model);
     the tensors are shared: do not modify them."""
-    d = torch.linspace(0.0025, 0.9975, n, dtype=torch.float64)
+    d = torch.sigmoid(torch.linspace(-12.0, 12.0, n, dtype=torch.float64))  # even in the logit: dense near 0 and 1
     out = {"d": d}
     for kind in kinds:
         def one(v, kind=kind):
@@ -158,15 +158,18 @@ def generator_gradients(model: "GAN", z: torch.Tensor, kinds: tuple[str, ...] = 
     with eval_mode(model), torch.enable_grad():
         x = model.generate(z).detach().requires_grad_(True)
         logits = model.discriminate(x)
-        dval = torch.sigmoid(logits)
-        out = {"d": dval.detach()}
+        out = {"d": torch.sigmoid(logits.detach().double())}
         for kind in kinds:
             loss = len(z) * g_loss_from_logits(logits, kind)  # the sum of the samples' own losses
             (gx,) = torch.autograd.grad(loss, x, retain_graph=True)
             out[f"grad_x_{kind}"] = gx.detach()
-            dd = dval.detach().double().requires_grad_(True)
-            (slope,) = torch.autograd.grad(len(z) * g_loss_from_logits(torch.logit(dd), kind), dd)
-            out[f"dl_dd_{kind}"] = slope.float()
+            # each sample's own loss and its slope in D, in float64 from the logit (D may round to 0 or 1 in float32)
+            lg = logits.detach().double().requires_grad_(True)
+            d = torch.sigmoid(lg)
+            each = torch.func.vmap(lambda v, kind=kind: g_loss_from_logits(v.view(1), kind))(lg)
+            (dl_dlogit,) = torch.autograd.grad(each.sum(), lg)
+            out[f"loss_{kind}"] = each.detach()
+            out[f"dl_dd_{kind}"] = dl_dlogit / (d * (1 - d)).detach()  # chain rule: dD/dlogit = D(1 - D)
     return out
 
 
