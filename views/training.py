@@ -69,8 +69,9 @@ def film_section(name: str, card: dict) -> None:
     st.subheader(f"How {name}'s samples changed while it trained")
     same = ("the same noise decoded at every frame" if f["kind"] == "fixed noise" else
             "chains from the same start with the same random numbers at every frame")
-    st.caption(f"Left: {same}, so only the model changes between frames. Right: fresh noise at every frame, "
-               "to show the fixed batch is not a lucky one. Frame 0 is before any training.")
+    fresh_text = ("Right: fresh noise at every frame, to show the fixed batch is not a lucky one." if fresh is not None
+                  else "This checkpoint was trained before fresh-noise frames were kept: fixed frames only.")
+    st.caption(f"Left: {same}, so only the model changes between frames. {fresh_text} Frame 0 is before any training.")
     if len(frames) > 1:
         i = st.slider("Frame", 0, len(frames) - 1, len(frames) - 1, key=f"film_{name}",
                       help="One frame per epoch (GAN Live records one every 100 generator steps).")
