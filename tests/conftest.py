@@ -18,6 +18,23 @@ ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def app_test(page=None, switch=None, **params):
+    """The app under AppTest with these URL parameters, then switched to `page` (with `switch`,
+    by default AppTest's own switch_page), asserted free of exceptions."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        if switch is None:
+            at.switch_page(page).run()
+        else:
+            switch(at, page)
+    assert not at.exception, at.exception
+    return at
+
+
 def wait_for(cond, timeout: float = 30.0) -> bool:
     """Poll `cond` until it holds (True) or `timeout` seconds pass (False)."""
     end = time.monotonic() + timeout

@@ -2,11 +2,9 @@
 change changes the picture, URLs are clamped, and the Training view trains and saves."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import app_test
 
-APP = str(ROOT / "app.py")
 VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
          "views/manifold.py", "views/training.py", "views/gan_live.py", "views/flow.py", "views/energy.py",
          "views/compare.py", "views/structure.py"]
@@ -15,17 +13,7 @@ VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
 @pytest.fixture
 def app(ckpt_dir, monkeypatch):
     monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ckpt_dir))
-
-    def make(page=None, **params):
-        at = AppTest.from_file(APP, default_timeout=120)
-        for k, v in params.items():
-            at.query_params[k] = v
-        at.run()
-        if page:
-            at.switch_page(page).run()
-        assert not at.exception, at.exception
-        return at
-    return make
+    return app_test
 
 
 def image_urls(at):

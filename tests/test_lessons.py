@@ -8,14 +8,12 @@ import operator
 import re
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, app_test
 from genlab import lessons, list_checkpoints, read_card
 from genlab.models import describe_card
 from genlab.lessons import LessonError
 
-APP = str(ROOT / "app.py")
 MODELS = {"vae-mnist-z20", "vae-mnist-z2", "ae-mnist-z2", "gan-mlp-mnist"}
 
 
@@ -435,17 +433,7 @@ def lesson_folder(tmp_path):
 def app(ckpt_dir, lesson_folder, monkeypatch):
     monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ckpt_dir))
     monkeypatch.setenv("GENLAB_LESSONS", str(lesson_folder))
-
-    def make(page=None, **params):
-        at = AppTest.from_file(APP, default_timeout=120)
-        for k, v in params.items():
-            at.query_params[k] = v
-        at.run()
-        if page:
-            goto(at, page)
-        assert not at.exception, at.exception
-        return at
-    return make
+    return lambda page=None, **params: app_test(page, switch=goto, **params)
 
 
 def goto(at, page):
