@@ -10,7 +10,7 @@ import sys
 import streamlit as st
 
 import genlab
-from views import common, lesson_bar
+from views import common, lesson_bar, warm
 
 # Training runs on threads of this process. A shorter GIL switch interval (default 5 ms)
 # lets the threads that answer clicks take their turn sooner while a training thread runs.
@@ -33,6 +33,7 @@ PAGES = [
     st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
 ]
 
+warm.start()  # once per server: open every view in the background so the class finds them drawn
 nav = st.navigation(PAGES)
 st.markdown(common.PIXELATED_CSS, unsafe_allow_html=True)
 lesson_bar.show(nav)  # the note and previous / next of a lesson being stepped through

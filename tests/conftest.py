@@ -52,11 +52,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(ckpt_dir, log_path: Path, *extra_args: str):
+def streamlit_server(ckpt_dir, log_path: Path, *extra_args: str, warm: bool = False):
     """`streamlit run app.py` in a new process on a free port, on `ckpt_dir`'s checkpoints;
-    yields its url once /_stcore/health answers, and stops the process afterwards."""
+    yields its url once /_stcore/health answers, and stops the process afterwards. The
+    server's warm-up (views/warm.py) is off unless `warm`: it would compete with the test."""
     port = free_port()
-    env = dict(os.environ, GENLAB_CHECKPOINTS=str(ckpt_dir))
+    env = dict(os.environ, GENLAB_CHECKPOINTS=str(ckpt_dir), GENLAB_WARM="1" if warm else "0")
     with open(log_path, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -48,6 +48,8 @@ VALUE_FIELDS = {
 # A script run is over when script_finished says so for the whole script (not a fragment,
 # and not a run cut short because st.rerun() started the next one).
 _RUN_OVER = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR}
+# A fragment's rerun (a widget inside an st.fragment, as a browser sends it) ends with its own status.
+_FRAGMENT_OVER = _RUN_OVER | {ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Widget:
     id: str
     label: str
     element: Any  # the widget's protobuf, e.g. streamlit.proto.Slider_pb2.Slider
+    fragment_id: str = ""  # the st.fragment the widget was drawn in ("" for the page itself)
 
     @property
     def value_field(self) -> str:
@@ -79,6 +82,7 @@ class Widget:
 class Run:
     """What one script run sent back."""
     path: str
+    fragment_id: str = ""           # the fragment this run reran ("" for the whole script)
     elapsed_s: float = 0.0          # rerun_script sent -> script_finished received
     status: str = ""                # ForwardMsg.ScriptFinishedStatus name
     deltas: int = 0                 # delta messages (elements, blocks, transients)
@@ -111,7 +115,7 @@ class Run:
             self.image_urls.extend(img.url for img in el.imgs.imgs)
         elif etype in VALUE_FIELDS:
             proto = getattr(el, etype)
-            w = Widget(etype, proto.id, getattr(proto, "label", ""), proto)
+            w = Widget(etype, proto.id, getattr(proto, "label", ""), proto, msg.delta.fragment_id)
             self.widgets[w.id] = w
             if w.label:
                 self.widgets.setdefault(w.label, w)
@@ -149,31 +153,41 @@ class Session:
         self.path, self.query, self.widget_states = path, query, {}
         return await self._run(timeout)
 
-    async def rerun(self, changes: dict[str, Any] | None = None, timeout: float = 120.0) -> Run:
-        """Rerun the current view, first setting widgets named by label or id to new values."""
-        for key, value in (changes or {}).items():
-            w = self.last.widgets[key]
-            self.widget_states[w.id] = w.state(value)
-        return await self._run(timeout)
+    async def rerun(self, changes: dict[str, Any] | None = None, timeout: float = 120.0,
+                    fragments: bool = True) -> Run:
+        """Rerun the current view, first setting widgets named by label or id to new values.
 
-    async def _run(self, timeout: float) -> Run:
+        When every changed widget lives in one st.fragment, only that fragment reruns, as in a
+        browser (``fragments=False``: the whole script); the run's widgets are then the page's,
+        updated with what the fragment drew, and its images only the fragment's."""
+        widgets = [self.last.widgets[key] for key in (changes or {})]
+        for w, value in zip(widgets, (changes or {}).values()):
+            self.widget_states[w.id] = w.state(value)
+        frags = {w.fragment_id for w in widgets}
+        fragment = frags.pop() if fragments and len(frags) == 1 else ""
+        return await self._run(timeout, fragment)
+
+    async def _run(self, timeout: float, fragment: str = "") -> Run:
         msg = BackMsg()
         cs = msg.rerun_script
         cs.query_string = self.query
         cs.page_name = self.path
+        cs.fragment_id = fragment
         cs.widget_states.widgets.extend(self.widget_states.values())
         # Buttons fire once: a trigger is sent with one run only, as the browser does.
         self.widget_states = {k: v for k, v in self.widget_states.items()
                               if v.WhichOneof("value") != "trigger_value"}
-        run = Run(self.path)
+        run = Run(self.path, fragment_id=fragment)
         start = time.perf_counter()
         await self.ws.send(msg.SerializeToString())
-        await asyncio.wait_for(self._collect(run), timeout)
+        await asyncio.wait_for(self._collect(run, _FRAGMENT_OVER if fragment else _RUN_OVER), timeout)
         run.elapsed_s = time.perf_counter() - start
+        if fragment and self.last is not None:  # the rest of the page stays as it was
+            run.widgets = {**self.last.widgets, **run.widgets}
         self.last = run
         return run
 
-    async def _collect(self, run: Run) -> None:
+    async def _collect(self, run: Run, over=_RUN_OVER) -> None:
         started = False  # messages before this run's new_session belong to an earlier run
         async for frame in self.ws:
             fm = ForwardMsg()
@@ -183,7 +197,7 @@ class Session:
             if not started:
                 continue
             run._record(fm)
-            if kind == "script_finished" and fm.script_finished in _RUN_OVER:
+            if kind == "script_finished" and fm.script_finished in over:
                 run.status = ForwardMsg.ScriptFinishedStatus.Name(fm.script_finished)
                 return
         raise ConnectionError(f"the server closed the websocket during the run of {run.path!r}")

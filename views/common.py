@@ -7,7 +7,10 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Hashable
+
+import numpy as np
 
 import streamlit as st
 import torch
@@ -17,6 +20,7 @@ import genlab
 from genlab import data as gdata
 from genlab import evaluation, export, viz
 from genlab.jobs import JobManager
+from genlab.memo import SharedMemo
 from genlab.models import best_likelihood, card_likelihoods, describe_card, family, missing, sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +29,25 @@ DEFAULT_MODEL = "vae-mnist-z20"
 
 def checkpoint_dir() -> Path:
     return Path(os.environ.get("GENLAB_CHECKPOINTS", ROOT / "checkpoints"))
+
+
+# Renders shared by every session of this server (one process): PNG grids, figures and the
+# small results beside them, keyed by the model's files and the state that drew them.
+MEMO = SharedMemo(max_bytes=int(os.environ.get("GENLAB_MEMO_MB", "192")) << 20)
+
+
+def stamp(name: str) -> tuple[int, int]:
+    """When a checkpoint's two files last changed: part of every key that depends on its weights."""
+    base = checkpoint_dir() / name
+    return tuple(p.stat().st_mtime_ns if p.exists() else 0
+                 for p in (base.with_name(name + ".safetensors"), base.with_name(name + ".json")))
+
+
+def memo(key: tuple, compute: Callable[[], object], model: str | None = None):
+    """`compute()` once per server for this key (and the model's files, when `model` names one);
+    every session that asks for the same key gets the same read-only value."""
+    full: Hashable = (key, model, stamp(model)) if model else key
+    return MEMO.get(full, compute)
 
 
 @st.cache_resource(show_spinner=False)
@@ -62,8 +85,8 @@ def _list_models(folder: str, stamp: int) -> list[dict]:
 def list_models() -> list[dict]:
     """Every loadable checkpoint in the checkpoint folder (refreshed when the folder changes)."""
     folder = checkpoint_dir()
-    stamp = folder.stat().st_mtime_ns if folder.exists() else 0
-    return [m for m in _list_models(str(folder), stamp) if "error" not in m]
+    changed = folder.stat().st_mtime_ns if folder.exists() else 0
+    return [m for m in _list_models(str(folder), changed) if "error" not in m]
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
@@ -75,10 +98,7 @@ def _load(path: str, stamp: tuple[int, int]):
 
 def load_model(name: str):
     """(model, card) for a checkpoint name, shared across sessions, reloaded when its files change."""
-    base = checkpoint_dir() / name
-    w, c = base.with_name(name + ".safetensors"), base.with_name(name + ".json")
-    stamp = (w.stat().st_mtime_ns if w.exists() else 0, c.stat().st_mtime_ns if c.exists() else 0)
-    return _load(str(base), stamp)
+    return _load(str(checkpoint_dir() / name), stamp(name))
 
 
 @st.cache_resource(show_spinner="Loading the MNIST test set…")
@@ -99,9 +119,7 @@ def _test_codes(name: str, stamp: tuple[int, int]):
 
 def test_codes(name: str):
     """Posterior means (N, Z) of the model's test set, and the labels (N,); computed once per model."""
-    base = checkpoint_dir() / name
-    stamp = tuple((base.with_name(name + s).stat().st_mtime_ns) for s in (".safetensors", ".json"))
-    return _test_codes(name, stamp)
+    return _test_codes(name, stamp(name))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -127,9 +145,7 @@ def _film(name: str, stamp: tuple[int, int]) -> dict | None:
 def film(name: str) -> dict | None:
     """A checkpoint's film (fixed frames, fresh frames or None, their steps, its kind), read once
     per server; None when the checkpoint has none."""
-    base = checkpoint_dir() / name
-    stamp = tuple((base.with_name(name + s).stat().st_mtime_ns) for s in (".safetensors", ".json"))
-    return _film(name, stamp)
+    return _film(name, stamp(name))
 
 
 def unusual_sets(n: int = 500, dataset: str = "mnist") -> dict[str, torch.Tensor]:
@@ -227,9 +243,7 @@ def _cached_samples(name: str, stamp: tuple[int, int], n: int, seed: int) -> tor
 def cached_samples(name: str, n: int, seed: int) -> torch.Tensor:
     """`samples` of a checkpoint, computed once per server for every session that asks (a chain
     sampler such as the EBM's runs hundreds of steps for them)."""
-    base = checkpoint_dir() / name
-    stamp = tuple(base.with_name(name + s).stat().st_mtime_ns for s in (".safetensors", ".json"))
-    return _cached_samples(name, stamp, n, seed)
+    return _cached_samples(name, stamp(name), n, seed)
 
 
 def show_notice() -> None:
@@ -273,17 +287,35 @@ def download(label: str, data: bytes | str | Callable[[], bytes | str], file_nam
             continue
 
 
+@dataclass(frozen=True)
+class Grid:
+    """An image grid drawn once: its PNG (what the page sends) and its pixels (for the enlarged download)."""
+    png: bytes
+    arr: np.ndarray
+
+
+def grid(images: torch.Tensor, nrow: int, padding: int = 1) -> Grid:
+    """Images (N, C, H, W) in [0, 1] as one grid picture at native resolution."""
+    arr = viz.grid_array(images, nrow=nrow, padding=padding)
+    arr.setflags(write=False)  # shared between sessions through `memo`
+    return Grid(viz.png_bytes(arr), arr)
+
+
+def show_png(g: Grid, caption: str | None = None, width: int | str = "stretch", name: str | None = None,
+             where=st) -> None:
+    """A drawn grid, scaled by the browser without smoothing (app.py sets image-rendering:
+    pixelated) so digits stay crisp. Under it, a PNG download enlarged by whole pixels for
+    slides (`name` is its file name; by default the caption's words)."""
+    where.image(g.png, caption=caption, width=width, output_format="PNG")
+    file_name = _slug(name or caption or "grid") + ".png"
+    download("PNG", lambda: export.upscaled_png(g.arr), file_name, "image/png",
+             help="This picture, enlarged by whole pixels (crisp on a projector)", where=where)
+
+
 def show_grid(images: torch.Tensor, nrow: int, caption: str | None = None, width: int | str = "stretch",
               padding: int = 1, name: str | None = None, where=st) -> None:
-    """One PNG for the whole grid at native resolution (one small request); the browser
-    scales it without smoothing (app.py sets image-rendering: pixelated), so digits stay crisp.
-    Under it, a PNG download enlarged by whole pixels for slides (`name` is its file name; by
-    default the caption's words)."""
-    arr = viz.grid_array(images, nrow=nrow, padding=padding)
-    where.image(viz.png_bytes(arr), caption=caption, width=width, output_format="PNG")
-    file_name = _slug(name or caption or "grid") + ".png"
-    download("PNG", lambda: export.upscaled_png(arr), file_name, "image/png",
-             help="This picture, enlarged by whole pixels (crisp on a projector)", where=where)
+    """One PNG for the whole grid (one small request), with its download: `grid` then `show_png`."""
+    show_png(grid(images, nrow, padding), caption=caption, width=width, name=name, where=where)
 
 
 def chart(fig, key: str | None = None, name: str | None = None, where=st, **kwargs):

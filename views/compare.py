@@ -70,6 +70,7 @@ if len(picked) < 2:
     st.stop()
 
 seed, n, nn_space = int(st.session_state["seed"]), int(st.session_state["samples"]), st.session_state["nn"]
+path = st.session_state["path"]
 nrow = int(n ** 0.5)
 loaded = {}
 for name in picked:
@@ -86,6 +87,37 @@ if nn_space != "off" and any(m.capabilities.mnist_images for m, _ in loaded.valu
     if reference is None:
         st.warning("Nearest neighbours need the MNIST classifier checkpoint (mnist-classifier), which is missing.")
 
+
+def render(model) -> dict:
+    """One model's pictures for this state, drawn once per server (`common.memo`): the sample
+    grid (or the 2-d points' figure, or the first 10 table rows), the interpolation strip and the
+    nearest training images with their median distance. Shared between sessions: read-only."""
+    caps = model.capabilities
+    out = common.samples(model, n, seed)  # a Gaussian latent model decodes prior draws from this seed
+    drawn = {}
+    if not caps.images:
+        if caps.data_kind == "points":
+            fig = go.Figure(go.Scattergl(x=out[:, 0].tolist(), y=out[:, 1].tolist(), mode="markers",
+                                         marker=dict(size=5)))
+            fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_scaleanchor="x")
+            drawn["points"] = fig
+        else:
+            rows = out[:10].cpu().numpy()
+            rows.setflags(write=False)
+            drawn["rows"] = rows
+        return drawn
+    drawn["grid"] = common.grid(out, nrow)
+    if caps.gaussian_latent:  # the path: from the grid's first sample to the first sample of seed + 1
+        with torch.inference_mode():
+            za = model.prior_sample(1, common.generator(seed))[0]
+            zb = model.prior_sample(1, common.generator(seed + 1))[0]
+            drawn["strip"] = common.grid(model.decode(latent.interpolate(za, zb, 8, path)), 8)
+    if reference is not None and caps.mnist_images:
+        idx, dist = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
+        drawn["nn"] = (common.grid(reference.train.x[idx], nrow), f"{dist.median():.2f}")
+    return drawn
+
+
 # Everything is computed first and drawn row by row (titles, grids, paths, neighbours), so
 # each row starts at the same height in every column however long a caption runs.
 by_latent: dict[int, str] = {}
@@ -98,18 +130,9 @@ for name, (model, card) in loaded.items():
                                      + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else "")}
     if z_dim is not None:
         by_latent.setdefault(z_dim, name)
-    out = common.samples(model, n, seed)  # a Gaussian latent model decodes prior draws from this seed
-    if not caps.images:
-        item["points" if caps.data_kind == "points" else "rows"] = out
-    else:
-        item["grid"] = out
-        if caps.gaussian_latent:  # the path: from the grid's first sample to the first sample of seed + 1
-            with torch.inference_mode():
-                za = model.prior_sample(1, common.generator(seed))[0]
-                zb = model.prior_sample(1, common.generator(seed + 1))[0]
-                item["strip"] = model.decode(latent.interpolate(za, zb, 8, st.session_state["path"]))
-    if "grid" in item and reference is not None and caps.mnist_images:
-        item["nn"] = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
+    # the neighbours' space is in the key only when they are drawn (the classifier is there)
+    key = ("compare", n, seed, path, nn_space if reference is not None else "off")
+    item.update(common.memo(key, lambda model=model: render(model), model=name))
     shown.append(item)
 
 
@@ -123,31 +146,26 @@ for col, it in row():
 for col, it in row():
     with col:
         if "points" in it:
-            pts = it["points"]
-            fig = go.Figure(go.Scattergl(x=pts[:, 0].tolist(), y=pts[:, 1].tolist(), mode="markers",
-                                         marker=dict(size=5)))
-            fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_scaleanchor="x")
-            common.chart(fig, key=f"pts_{it['name']}", name=f"{it['name']}-samples")
+            common.chart(it["points"], key=f"pts_{it['name']}", name=f"{it['name']}-samples")
             st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
         elif "rows" in it:
-            st.dataframe(it["rows"][:10].cpu().numpy(), width="stretch")
+            st.dataframe(it["rows"], width="stretch")
             st.caption("A model of table rows: its first 10 samples.")
         else:
-            common.show_grid(it["grid"], nrow=nrow, caption=f"{n} samples, seed {seed}", name=f"{it['name']}-samples-seed{seed}")
+            common.show_png(it["grid"], caption=f"{n} samples, seed {seed}", name=f"{it['name']}-samples-seed{seed}")
 for col, it in row():
     if "strip" in it:
         with col:
-            common.show_grid(it["strip"], nrow=8, caption=f"{st.session_state['path']}: seed {seed} → seed {seed + 1} "
-                                                          f"(from the first sample above)", name=f"{it['name']}-strip-seed{seed}")
+            common.show_png(it["strip"], caption=f"{path}: seed {seed} → seed {seed + 1} "
+                                                 f"(from the first sample above)", name=f"{it['name']}-strip-seed{seed}")
 if any("nn" in it for it in shown):
     for col, it in row():
         if "nn" in it:
-            idx, dist = it["nn"]
+            picture, median = it["nn"]
             with col:
-                common.show_grid(reference.train.x[idx], nrow=nrow,
-                                 caption=f"nearest training images ({nn_space}); median distance "
-                                         f"{dist.median():.2f}" + (" (pixel L2)" if nn_space == "pixels" else ""),
-                                 name=f"{it['name']}-nearest-{nn_space}")
+                common.show_png(picture, caption=f"nearest training images ({nn_space}); median distance "
+                                                 f"{median}" + (" (pixel L2)" if nn_space == "pixels" else ""),
+                                name=f"{it['name']}-nearest-{nn_space}")
 
 st.divider()
 st.subheader("Metrics")
@@ -184,7 +202,10 @@ if rows:
                 common.measure(m)
             bar.progress(1.0, text="Done")
             st.rerun()
-if hists:
+
+
+def label_figure(hists: dict[str, list[float]]) -> go.Figure:
+    """The predicted-label histograms, one bar group per model (the training set's in grey)."""
     fig = go.Figure()
     for name, frac in hists.items():
         real = name == "MNIST training set"
@@ -195,4 +216,10 @@ if hists:
                       yaxis_title="fraction of samples",
                       xaxis=dict(tickmode="linear"), margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", y=1.12))
-    common.chart(fig, key="label_hist", name="predicted-labels")
+    return fig
+
+
+if hists:
+    # keyed by the histograms themselves: a measurement made on this page (common.measure) changes them
+    common.chart(common.memo(("compare-labels", repr(list(hists.items()))), lambda: label_figure(hists)),
+                 key="label_hist", name="predicted-labels")

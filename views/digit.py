@@ -39,11 +39,6 @@ if not caps.mnist_images:
     st.stop()
 
 
-def _stamp(n: str) -> tuple[int, int]:
-    base = common.checkpoint_dir() / n
-    return tuple(base.with_name(n + s).stat().st_mtime_ns for s in (".safetensors", ".json"))
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _prepare(kind: str, data) -> tuple[digits.Digit | None, str | None]:
     """(digit, None) or (None, the message for the user); the same bytes are read once."""
@@ -175,7 +170,7 @@ with c_right:
         st.info(f"{name} reports no likelihood, energy or reconstruction, so there is no score for your digit; the "
                 "classifier's reading still applies.")
     else:
-        ref_scores = _test_scores(name, _stamp(name), log_z)
+        ref_scores = _test_scores(name, common.stamp(name), log_z)
         mine = {k: float(v[0]) for k, v in digits.scores(model, x, K, 0, log_z).items()}
         rows = []
         for sc in kinds:

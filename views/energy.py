@@ -207,17 +207,27 @@ with left:
 with right:
     if caps.filters:
         st.subheader("Filters")
-        w = model.filters().detach()
-        strongest = w.flatten(1).norm(dim=1).argsort(descending=True)[:64]
-        common.show_grid(viz.stretch(w[strongest]), nrow=16,
-                         caption="the 64 hidden units with the largest weights, each as an image (white: positive)")
-    buffer = saved_state(name, card.get("weights_sha256", ""), "buffer")
-    if buffer is not None:
+
+        def draw_filters():
+            w = model.filters().detach()
+            strongest = w.flatten(1).norm(dim=1).argsort(descending=True)[:64]
+            return common.grid(viz.stretch(w[strongest]), nrow=16)
+
+        common.show_png(common.memo(("energy-filters",), draw_filters, model=name),
+                        caption="the 64 hidden units with the largest weights, each as an image (white: positive)")
+
+    def draw_buffer():
+        """The replay buffer's first 64 chains as a grid, or None when the checkpoint kept none."""
+        buffer = saved_state(name, card.get("weights_sha256", ""), "buffer")
+        return None if buffer is None else common.grid(buffer[:64].float() / 255, nrow=16)
+
+    buffer_png = common.memo(("energy-buffer",), draw_buffer, model=name)
+    if buffer_png is not None:
         st.subheader("The replay buffer")
-        common.show_grid(buffer[:64].float() / 255, nrow=16,
-                         caption="64 of the chains the training run kept: each training update ran a few Langevin "
-                                 "steps on a batch of them (about 5 % restarted from noise) and put them back, so "
-                                 "they improve across updates")
+        common.show_png(buffer_png,
+                        caption="64 of the chains the training run kept: each training update ran a few Langevin "
+                                "steps on a batch of them (about 5 % restarted from noise) and put them back, so "
+                                "they improve across updates")
 
 # ----------------------------------------------------------------------------- chains
 if GIBBS:
@@ -290,9 +300,11 @@ def chains_section():
     settings = {} if GIBBS else langevin_controls()
     seed, steps, every = int(st.session_state.get("cseed", 0)), int(st.session_state["steps"]), int(st.session_state["every"])
     start = st.session_state["start"]
-    key = (name, start, steps, every, seed, tuple(sorted(settings.items())))
-    cached = st.session_state.get("chain_cache")
-    if cached is None or cached[0] != key:  # computed once per setting, not on every frame of the playback
+    key = (start, steps, every, seed, tuple(sorted(settings.items())))
+
+    def run_chains():
+        """16 chains from the start, a frame every `every` steps: (frames, energies, the GIF of the frames).
+        Drawn with a progress bar and the chains as they run (Langevin) in the session that computes them."""
         v0, clamp = chain_start(start, seed, chains)
         bar = None if GIBBS else st.progress(0.0, text=f"running 16 {STEP_NAME} chains…")
         preview = None if GIBBS else st.empty()
@@ -317,8 +329,10 @@ def chains_section():
                 bar.empty()
                 preview.empty()
         gif = viz.gif_bytes([viz.grid_array(f, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False)
-        cached = st.session_state["chain_cache"] = (key, frames, energies, gif)
-    _, frames, energies, gif = cached
+        return frames, energies, gif
+
+    # computed once per server for these settings (every session shares it), not on every frame of the playback
+    frames, energies, gif = common.memo(("energy-chain", *key), run_chains, model=name)
     n = len(frames)
     c1, c2 = st.columns([5, 1])
     i = c1.slider("Frame (its step is under the picture)", 0, n - 1, n - 1, key=f"frame_{n}")
@@ -330,7 +344,9 @@ def chains_section():
             st.image(gif, caption=f"16 chains, {n} frames from step 0 to {(n - 1) * every}, a frame every {every} steps",
                      width="stretch")
         else:
-            common.show_grid(frames[i], nrow=4, caption=f"16 chains after {i * every} of {steps} steps")
+            common.show_png(common.memo(("energy-chain-frame", *key, i), lambda: common.grid(frames[i], nrow=4),
+                                        model=name),
+                            caption=f"16 chains after {i * every} of {steps} steps")
         st.download_button("Download the chain as a GIF", gif, file_name=f"{name}-chain.gif", mime="image/gif")
     with b:
         fe = energies.mean(1).cpu().tolist()
@@ -364,20 +380,25 @@ def fill_section():
     c1, c2 = st.columns(2)
     which = c1.selectbox("Mask", list(MASKS), key="mask")
     first = int(c2.number_input("First test image", 0, len(test) - 8, 0, key="fill_at"))
-    x = as_state(test.x[first:first + 8], 0)
-    mask = torch.zeros(1, *shape, device=x.device)
-    MASKS[which](mask)
-    start = x * mask if GIBBS else x * mask + (1 - mask) * torch.rand(x.shape, generator=common.generator(2),
-                                                                      device=x.device)
-    with torch.no_grad():
-        frames, _ = model.chain(start, 200, 200, common.generator(1), clamp=mask)
-        recon = model.reconstruct(x) if caps.reconstruct else None
-    shown = torch.cat([x, x * mask + 0.35 * (1 - mask), frames[-1]])
-    common.show_grid(shown, nrow=8, caption="rows: test digits; what the chain is given (grey: unknown); "
-                                            f"the chain's fill after 200 {STEP_NAME} steps with the given pixels clamped")
-    if recon is not None:
-        common.show_grid(torch.cat([x, recon]), nrow=8, caption="the same digits and their reconstructions v → h → v")
 
+    def fill():
+        """The fill grid (digits, what is given, the chain's fill) and the reconstructions' grid (or None)."""
+        x = as_state(test.x[first:first + 8], 0)
+        mask = torch.zeros(1, *shape, device=x.device)
+        MASKS[which](mask)
+        start = x * mask if GIBBS else x * mask + (1 - mask) * torch.rand(x.shape, generator=common.generator(2),
+                                                                          device=x.device)
+        with torch.no_grad():
+            frames, _ = model.chain(start, 200, 200, common.generator(1), clamp=mask)
+            recon = model.reconstruct(x) if caps.reconstruct else None
+        shown = torch.cat([x, x * mask + 0.35 * (1 - mask), frames[-1]])
+        return common.grid(shown, nrow=8), None if recon is None else common.grid(torch.cat([x, recon]), nrow=8)
+
+    filled, recon = common.memo(("energy-fill", which, first), fill, model=name)
+    common.show_png(filled, caption="rows: test digits; what the chain is given (grey: unknown); "
+                                    f"the chain's fill after 200 {STEP_NAME} steps with the given pixels clamped")
+    if recon is not None:
+        common.show_png(recon, caption="the same digits and their reconstructions v → h → v")
 
 fill_section()
 
@@ -413,19 +434,28 @@ def _dataset(name: str) -> str:
     return common.load_model(name)[1].get("dataset", {}).get("name", "mnist")
 
 
-def histogram(values: dict[str, list[float]], xtitle: str, key: str) -> None:
+def histogram(values: dict[str, list[float]], xtitle: str):
     fig = go.Figure()
     for label, v in values.items():
         fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
     fig.update_layout(barmode="overlay", height=340, xaxis_title=xtitle, yaxis_title="images",
                       margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.2))
-    common.chart(fig, key=key, name=key)
+    return fig
 
 
-fe = _energies(name, card.get("weights_sha256", ""))
+def energy_histogram():
+    """The histogram of the model's energies of test digits and the rest, and their medians as text."""
+    fe = _energies(name, sha)
+    fig = histogram(fe, "free energy F(v) (lower = more likely)" if GIBBS else "energy E(x) (lower = more likely)")
+    med = {k: sorted(v)[len(v) // 2] for k, v in fe.items()}
+    return fig, "Medians: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
+
+
+sha = card.get("weights_sha256", "")
+fe_fig, medians = common.memo(("energy-histogram", sha), energy_histogram, model=name)
 if GIBBS:
     st.subheader("Free energy of test digits, noise and the model's own samples")
-    histogram(fe, "free energy F(v) (lower = more likely)", "fe_hist")
+    common.chart(fe_fig, key="fe_hist", name="fe_hist")
     st.caption("The model's samples should sit where the test digits do; noise sits far to the right. Samples far to "
                "the left of the data mean the chains found modes the data do not have.")
 else:
@@ -435,14 +465,14 @@ else:
              and m.get("images") and caps.mnist_images and m.get("mnist_images")]
     cols = st.columns(2) if flows else [st.container()]
     with cols[0]:
-        histogram(fe, "energy E(x) (lower = more likely)", "fe_hist")
-    med = {k: sorted(v)[len(v) // 2] for k, v in fe.items()}
-    st.caption("Medians: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()) + ". An energy ranks images "
-               "without a normaliser: lower than the test digits means the model prefers it.")
+        common.chart(fe_fig, key="fe_hist", name="fe_hist")
+    st.caption(medians + ". An energy ranks images without a normaliser: lower than the test digits means the "
+               "model prefers it.")
     if flows:
         flow = flows[0]["name"]
-        _, flow_card = common.load_model(flow)
+        flow_sha = common.load_model(flow)[1].get("weights_sha256", "")
+        flow_fig = common.memo(("energy-flow-histogram", flow_sha), lambda: histogram(
+            common.flow_surprise(flow, flow_sha), f"{flow}: bits per dimension (lower = more likely)"), model=flow)
         with cols[1]:
-            histogram(common.flow_surprise(flow, flow_card.get("weights_sha256", "")),
-                      f"{flow}: bits per dimension (lower = more likely)", "flow_hist")
+            common.chart(flow_fig, key="flow_hist", name="flow_hist")
             st.caption(f"The same images under the shipped flow {flow} (exact likelihood), for comparison.")

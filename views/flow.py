@@ -29,9 +29,10 @@ left, right = st.columns([3, 2])
 with left:
     st.subheader("Bits per dimension over training")
     if hist.get("epochs"):
-        common.chart(viz.history_figure(hist, curves.epoch, title="train (solid) and validation (dashed)",
-                                        names=family(card["family"]).names, unit=curves.epoch_unit,
-                                        log_y=curves.log_y), key="bpd_epochs", name=f"{name}-bits-per-dim")
+        fig = common.memo(("flow-bpd-history",), lambda: viz.history_figure(
+            hist, curves.epoch, title="train (solid) and validation (dashed)", names=family(card["family"]).names,
+            unit=curves.epoch_unit, log_y=curves.log_y), model=name)
+        common.chart(fig, key="bpd_epochs", name=f"{name}-bits-per-dim")
     else:
         st.info("This checkpoint's card has no per-epoch history.")
 with right:
@@ -54,27 +55,36 @@ def through_the_flow():
                          "squeeze its 4 channels are put back into the 28×28 layout.")
     common.url_write("fi")
     i = int(st.session_state["fi"])
-    x = test.x[i:i + 1]
-    with torch.inference_mode():
-        steps = model.trace(x)
-        z = model.encode(x)
-        back = model.decode(z)
-    shown = torch.cat([viz.stretch(s["x"]) for s in steps])  # (L, C, H, W), each rescaled to [0, 1]
-    common.show_grid(shown, nrow=len(steps), caption="left to right: " + " → ".join(s["name"] for s in steps))
-    total = sum(float(s["log_det"][0]) for s in steps if s["log_det"] is not None)
-    log_pz = float(-0.5 * (z.pow(2).sum() + D * math.log(2 * math.pi)))
-    bins = D * math.log(256)  # the density of y in [0, 1]^D becomes a probability of the 8-bit digit
-    log_px = log_pz + total - bins
-    rows = [{"layer": s["name"], "log-det (nats)": None if s["log_det"] is None else round(float(s["log_det"][0]), 2)}
-            for s in steps]
-    levels = int((torch.floor(back * 256).clamp(max=255) != torch.round(x * 255)).sum())
+
+    def trace():
+        """Everything the section shows for test image i: two grids, the caption and the numbers."""
+        x = test.x[i:i + 1]
+        with torch.inference_mode():
+            steps = model.trace(x)
+            z = model.encode(x)
+            back = model.decode(z)
+        shown = torch.cat([viz.stretch(s["x"]) for s in steps])  # (L, C, H, W), each rescaled to [0, 1]
+        layers = common.grid(shown, nrow=len(steps))
+        caption = "left to right: " + " → ".join(s["name"] for s in steps)
+        total = sum(float(s["log_det"][0]) for s in steps if s["log_det"] is not None)
+        log_pz = float(-0.5 * (z.pow(2).sum() + D * math.log(2 * math.pi)))
+        bins = D * math.log(256)  # the density of y in [0, 1]^D becomes a probability of the 8-bit digit
+        log_px = log_pz + total - bins
+        rows = [{"layer": s["name"], "log-det (nats)": None if s["log_det"] is None else round(float(s["log_det"][0]), 2)}
+                for s in steps]
+        levels = int((torch.floor(back * 256).clamp(max=255) != torch.round(x * 255)).sum())
+        text = (f"**log p(x) = log N(z) + Σ log-det − {D} ln 256 = {log_pz:,.1f} + {total:,.1f} − {bins:,.1f} = "
+                f"{log_px:,.1f} nats**, {-log_px / (D * math.log(2)):.3f} bits/dim (pixels at their bins' "
+                f"centres; the last term turns the density over [0, 1]^{D} into the probability of these 8-bit "
+                f"values). Decoding z gives the digit back: **{levels} of {D} pixels** differ from the "
+                f"original's 8-bit value.")
+        return layers, caption, common.grid(torch.cat([x, back]), nrow=2), text, rows
+
+    layers, caption, pair, text, rows = common.memo(("flow-trace", i), trace, model=name)
+    common.show_png(layers, caption=caption)
     with c2:
-        st.markdown(f"**log p(x) = log N(z) + Σ log-det − {D} ln 256 = {log_pz:,.1f} + {total:,.1f} − {bins:,.1f} = "
-                    f"{log_px:,.1f} nats**, {-log_px / (D * math.log(2)):.3f} bits/dim (pixels at their bins' "
-                    f"centres; the last term turns the density over [0, 1]^{D} into the probability of these 8-bit "
-                    f"values). Decoding z gives the digit back: **{levels} of {D} pixels** differ from the "
-                    f"original's 8-bit value.")
-        common.show_grid(torch.cat([x, back]), nrow=2, width=200, caption="the test digit, and decode(encode(x))")
+        st.markdown(text)
+        common.show_png(pair, width=200, caption="the test digit, and decode(encode(x))")
     with st.expander("Log-determinant of each layer"):
         st.dataframe(rows, hide_index=True, width="stretch")
 
@@ -84,23 +94,34 @@ through_the_flow()
 
 # ----------------------------------------------------------------------------- likelihood of the unusual
 st.subheader("How likely are things that are not digits?")
-scores = common.flow_surprise(name, card.get("weights_sha256", ""))
-fig = go.Figure()
-for label, v in scores.items():
-    fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
-med = {k: sorted(v)[len(v) // 2] for k, v in scores.items()}
-fig.update_layout(barmode="overlay", height=340, xaxis_title="bits per dimension (lower = more likely)",
-                  yaxis_title="images", margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.15))
-common.chart(fig, key="surprise", name=f"{name}-bits-per-dim-of-unusual-images")
-closest = min((k for k in med if k != "test digits"), key=lambda k: med[k])
-st.markdown(
-    "Medians: " + ", ".join(f"{k} **{v:.2f}**" for k, v in med.items()) + " bits/dim. "
-    f"The flow rates **{closest}** almost as likely as real digits although they are not digits: a likelihood "
-    "measures how well the model can compress the pixels (smooth strokes on a black background), not whether "
-    "the picture means anything, so it is a poor detector of unusual inputs (Nalisnick et al., 2019).")
+sha = card.get("weights_sha256", "")
 
+
+def unusual():
+    """The histogram of the flow's bits/dim of test digits and things that are not digits, and its text."""
+    scores = common.flow_surprise(name, sha)
+    fig = go.Figure()
+    for label, v in scores.items():
+        fig.add_histogram(x=v, name=label, opacity=0.6, nbinsx=60)
+    med = {k: sorted(v)[len(v) // 2] for k, v in scores.items()}
+    fig.update_layout(barmode="overlay", height=340, xaxis_title="bits per dimension (lower = more likely)",
+                      yaxis_title="images", margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.15))
+    closest = min((k for k in med if k != "test digits"), key=lambda k: med[k])
+    text = ("Medians: " + ", ".join(f"{k} **{v:.2f}**" for k, v in med.items()) + " bits/dim. "
+            f"The flow rates **{closest}** almost as likely as real digits although they are not digits: a likelihood "
+            "measures how well the model can compress the pixels (smooth strokes on a black background), not whether "
+            "the picture means anything, so it is a poor detector of unusual inputs (Nalisnick et al., 2019).")
+    return fig, text
+
+
+fig, text = common.memo(("flow-unusual", sha), unusual, model=name)
+common.chart(fig, key="surprise", name=f"{name}-bits-per-dim-of-unusual-images")
+st.markdown(text)
 
 # ----------------------------------------------------------------------------- temperature
+TEMPS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+
 @st.fragment
 def temperatures():
     st.subheader("Samples at temperatures 0.5 to 1.0")
@@ -108,14 +129,18 @@ def temperatures():
     st.number_input("Seed", 0, 2**31 - 1, step=1, key="fseed",
                     help="z ~ N(0, T² I): the same noise, scaled by each temperature.")
     common.url_write("fseed")
-    temps = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-    cols = st.columns(len(temps))
-    for col, t in zip(cols, temps):
+    seed = int(st.session_state["fseed"])
+
+    def draw():
+        """Six grids of 16 samples, z ~ N(0, T² I) from the same noise (one generator per temperature)."""
         with torch.inference_mode():
-            z = model.prior_sample(16, common.generator(st.session_state["fseed"]), temperature=t)
-            imgs = model.decode(z)
+            imgs = [model.decode(model.prior_sample(16, common.generator(seed), temperature=t)) for t in TEMPS]
+        return tuple(common.grid(x, nrow=4) for x in imgs)
+
+    grids = common.memo(("flow-temperatures", seed), draw, model=name)
+    for col, t, g in zip(st.columns(len(TEMPS)), TEMPS, grids):
         with col:
-            common.show_grid(imgs, nrow=4, caption=f"T = {t}")
+            common.show_png(g, caption=f"T = {t}")
     st.caption("Lower temperatures keep samples near the mode of the prior: cleaner strokes, less variety. "
                "T = 1 samples the model as trained.")
 

@@ -95,4 +95,6 @@ with right:
             continue
         with cols[shown % 2]:
             shown += 1
-            common.show_grid(common.cached_samples(m["name"], 16, 0), nrow=8, caption=m["label"])
+            png = common.memo(("home-gallery", 16, 0), lambda: common.grid(common.cached_samples(m["name"], 16, 0), 8),
+                              model=m["name"])
+            common.show_png(png, caption=m["label"])

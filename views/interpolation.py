@@ -33,7 +33,9 @@ def sources(tag: str) -> list[str]:
 
 
 def endpoint(tag: str, default_seed: int, default_index: int):
-    """Widgets for one endpoint; returns (code (Z,), original image or None, description)."""
+    """Widgets for one endpoint; returns (what it is, description). What it is: ("seed", seed) or
+    ("test image", index), which the renders shared between sessions are keyed by, or for your
+    digit (this session's alone) the tuple (YOURS, code (Z,), image)."""
     choices, fallback = sources(tag), "test image" if can_encode else "seed"
     common.url_default(f"{tag}_src", lambda v: YOURS if v == YOURS and YOURS in choices
                        else parse_choice(v, SOURCES, fallback))
@@ -46,12 +48,10 @@ def endpoint(tag: str, default_seed: int, default_index: int):
         x = your_digit(tag).float().reshape(1, *model.capabilities.data_shape).to(common.device())
         with torch.inference_mode():
             z = model.encode(x)[0]
-        return z, x, "your digit"
+        return (YOURS, z, x), "your digit"
     if src == "seed":
         st.number_input("seed", 0, 2**31 - 1, step=1, key=f"{tag}_seed")
-        with torch.inference_mode():
-            z = model.prior_sample(1, common.generator(st.session_state[f"{tag}_seed"]))[0]
-        return z, None, f"seed {st.session_state[f'{tag}_seed']}"
+        return ("seed", int(st.session_state[f"{tag}_seed"])), f"seed {st.session_state[f'{tag}_seed']}"
     pick = st.radio("pick by", ["index", "label"], key=f"{tag}_by", horizontal=True)
     if pick == "label":
         c1, c2 = st.columns(2)
@@ -62,18 +62,26 @@ def endpoint(tag: str, default_seed: int, default_index: int):
         st.session_state[f"{tag}_idx"] = int(idx_of[k])
     st.number_input(f"test image index (0–{len(test) - 1})", 0, len(test) - 1, step=1, key=f"{tag}_idx",
                     disabled=(pick == "label"))
-    i = st.session_state[f"{tag}_idx"]
-    x = test.x[i:i + 1]
+    i = int(st.session_state[f"{tag}_idx"])
+    return ("test image", i), f"test image {i} (label {int(test.y[i])})"
+
+
+def resolve(end: tuple):
+    """(code (Z,), original image or None) of an endpoint from `endpoint`."""
+    if end[0] == YOURS:
+        return end[1], end[2]
     with torch.inference_mode():
-        z = model.encode(x)[0]
-    return z, x, f"test image {i} (label {int(test.y[i])})"
+        if end[0] == "seed":
+            return model.prior_sample(1, common.generator(end[1]))[0], None
+        x = test.x[end[1]:end[1] + 1]
+        return model.encode(x)[0], x
 
 
 cols = st.columns(2)
 with cols[0]:
-    za, xa, da = endpoint("a", 1, 3)
+    ea, da = endpoint("a", 1, 3)
 with cols[1]:
-    zb, xb, db = endpoint("b", 2, 2)
+    eb, db = endpoint("b", 2, 2)
 lacking = [t.upper() for t in "ab" if YOURS not in sources(t)]
 if lacking:
     st.caption(f"To start from your own digit, draw or upload one on Your Digit and press “Use as endpoint "
@@ -93,28 +101,43 @@ common.url_write("a_src", "a_seed", "a_idx", "b_src", "b_seed", "b_idx", "method
 steps = st.session_state["steps"]
 methods = ["lerp", "slerp"] if st.session_state["method"] == "both" else [st.session_state["method"]]
 
-frames, norms = {}, {}
-for m in methods:
-    path = latent.interpolate(za, zb, steps, m)  # (steps, Z)
-    with torch.inference_mode():
-        imgs = model.decode(path)
-    if xa is not None or xb is not None:  # the original test images at the ends
-        ends = [t if t is not None else model.decode(p[None]) for t, p in ((xa, path[0]), (xb, path[-1]))]
-        imgs = torch.cat([ends[0], imgs, ends[1]])
-    frames[m] = imgs
-    norms[m] = path.norm(dim=1).cpu()
-    cap = f"{m}: {da} → {db}" + ("  (outer tiles: the encoded images)" if xa is not None or xb is not None else "")
-    common.show_grid(imgs, nrow=len(imgs), caption=cap)
+encoded = ea[0] != "seed" or eb[0] != "seed"  # the original images sit at the ends of the strips
 
-fig = go.Figure()
-t = torch.linspace(0, 1, steps)
-for m, v in norms.items():
-    fig.add_scatter(x=t.tolist(), y=v.tolist(), mode="lines+markers", name=f"‖z‖ along {m}")
-fig.add_hline(y=math.sqrt(Z), line_dash="dot", annotation_text=f"√Z = {math.sqrt(Z):.2f}, the typical norm under N(0, I)")
-fig.update_layout(height=260, xaxis_title="t", yaxis_title="norm of z", margin=dict(l=10, r=10, t=30, b=10))
+
+def draw_paths():
+    """The strip of each method (drawn), the norm chart, and the frames of the last method's path (for the GIF)."""
+    (za, xa), (zb, xb) = resolve(ea), resolve(eb)
+    strips, norms = {}, {}
+    for m in methods:
+        path = latent.interpolate(za, zb, steps, m)  # (steps, Z)
+        with torch.inference_mode():
+            imgs = model.decode(path)
+        if xa is not None or xb is not None:  # the original test images at the ends
+            ends = [t if t is not None else model.decode(p[None]) for t, p in ((xa, path[0]), (xb, path[-1]))]
+            imgs = torch.cat([ends[0], imgs, ends[1]])
+        strips[m] = common.grid(imgs, len(imgs))
+        norms[m] = path.norm(dim=1).cpu()
+        last = imgs.cpu()
+    fig = go.Figure()
+    t = torch.linspace(0, 1, steps)
+    for m, v in norms.items():
+        fig.add_scatter(x=t.tolist(), y=v.tolist(), mode="lines+markers", name=f"‖z‖ along {m}")
+    fig.add_hline(y=math.sqrt(Z), line_dash="dot", annotation_text=f"√Z = {math.sqrt(Z):.2f}, the typical norm under N(0, I)")
+    fig.update_layout(height=260, xaxis_title="t", yaxis_title="norm of z", margin=dict(l=10, r=10, t=30, b=10))
+    return strips, fig, last
+
+
+if YOURS in (ea[0], eb[0]):  # this session's own digit: nobody else asks for these pictures
+    strips, fig, last = draw_paths()
+else:
+    strips, fig, last = common.memo(("interpolation", ea, eb, tuple(methods), steps), draw_paths, model=name)
+for m, png in strips.items():
+    cap = f"{m}: {da} → {db}" + ("  (outer tiles: the encoded images)" if encoded else "")
+    common.show_png(png, caption=cap)
+
 common.chart(fig, key="norms", name="norm-along-the-path")
 
 m0 = methods[-1]
-gif_frames = [viz.grid_array(f[None], nrow=1, upscale=4, padding=0) for f in frames[m0]]
-st.download_button(f"Download the {m0} path as an animated GIF", viz.gif_bytes(gif_frames),
-                   file_name=f"{name}-{m0}-interpolation.gif", mime="image/gif")
+common.download(f"Download the {m0} path as an animated GIF",
+                lambda frames=last: viz.gif_bytes([viz.grid_array(f[None], nrow=1, upscale=4, padding=0) for f in frames]),
+                f"{name}-{m0}-interpolation.gif", "image/gif")

@@ -29,20 +29,28 @@ def samples_section():
               help="Codes from the prior with its spread scaled by T: z ~ N(μ, (T σ)²). Below 1 the samples "
                    "stay near the prior's centre (cleaner, less varied); above 1 they wander off.")
     common.url_write("seed", "n", "temp")
-    n = st.session_state["n"]
-    with torch.inference_mode():
-        z = model.prior_sample(n * n, common.generator(st.session_state["seed"]), temperature=st.session_state["temp"])
-        mean = model.decode(z)
-        draw = model.decode_sample(z, common.generator(st.session_state["seed"] + 1)) if caps.draw else None
+    n, seed, temp = st.session_state["n"], int(st.session_state["seed"]), st.session_state["temp"]
+
+    def decode_means():
+        z = model.prior_sample(n * n, common.generator(seed), temperature=temp)
+        return z, model.decode(z)
+
+    def draw_samples():
+        with torch.inference_mode():
+            z, mean = decode_means()
+            draw = model.decode_sample(z, common.generator(seed + 1)) if caps.draw else None
+        return common.grid(mean, n), common.grid(draw, n) if draw is not None else None
+
+    mean_png, draw_png = common.memo(("explorer-samples", seed, n, temp), draw_samples, model=name)
     a, b = st.columns(2)
     with a:
-        common.show_grid(mean, nrow=n, caption="mean image: E[x | z], what the decoder predicts" if draw is not None
-                         else "decode(z): the image each code maps to")
-    if draw is not None:
+        common.show_png(mean_png, caption="mean image: E[x | z], what the decoder predicts" if draw_png is not None
+                        else "decode(z): the image each code maps to")
+    if draw_png is not None:
         with b:
             what = "a Bernoulli draw x ~ p(x | z): each pixel on with its predicted probability" \
                 if caps.draw == "bernoulli" else "a draw x ~ p(x | z) with the decoder's noise"
-            common.show_grid(draw, nrow=n, caption=what)
+            common.show_png(draw_png, caption=what)
     if card.get("dataset", {}).get("name", "mnist") == "mnist" and caps.mnist_images and common.reference_available():
         common.url_default("nn", lambda v: parse_choice(v, NN_SPACES, "off"))
         st.radio("Nearest training image of each sample", NN_SPACES, key="nn", horizontal=True,
@@ -53,10 +61,18 @@ def samples_section():
             ref = common.reference()
             if ref is not None:
                 space = "pixel" if st.session_state["nn"] == "pixels" else "feature"
-                idx, dist = common.nearest(ref, mean, space)
-                with (b if draw is None else st.container()):
-                    common.show_grid(ref.train.x[idx], nrow=n, caption=f"nearest training images ({st.session_state['nn']}); "
-                                     f"median distance {dist.median():.2f}")
+
+                def neighbours():
+                    with torch.inference_mode():
+                        _, mean = decode_means()
+                    idx, dist = common.nearest(ref, mean, space)
+                    return common.grid(ref.train.x[idx], n), f"{dist.median():.2f}"
+
+                nn_png, median = common.memo(("explorer-nn", seed, n, temp, space, ref.classifier_id,
+                                              common.stamp(common.evaluation.CLASSIFIER)), neighbours, model=name)
+                with (b if draw_png is None else st.container()):
+                    common.show_png(nn_png, caption=f"nearest training images ({st.session_state['nn']}); "
+                                    f"median distance {median}")
 
 
 # ----------------------------------------------------------------------------- mean / std scaling
@@ -77,15 +93,21 @@ def scaling_section():
     controls.slider("Scale of the standard deviations  s_σ", 0.0, 3.0, step=0.1, key="ss")
     controls.slider("Grid side ", 2, 16, key="gs")
     common.url_write("sm", "ss", "gs")
-    n = st.session_state["gs"]
-    g = torch.Generator().manual_seed(int(st.session_state.get("seed", 0)))
-    z = latent.scaled_latents(n * n, Z, st.session_state["sm"], st.session_state["ss"], g)
-    mu, sd = latent.scale_vectors(Z, st.session_state["sm"], st.session_state["ss"])
-    with torch.inference_mode():
-        imgs = model.decode(z.to(common.device()))
+    n, sm, ss = st.session_state["gs"], st.session_state["sm"], st.session_state["ss"]
+    seed = int(st.session_state.get("seed", 0))
+
+    def draw_scaled():
+        g = torch.Generator().manual_seed(seed)
+        z = latent.scaled_latents(n * n, Z, sm, ss, g)
+        mu, sd = latent.scale_vectors(Z, sm, ss)
+        with torch.inference_mode():
+            imgs = model.decode(z.to(common.device()))
+        return common.grid(imgs, n), (f"μ runs from {mu[0]:+.2f} to {mu[-1]:+.2f}, σ from {sd[0]:.2f} down to "
+                                      f"{sd.min():.2f} and back to {sd[-1]:.2f} across the dimensions (seed from above)")
+
+    png, caption = common.memo(("explorer-scaling", sm, ss, n, seed), draw_scaled, model=name)
     with picture:
-        common.show_grid(imgs, nrow=n, caption=f"μ runs from {mu[0]:+.2f} to {mu[-1]:+.2f}, σ from {sd[0]:.2f} down to "
-                                 f"{sd.min():.2f} and back to {sd[-1]:.2f} across the dimensions (seed from above)")
+        common.show_png(png, caption=caption)
 
 
 # ----------------------------------------------------------------------------- one dimension
@@ -117,17 +139,23 @@ def dims_section():
             st.slider(f"z[{i}]", -3.0, 3.0, step=0.1, key=key)
         sweep = st.selectbox("Sweep dimension", list(range(k)), key="sweep")
     common.url_write("base", *keys)
-    with torch.inference_mode():
-        z = model.prior_sample(1, common.generator(st.session_state["base"]))[0].clone()
-        for i, key in enumerate(keys):
-            z[i] = st.session_state[key]
-        strip = z.repeat(9, 1)
-        strip[:, sweep] = torch.linspace(-3, 3, 9)
-        one = model.decode(z[None])
-        row = model.decode(strip)
+    base, values = int(st.session_state["base"]), tuple(float(st.session_state[key]) for key in keys)
+
+    def draw_dims():
+        with torch.inference_mode():
+            z = model.prior_sample(1, common.generator(base))[0].clone()
+            for i, value in enumerate(values):
+                z[i] = value
+            strip = z.repeat(9, 1)
+            strip[:, sweep] = torch.linspace(-3, 3, 9)
+            one = model.decode(z[None])
+            row = model.decode(strip)
+        return common.grid(one, 1), common.grid(row, 9)
+
+    one_png, row_png = common.memo(("explorer-dims", base, values, sweep), draw_dims, model=name)
     with right:
-        common.show_grid(one, nrow=1, width=224, caption="the decoded code")
-        common.show_grid(row, nrow=9, caption=f"z[{sweep}] from −3 to +3")
+        common.show_png(one_png, width=224, caption="the decoded code")
+        common.show_png(row_png, caption=f"z[{sweep}] from −3 to +3")
 
 
 samples_section()

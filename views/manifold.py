@@ -16,23 +16,17 @@ loc, scale = (t.cpu() for t in model.prior())
 
 # ----------------------------------------------------------------------------- the plane
 PLANES = ["principal directions", "two dimensions"]
-if Z == 2:
-    center, u, v = loc, torch.tensor([scale[0], 0.0]), torch.tensor([0.0, scale[1]])
-    axes = ("z[0]", "z[1]")
-    proj = codes.numpy()
-else:
-    common.url_default("plane", lambda x: parse_choice(x, PLANES, PLANES[0]))
-    common.url_default("di", lambda x: parse_int(x, 0, Z - 1, 0))
-    common.url_default("dj", lambda x: parse_int(x, 0, Z - 1, 1))
-    c1, c2, c3 = st.columns([2, 1, 1])
-    plane = c1.radio("Plane through the latent space", PLANES, key="plane", horizontal=True,
-                     help="principal directions: the two directions along which the test codes spread most.")
-    if plane == "two dimensions":
-        i = c2.selectbox("horizontal dimension", list(range(Z)), key="di")
-        j = c3.selectbox("vertical dimension", list(range(Z)), key="dj")
-        if i == j:
-            st.warning("Pick two different dimensions.")
-            st.stop()
+
+
+def find_plane(plane: tuple):
+    """(centre, u, v, axis names, the test codes projected on the plane (N, 2)) of a plane:
+    ("z",) for a 2-d latent, ("two dimensions", i, j) or ("principal directions",)."""
+    if plane[0] == "z":
+        center, u, v = loc, torch.tensor([scale[0], 0.0]), torch.tensor([0.0, scale[1]])
+        axes = ("z[0]", "z[1]")
+        proj = codes.numpy()
+    elif plane[0] == "two dimensions":
+        _, i, j = plane
         center = loc.clone()
         u, v = latent.axis_plane(center, i, j, scale)
         axes = (f"z[{i}]", f"z[{j}]")
@@ -42,10 +36,32 @@ else:
         center, u, v = mean, dirs[0] * std[0], dirs[1] * std[1]
         axes = ("first principal direction", "second principal direction")
         proj = ((codes - mean) @ dirs.T).numpy()
+    proj = proj.view()
+    proj.setflags(write=False)  # shared between sessions
+    return center, u, v, axes, proj
+
+
+if Z == 2:
+    plane = ("z",)
+else:
+    common.url_default("plane", lambda x: parse_choice(x, PLANES, PLANES[0]))
+    common.url_default("di", lambda x: parse_int(x, 0, Z - 1, 0))
+    common.url_default("dj", lambda x: parse_int(x, 0, Z - 1, 1))
+    c1, c2, c3 = st.columns([2, 1, 1])
+    plane = (c1.radio("Plane through the latent space", PLANES, key="plane", horizontal=True,
+                      help="principal directions: the two directions along which the test codes spread most."),)
+    if plane[0] == "two dimensions":
+        i = c2.selectbox("horizontal dimension", list(range(Z)), key="di")
+        j = c3.selectbox("vertical dimension", list(range(Z)), key="dj")
+        if i == j:
+            st.warning("Pick two different dimensions.")
+            st.stop()
+        plane = (plane[0], int(i), int(j))
     common.url_write("plane", "di", "dj")
     st.caption(f"{name} has a {Z}-d latent, so there is no 2-d manifold to draw whole: the grid lies in a plane "
                f"through the {Z}-d latent space (by default the two principal directions of the test codes); every "
                "other coordinate is held at the plane's centre (the prior mean, or the mean test code).")
+center, u, v, axes, proj = common.memo(("manifold-plane", plane), lambda: find_plane(plane), model=name)
 
 left, right = st.columns(2)
 
@@ -60,29 +76,41 @@ def grid_view():
     c2.slider("from probability", 0.001, 0.45, step=0.001, key="plo", format="%.3f")
     c3.slider("to probability", 0.55, 0.999, step=0.001, key="phi", format="%.3f")
     common.url_write("res", "plo", "phi")
-    n = st.session_state["res"]
-    zs = latent.plane_grid(center, u, v, n, st.session_state["plo"], st.session_state["phi"])
-    with torch.inference_mode():
-        imgs = model.decode(zs.to(common.device()))
-    common.show_grid(
-        imgs, nrow=n,
+    n, plo, phi = st.session_state["res"], st.session_state["plo"], st.session_state["phi"]
+
+    def draw_grid():
+        zs = latent.plane_grid(center, u, v, n, plo, phi)
+        with torch.inference_mode():
+            imgs = model.decode(zs.to(common.device()))
+        return common.grid(imgs, n)
+
+    common.show_png(
+        common.memo(("manifold-grid", plane, n, plo, phi), draw_grid, model=name),
         caption=f"{n}×{n} codes at Gaussian quantiles {st.session_state['plo']:.3f}…{st.session_state['phi']:.3f} "
                 f"of each axis (inverse CDF); up is +{axes[1]}, right is +{axes[0]}")
 
 
 @st.fragment
 def scatter_view():
-    fig = viz.latent_scatter(proj, labels.numpy(), title=f"{len(proj):,} test images, posterior means")
-    fig.update_layout(xaxis_title=axes[0], yaxis_title=axes[1])
+    def draw_scatter():
+        fig = viz.latent_scatter(proj, labels.numpy(), title=f"{len(proj):,} test images, posterior means")
+        fig.update_layout(xaxis_title=axes[0], yaxis_title=axes[1])
+        return fig
+
+    fig = common.memo(("manifold-scatter", plane), draw_scatter, model=name)
     event = common.chart(fig, on_select="rerun", selection_mode="points", key="scatter", name=f"{name}-test-codes")
     rows = selected_rows(event.selection if event else None)
     if rows:
-        idx = rows[0]
-        test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
-        with torch.inference_mode():
-            rec = model.decode(codes[idx:idx + 1].to(common.device()))
+        idx = int(rows[0])
+
+        def draw_point():
+            test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
+            with torch.inference_mode():
+                rec = model.decode(codes[idx:idx + 1].to(common.device()))
+            return common.grid(torch.cat([test.x[idx:idx + 1], rec]), 2)
+
         st.markdown(f"**Test image {idx}** (label {int(labels[idx])}) and its decoded posterior mean:")
-        common.show_grid(torch.cat([test.x[idx:idx + 1], rec]), nrow=2, width=240)
+        common.show_png(common.memo(("manifold-point", idx), draw_point, model=name), width=240)
     else:
         st.caption("Click a point to decode it. Drag to pan, scroll to zoom, double-click to reset.")
 
@@ -112,10 +140,15 @@ else:
         "a compact round region and samples from the prior land on digits. Below each scatter: 16 "
         "samples from that model's prior (for the autoencoder, a Gaussian fitted to its training codes).")
     cols = st.columns(2)
+
+    def draw_holes(n: str):
+        """A 2-d model's scatter of its test codes and 16 samples from its prior (seed 0)."""
+        m, _ = common.load_model(n)
+        c, y = common.test_codes(n)
+        return viz.latent_scatter(c.numpy(), y.numpy(), title=n, height=380), common.grid(common.samples(m, 16, 0), 8)
+
     for col, n in zip(cols, (ae, vae)):
         with col:
-            m, _ = common.load_model(n)
-            c, y = common.test_codes(n)
-            fig = viz.latent_scatter(c.numpy(), y.numpy(), title=n, height=380)
+            fig, prior_png = common.memo(("manifold-holes",), lambda: draw_holes(n), model=n)
             common.chart(fig, key=f"cmp-{n}", name=f"{n}-test-codes")
-            common.show_grid(common.samples(m, 16, 0), nrow=8, caption=f"{n}: samples from its prior")
+            common.show_png(prior_png, caption=f"{n}: samples from its prior")

@@ -18,14 +18,30 @@ fam = family(card["family"])
 curves = fam.curves(model.config)
 
 
-def draw_curves(hist: dict, curves, title: str, key: str) -> None:
-    """The family's curves: per epoch (train solid, validation dashed), then per step."""
+def curve_figures(hist: dict, curves, title: str, names: dict):
+    """The family's curves as figures: per epoch (train solid, validation dashed) or None, then
+    (y title, figure) per step chart."""
+    epochs = None
     if curves.epoch and hist.get("epochs"):
-        common.chart(viz.history_figure(hist, curves.epoch, title=title, names=fam.names, unit=curves.epoch_unit,
-                                        log_y=curves.log_y), key=f"{key}_epochs", name=f"{key}-per-epoch")
-    charts = viz.step_charts(hist.get("steps", {}), curves.steps, log_y=curves.log_y)
-    for col, chart in zip(st.columns(len(charts)) if charts else [], charts):
-        common.chart(chart.plotly(), key=f"{key}_steps_{chart.ytitle}", name=f"{key}-per-step-{chart.ytitle}", where=col)
+        epochs = viz.history_figure(hist, curves.epoch, title=title, names=names, unit=curves.epoch_unit,
+                                    log_y=curves.log_y)
+    steps = tuple((chart.ytitle, chart.plotly())
+                  for chart in viz.step_charts(hist.get("steps", {}), curves.steps, log_y=curves.log_y))
+    return epochs, steps
+
+
+def draw_curves(hist: dict, curves, title: str, key: str, model: str | None = None) -> None:
+    """The family's curves: per epoch (train solid, validation dashed), then per step. With
+    `model`, `hist` is that checkpoint's card's, and the figures are drawn once per server."""
+    if model is None:
+        epochs, steps = curve_figures(hist, curves, title, fam.names)
+    else:
+        epochs, steps = common.memo(("training-curves", key, title),
+                                    lambda: curve_figures(hist, curves, title, fam.names), model=model)
+    if epochs is not None:
+        common.chart(epochs, key=f"{key}_epochs", name=f"{key}-per-epoch")
+    for col, (ytitle, fig) in zip(st.columns(len(steps)) if steps else [], steps):
+        common.chart(fig, key=f"{key}_steps_{ytitle}", name=f"{key}-per-step-{ytitle}", where=col)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -35,7 +51,7 @@ if not hist.get("epochs") and not hist.get("steps"):
 else:
     c1, c2 = st.columns([3, 2]) if curves.per_dim else (st.container(), None)
     with c1:
-        draw_curves(hist, curves, "per epoch: train (solid) and validation (dashed)", "card")
+        draw_curves(hist, curves, "per epoch: train (solid) and validation (dashed)", "card", model=name)
         if curves.note:
             st.caption(curves.note)
     if c2 is not None:
@@ -43,9 +59,10 @@ else:
             last = (hist.get("epochs") or [{}])[-1]
             per_dim = last.get("val", last.get("train", {})).get(curves.per_dim)
             if per_dim:
-                common.chart(viz.kl_per_dim_figure(per_dim), key="kl_per_dim", name=f"{name}-kl-per-dimension")
-                codes, _ = common.test_codes(name)
-                active = int((codes.var(0) > 0.01).sum())
+                common.chart(common.memo(("training-per-dim", curves.per_dim), lambda: viz.kl_per_dim_figure(per_dim),
+                                         model=name), key="kl_per_dim", name=f"{name}-kl-per-dimension")
+                active = common.memo(("training-active-units",),
+                                     lambda: int((common.test_codes(name)[0].var(0) > 0.01).sum()), model=name)
                 st.caption(f"KL per latent dimension after the last epoch (validation). Grey bars carry under "
                            f"0.01 nats: the decoder ignores them. **Active units: {active} of "
                            f"{model.capabilities.latent_dim}** (Burda et al.: the posterior mean varies across "
@@ -80,19 +97,24 @@ def film_section(name: str, card: dict) -> None:
     per_epoch = hist.get("epochs") and len(steps) == len(hist["epochs"]) + 1
     label = f"epoch {i}, step {steps[i]}" if per_epoch else f"step {steps[i]}"
     if frames.dim() == 3:  # 2-d points
-        sets = {f"{f['kind']}, {label}": frames[i].numpy()}
-        if fresh is not None:
-            sets[f"fresh noise, {label}"] = fresh[i].numpy()
-        common.chart(viz.points_figure(sets), key=f"film_pts_{name}", name=f"{name}-film-{steps[i]}")
+        def points():
+            sets = {f"{f['kind']}, {label}": frames[i].numpy()}
+            if fresh is not None:
+                sets[f"fresh noise, {label}"] = fresh[i].numpy()
+            return viz.points_figure(sets)
+        common.chart(common.memo(("training-film-points", i), points, model=name), key=f"film_pts_{name}",
+                     name=f"{name}-film-{steps[i]}")
         return
     n = frames.shape[1]
     nrow = 8 if n >= 64 else max(1, int(n ** 0.5))
+    fixed_png, fresh_png = common.memo(
+        ("training-film", i), lambda: (common.grid(frames[i].float() / 255, nrow),
+                                       None if fresh is None else common.grid(fresh[i].float() / 255, nrow)),
+        model=name)
     c1, c2 = st.columns(2)
-    common.show_grid(frames[i].float() / 255, nrow=nrow, caption=f"{f['kind']}, {label}", where=c1,
-                     name=f"{name}-film-{steps[i]}")
-    if fresh is not None:
-        common.show_grid(fresh[i].float() / 255, nrow=nrow, caption=f"fresh noise, {label}", where=c2,
-                         name=f"{name}-fresh-{steps[i]}")
+    common.show_png(fixed_png, caption=f"{f['kind']}, {label}", where=c1, name=f"{name}-film-{steps[i]}")
+    if fresh_png is not None:
+        common.show_png(fresh_png, caption=f"fresh noise, {label}", where=c2, name=f"{name}-fresh-{steps[i]}")
     if len(frames) > 1:
         stamp = card.get("weights_sha256", "")
         common.download("GIF of the fixed frames", lambda: film_gif(name, stamp, nrow), f"{name}-film.gif", "image/gif",

@@ -1,0 +1,113 @@
+"""Warm the shared renders once per server, before the class arrives.
+
+The first session of a `streamlit run app.py` process starts one background thread that opens
+every view itself, as a visitor would: it connects to this server's own websocket (Streamlit's
+protocol, `BackMsg` / `ForwardMsg`) on loopback, asks for each view with its default state and
+the models it is made for, and waits until each run has finished. Everything those runs
+compute lands in the caches every session shares (`common.memo`, st.cache_resource,
+st.cache_data): test-set codes, likelihood histograms, the default pictures of every view.
+A student who opens a view afterwards gets it from the caches.
+
+It runs at low priority in the sense that matters here: one view at a time, on one thread.
+It logs one line when it is done ("genlab: warmed N views in S s, E errors"); bench/load.py
+waits for that line. GENLAB_WARM=0 turns it off (the tests do, except the one that checks it).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import streamlit as st
+
+log = logging.getLogger("genlab.warm")
+
+_FINISHED = None  # ForwardMsg statuses that end a run, filled on first use
+
+
+def enabled() -> bool:
+    """Only in a real server started by `streamlit run` (not under AppTest or pytest)."""
+    if os.environ.get("GENLAB_WARM", "1") == "0":
+        return False
+    return "streamlit.web.bootstrap" in sys.modules  # what `streamlit run` starts the server with
+
+
+SKIP = ("GAN Live", "Structure Search", "Lessons")  # they start jobs or read a person's input
+FIRST = ("Home", "Latent Explorer", "Interpolation", "VAE Manifold", "Compare", "Training", "Your Digit")
+
+
+def visits(models: list[dict], default: str, view_files: dict[str, str]) -> list[tuple[str, str]]:
+    """(url path, query) of each view to open, most wanted first: every view a class starts from
+    with the default model; each model on the view made for it; then every other view with every
+    model (a student who picked the flow in the sidebar keeps it on the Manifold, whose test-set
+    codes then come from the flow). A view that does not apply to a model stops at once. Views
+    that start a job or read a person's input (GAN Live, Structure Search, Lessons) and Compare
+    with other models (its own list) are left out."""
+    path = {title: Path(f).stem for title, f in view_files.items() if title not in SKIP}
+    path["Home"] = ""
+    out = [(path[t], f"model={default}") for t in FIRST if t in path]
+    out += [(path[m["explored_in"]], f"model={m['name']}") for m in models if m.get("explored_in") in path]
+    out += [(path[t], f"model={m['name']}") for m in models for t in path if t != "Compare"]
+    seen = set()
+    return [v for v in out if not (v in seen or seen.add(v))]
+
+
+def visit(url: str, page: str, query: str, timeout: float = 600.0) -> str | None:
+    """Open one view in a fresh session and wait for its run to finish; an error's text, or None."""
+    global _FINISHED
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    if _FINISHED is None:
+        _FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR}
+    msg = BackMsg()
+    msg.rerun_script.page_name = page
+    msg.rerun_script.query_string = query
+    end = time.monotonic() + timeout
+    with connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=60) as ws:
+        ws.send(msg.SerializeToString())
+        started, error = False, None
+        while True:
+            fm = ForwardMsg()
+            fm.ParseFromString(ws.recv(timeout=max(1.0, end - time.monotonic())))
+            kind = fm.WhichOneof("type")
+            started = started or kind == "new_session"
+            if started and kind == "delta" and fm.delta.new_element.WhichOneof("type") == "exception":
+                e = fm.delta.new_element.exception
+                error = f"{e.type}: {e.message}"
+            if started and kind == "script_finished" and fm.script_finished in _FINISHED:
+                return error
+
+
+def _run(todo: list[tuple[str, str]]) -> None:
+    host = st.get_option("server.address") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    url = f"ws://{host}:{st.get_option('server.port')}/{base + '/' if base else ''}_stcore/stream"
+    t0, errors = time.perf_counter(), 0
+    for page, query in todo:
+        try:
+            err = visit(url, page, query)
+        except Exception as e:  # noqa: BLE001 - a warm-up that fails leaves cold caches, nothing worse
+            err = f"{type(e).__name__}: {e}"
+        if err:
+            errors += 1
+            log.warning("genlab: warming %s?%s failed: %s", page or "home", query, err)
+    # print, not log: streamlit's logger level hides info lines, and bench/load.py waits for this one
+    print(f"genlab: warmed {len(todo)} views in {time.perf_counter() - t0:.1f} s, {errors} errors", flush=True)
+
+
+@st.cache_resource(show_spinner=False)
+def start() -> threading.Thread | None:
+    """Start the warm-up once per server process (the first session that runs app.py calls it)."""
+    if not enabled():
+        return None
+    from views import common
+    todo = visits(common.list_models(), common.DEFAULT_MODEL, common.VIEW_FILES)
+    t = threading.Thread(target=_run, args=(list(todo),), name="genlab-warm", daemon=True)
+    t.start()
+    return t
