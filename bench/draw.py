@@ -32,7 +32,10 @@ Cold is the first visit to a view on a freshly started server: by default every 
 own fresh `streamlit run app.py` (imports, model loading and the view's caches all cold);
 --shared-server starts one server for all views, so a view's cold visit comes after the
 previous views' (imports done). With --url (a running server) "cold" is just the first visit
-of this run. Warm is the median and max of the next --repeats visits.
+of this run. Warm is the median and max of the next --repeats visits. A server started here
+first gets the teacher's visit to Home and this benchmark waits for its warm-up (views/warm.py,
+the same wait as bench/load.py), so cold is then the browser's first visit to a view on a
+server whose caches are warm; --no-warm measures as soon as the server answers.
 
 Viewport: --width x --height (default 1400 x 1000, as tests/test_browser.py), no scrolling.
 Streamlit's main area scrolls internally, but it mounts every element of the page whether or
@@ -77,6 +80,7 @@ Needs Debian's chromium (or GENLAB_CHROMIUM) and Playwright.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -87,10 +91,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load import teacher, wait_warm  # noqa: E402  (the same warm-up wait as the load benchmark)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -492,6 +500,9 @@ def main():
                     help="after each visit, watch this many seconds more and note any mutation, message or long task")
     ap.add_argument("--url", default=None, help="a running server (default: start `streamlit run app.py`)")
     ap.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose app.py to serve (e.g. a git worktree)")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="measure as soon as the server answers (default: wait for its warm-up, views/warm.py, "
+                         "so cold means the browser's first visit to a view)")
     ap.add_argument("--shared-server", action="store_true", help="one fresh server for all views, not one per view")
     ap.add_argument("--fresh-browser", action="store_true",
                     help="every visit in a new browser context (nothing cached), not one context per view")
@@ -522,6 +533,11 @@ def main():
                     if proc is not None:
                         stop(proc)
                     proc, url = start_server(repo, log)
+                    if not a.no_warm and (repo / "views" / "warm.py").exists():  # the teacher opens the link first
+                        opener = threading.Thread(target=asyncio.run, args=(teacher(url),))  # Playwright holds this
+                        opener.start()                                                      # thread's event loop
+                        opener.join()
+                        print(f"{view.title}: the server {wait_warm(log.name, proc)}", flush=True)
                 rows.append((view, measure(browser, url, view, a, browser_pid, proc.pid if proc else None)))
             browser.close()
     finally:
