@@ -127,22 +127,30 @@ async def main_async(url: str, a) -> dict:
     return out
 
 
-def start_server(log, repo: Path = ROOT) -> tuple[subprocess.Popen, str]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--client.showErrorDetails", "full"], cwd=repo, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+        return s.getsockname()[1]
+
+
+def answering(proc: subprocess.Popen, url: str, what: str, tries: int = 300) -> tuple[subprocess.Popen, str]:
+    """(proc, url) once url/_stcore/health answers ok; the process is killed if it never does."""
+    for _ in range(tries):
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
                 return proc, url
         except OSError:
             time.sleep(0.3)
     proc.kill()
-    raise SystemExit("the server did not start")
+    raise SystemExit(f"{what} did not start")
+
+
+def start_server(log, repo: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--client.showErrorDetails", "full"], cwd=repo, stdout=log, stderr=subprocess.STDOUT)
+    return answering(proc, f"http://127.0.0.1:{port}", "the server")
 
 
 async def teacher(url: str) -> None:
@@ -167,9 +175,7 @@ def start_nginx(backends: list[str], prefix: Path) -> tuple[subprocess.Popen, st
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise SystemExit("--processes needs nginx (Debian: apt-get install -y nginx)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     conf = (ROOT / "deploy" / "nginx-genlab.conf").read_text()
     servers = "".join(f"        server {b.removeprefix('http://')};\n" for b in backends)
     conf = re.sub(r"(        server 127\.0\.0\.1:\d+;.*\n)+", servers, conf)
@@ -177,15 +183,7 @@ def start_nginx(backends: list[str], prefix: Path) -> tuple[subprocess.Popen, st
     (prefix / "nginx.conf").write_text(conf)
     proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"nginx did not start: {(prefix / 'error.log').read_text()[-2000:]}")
+    return answering(proc, f"http://127.0.0.1:{port}", f"nginx (log: {prefix / 'error.log'})", tries=30)
 
 
 def main():
