@@ -140,7 +140,8 @@ class Session:
 
     async def connect(self) -> None:
         # max_size=None: a plotly figure can be a frame of several MB.
-        self.ws = await connect(self.ws_url, subprotocols=[SUBPROTOCOL], max_size=None, open_timeout=120)
+        self.ws = await connect(self.ws_url, subprotocols=[SUBPROTOCOL], max_size=None, open_timeout=120,
+                                proxy=None)  # loopback: never through an http_proxy of the environment
 
     async def close(self) -> None:
         if self.ws is not None:

@@ -38,6 +38,13 @@ def test_only_a_real_server_warms(monkeypatch):
     assert not warm.enabled()
 
 
+def test_the_stream_url_of_this_server():
+    assert warm.stream_url(None, 8501, "", False) == "ws://127.0.0.1:8501/_stcore/stream"
+    assert warm.stream_url("0.0.0.0", 80, "/genlab/", False) == "ws://127.0.0.1:80/genlab/_stcore/stream"
+    assert warm.stream_url("::", 8501, None, True) == "wss://[::1]:8501/_stcore/stream"
+    assert warm.stream_url("fe80::1", 8501, "a/b", False) == "ws://[fe80::1]:8501/a/b/_stcore/stream"
+
+
 @pytest.mark.slow
 def test_a_fresh_server_warms_every_view_without_an_error(ckpt_dir, tmp_path):
     log_path = tmp_path / "streamlit.log"

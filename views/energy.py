@@ -329,7 +329,9 @@ def chains_section():
                 bar.empty()
                 preview.empty()
         gif = viz.gif_bytes([viz.grid_array(f, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False)
-        return frames, energies, gif
+        # kept as the 8-bit levels the grids show (grid_array rounds x·255 the same way): a quarter of the
+        # memory, so a 2,000-step chain (25 MB) does not push the other sessions' renders out of the cache
+        return (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu(), energies, gif
 
     # computed once per server for these settings (every session shares it), not on every frame of the playback
     frames, energies, gif = common.memo(("energy-chain", *key), run_chains, model=name)
@@ -344,7 +346,7 @@ def chains_section():
             st.image(gif, caption=f"16 chains, {n} frames from step 0 to {(n - 1) * every}, a frame every {every} steps",
                      width="stretch")
         else:
-            common.show_png(common.memo(("energy-chain-frame", *key, i), lambda: common.grid(frames[i], nrow=4),
+            common.show_png(common.memo(("energy-chain-frame", *key, i), lambda: common.grid(frames[i].float() / 255, nrow=4),
                                         model=name),
                             caption=f"16 chains after {i * every} of {steps} steps")
         st.download_button("Download the chain as a GIF", gif, file_name=f"{name}-chain.gif", mime="image/gif")

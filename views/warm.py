@@ -14,8 +14,10 @@ waits for that line. GENLAB_WARM=0 turns it off (the tests do, except the one th
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import ssl
 import sys
 import threading
 import time
@@ -68,26 +70,42 @@ def visit(url: str, page: str, query: str, timeout: float = 600.0) -> str | None
     msg.rerun_script.page_name = page
     msg.rerun_script.query_string = query
     end = time.monotonic() + timeout
-    with connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=60) as ws:
+    tls = ssl._create_unverified_context() if url.startswith("wss:") else None  # this server's own certificate
+    # proxy=None: loopback, never through an http_proxy of the environment (websockets >= 15 would use one)
+    no_proxy = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
+    with connect(url, subprotocols=["streamlit"], max_size=None, open_timeout=60, ssl=tls, **no_proxy) as ws:
         ws.send(msg.SerializeToString())
         started, error = False, None
         while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no end of the run after {timeout:.0f} s")
             fm = ForwardMsg()
-            fm.ParseFromString(ws.recv(timeout=max(1.0, end - time.monotonic())))
+            fm.ParseFromString(ws.recv(timeout=left))
             kind = fm.WhichOneof("type")
             started = started or kind == "new_session"
             if started and kind == "delta" and fm.delta.new_element.WhichOneof("type") == "exception":
                 e = fm.delta.new_element.exception
                 error = f"{e.type}: {e.message}"
+            if kind == "session_event" and fm.session_event.WhichOneof("type") == "script_compilation_exception":
+                e = fm.session_event.script_compilation_exception
+                error = f"{e.type}: {e.message}"
             if started and kind == "script_finished" and fm.script_finished in _FINISHED:
                 return error
 
 
+def stream_url(address: str | None, port: int, base: str | None, tls: bool) -> str:
+    """This server's websocket as seen from the machine itself."""
+    host = address or "127.0.0.1"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
+    base = (base or "").strip("/")
+    return f"{'wss' if tls else 'ws'}://{host}:{port}/{base + '/' if base else ''}_stcore/stream"
+
+
 def _run(todo: list[tuple[str, str]]) -> None:
-    host = st.get_option("server.address") or "127.0.0.1"
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    base = (st.get_option("server.baseUrlPath") or "").strip("/")
-    url = f"ws://{host}:{st.get_option('server.port')}/{base + '/' if base else ''}_stcore/stream"
+    url = stream_url(st.get_option("server.address"), st.get_option("server.port"),
+                     st.get_option("server.baseUrlPath"), bool(st.get_option("server.sslCertFile")))
     t0, errors = time.perf_counter(), 0
     for page, query in todo:
         try:
