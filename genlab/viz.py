@@ -359,6 +359,31 @@ def _rdbu_lut(opacity: float = 0.55) -> np.ndarray:
     return lut
 
 
+def labelled_rows_svg(arr: np.ndarray, labels: list[str], cell: int, padding: int = 1, scale: int = 2,
+                      label_width: int = 64) -> str:
+    """A grid picture (grid_array's uint8 output, one row of tiles per label) as an SVG with each
+    row's label to its left, centred on the row: the pixels stay an embedded PNG drawn without
+    smoothing, the labels stay text, and both scale together wherever the picture is shown."""
+    import base64
+    from html import escape
+
+    h, w = arr.shape[:2]
+    if len(labels) * (cell + padding) + padding != h:
+        raise ValueError(f"{len(labels)} labels for a picture {h} pixels high in rows of {cell} + {padding}")
+    W, H = label_width + w * scale, h * scale
+    png = base64.b64encode(png_bytes(arr)).decode()
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+           f'font-family="sans-serif" font-size="14" fill="#333">',
+           f'<image x="{label_width}" y="0" width="{w * scale}" height="{H}" preserveAspectRatio="none" '
+           f'style="image-rendering:pixelated" href="data:image/png;base64,{png}"/>']
+    for i, text in enumerate(labels):
+        y = (padding + i * (cell + padding) + cell / 2) * scale
+        out.append(f'<text x="{label_width - 10}" y="{y:.1f}" text-anchor="end" dominant-baseline="central">'
+                   f'{escape(text)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
 def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
     """`toy_field_figure` as a light SVG picture (for redrawing every second while training
     runs): D's probability as an embedded PNG, real and generated points, G's gradient arrows,

@@ -126,3 +126,25 @@ def test_toy_field_svg_draws_every_point_where_it_belongs():
     red = np.round(0.55 * np.array([103, 0, 31]) + 0.45 * 255)  # RdBu at 0
     assert np.abs(pix[-1, 0].astype(int) - blue).max() <= 1  # the image's bottom-left cell is (-3, -3)
     assert np.abs(pix[0, 0].astype(int) - red).max() <= 1
+
+
+def test_labelled_rows_svg_puts_each_label_on_its_row_and_keeps_the_pixels():
+    import base64
+    import xml.etree.ElementTree as ET
+    # 3 rows of 2 tiles, 4 px each, padding 1: rows at y 1..4, 6..9, 11..14 (centres 3, 8, 13)
+    images = torch.rand(6, 1, 4, 4)
+    arr = viz.grid_array(images, nrow=2, padding=1)
+    assert arr.shape == (16, 11)
+    root = ET.fromstring(viz.labelled_rows_svg(arr, ["T = 0.5", "a <b>", "T = 1.0"], cell=4, scale=3,
+                                               label_width=50))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert (root.get("width"), root.get("height")) == (str(50 + 11 * 3), str(16 * 3))
+    texts = list(root.iter(ns + "text"))
+    assert [t.text for t in texts] == ["T = 0.5", "a <b>", "T = 1.0"]
+    assert [float(t.get("y")) for t in texts] == [3 * 3, 8 * 3, 13 * 3]
+    img = root.find(ns + "image")
+    assert (img.get("x"), img.get("width"), img.get("height")) == ("50", str(33), str(48))
+    png = base64.b64decode(img.get("href").split(",", 1)[1])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), arr)
+    with pytest.raises(ValueError):
+        viz.labelled_rows_svg(arr, ["one", "two"], cell=4)

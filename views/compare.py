@@ -54,24 +54,12 @@ if note:
     st.warning(note)
 
 st.multiselect("Models (2 to 4)", names, key="models", max_selections=4, format_func=lambda n: labels.get(n, n))
-c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
-c1.number_input("Seed", 0, 2**31 - 1, step=1, key="seed", help="The same seed gives the same pictures.")
-c2.select_slider("Samples", SIZES, key="samples")
-c3.radio("Path", PATHS, key="path", horizontal=True,
-         help="The interpolation strip goes from the grid's first code to the first code of seed s + 1.")
-c4.radio("Nearest training image", NN_SPACES, key="nn", horizontal=True,
-         help="Beside each sample grid, the training image nearest to each sample: in pixel space, or in the "
-              "classifier's feature space. A sample that equals its neighbour was memorised.")
 picked = st.session_state["models"]
-common.url_write("seed", "samples", "path", "nn")
 st.query_params["models"] = ",".join(picked)
 if len(picked) < 2:
     st.info("Pick at least two models to compare.")
     st.stop()
 
-seed, n, nn_space = int(st.session_state["seed"]), int(st.session_state["samples"]), st.session_state["nn"]
-path = st.session_state["path"]
-nrow = int(n ** 0.5)
 loaded = {}
 for name in picked:
     try:
@@ -81,18 +69,13 @@ for name in picked:
 if len(loaded) < 2:
     st.stop()
 
-reference = None
-if nn_space != "off" and any(m.capabilities.mnist_images for m, _ in loaded.values()):
-    reference = common.reference()
-    if reference is None:
-        st.warning("Nearest neighbours need the MNIST classifier checkpoint (mnist-classifier), which is missing.")
 
-
-def render(model) -> dict:
+def render(model, n: int, seed: int, path: str, nn_space: str, reference) -> dict:
     """One model's pictures for this state, drawn once per server (`common.memo`): the sample
     grid (or the 2-d points' figure, or the first 10 table rows), the interpolation strip and the
     nearest training images with their median distance. Shared between sessions: read-only."""
     caps = model.capabilities
+    nrow = int(n ** 0.5)
     out = common.samples(model, n, seed)  # a Gaussian latent model decodes prior draws from this seed
     drawn = {}
     if not caps.images:
@@ -118,54 +101,80 @@ def render(model) -> dict:
     return drawn
 
 
-# Everything is computed first and drawn row by row (titles, grids, paths, neighbours), so
-# each row starts at the same height in every column however long a caption runs.
-by_latent: dict[int, str] = {}
-shown = []
-for name, (model, card) in loaded.items():
-    caps = model.capabilities
-    z_dim = caps.latent_dim if caps.gaussian_latent else None
-    item = {"name": name, "caption": f"{info[name]['label'].split('(')[-1].rstrip(')')} · "
-                                     f"{card.get('n_params', 0):,} parameters · " + common.training_summary(card)
-                                     + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else "")}
-    if z_dim is not None:
-        by_latent.setdefault(z_dim, name)
-    # the neighbours' space is in the key only when they are drawn (the classifier is there)
-    key = ("compare", n, seed, path, nn_space if reference is not None else "off")
-    item.update(common.memo(key, lambda model=model: render(model), model=name))
-    shown.append(item)
+@st.fragment
+def samples_section():
+    """The controls that only change the pictures, and the pictures: a new seed, size, path or
+    neighbour space reruns this part alone (the metrics below depend on the models only)."""
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
+    c1.number_input("Seed", 0, 2**31 - 1, step=1, key="seed", help="The same seed gives the same pictures.")
+    c2.select_slider("Samples", SIZES, key="samples")
+    c3.radio("Path", PATHS, key="path", horizontal=True,
+             help="The interpolation strip goes from the grid's first code to the first code of seed s + 1.")
+    c4.radio("Nearest training image", NN_SPACES, key="nn", horizontal=True,
+             help="Beside each sample grid, the training image nearest to each sample: in pixel space, or in the "
+                  "classifier's feature space. A sample that equals its neighbour was memorised.")
+    common.url_write("seed", "samples", "path", "nn")
+    seed, n, nn_space = int(st.session_state["seed"]), int(st.session_state["samples"]), st.session_state["nn"]
+    path = st.session_state["path"]
 
+    reference = None
+    if nn_space != "off" and any(m.capabilities.mnist_images for m, _ in loaded.values()):
+        reference = common.reference()
+        if reference is None:
+            st.warning("Nearest neighbours need the MNIST classifier checkpoint (mnist-classifier), which is missing.")
 
-def row():
-    return zip(st.columns(len(shown)), shown)
+    # Everything is computed first and drawn row by row (titles, grids, paths, neighbours), so
+    # each row starts at the same height in every column however long a caption runs.
+    by_latent: dict[int, str] = {}
+    shown = []
+    for name, (model, card) in loaded.items():
+        caps = model.capabilities
+        z_dim = caps.latent_dim if caps.gaussian_latent else None
+        item = {"name": name, "caption": f"{info[name]['label'].split('(')[-1].rstrip(')')} · "
+                                         f"{card.get('n_params', 0):,} parameters · " + common.training_summary(card)
+                                         + (f" · same z as {by_latent[z_dim]}" if z_dim in by_latent else "")}
+        if z_dim is not None:
+            by_latent.setdefault(z_dim, name)
+        # the neighbours' space is in the key only when they are drawn (the classifier is there)
+        space = nn_space if reference is not None else "off"
+        key = ("compare", n, seed, path, space)
+        item.update(common.memo(key, lambda model=model: render(model, n, seed, path, space, reference), model=name))
+        shown.append(item)
 
+    def row():
+        return zip(st.columns(len(shown)), shown)
 
-for col, it in row():
-    col.subheader(it["name"])
-    col.caption(it["caption"])
-for col, it in row():
-    with col:
-        if "points" in it:
-            common.chart(it["points"], key=f"pts_{it['name']}", name=f"{it['name']}-samples")
-            st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
-        elif "rows" in it:
-            st.dataframe(it["rows"], width="stretch")
-            st.caption("A model of table rows: its first 10 samples.")
-        else:
-            common.show_png(it["grid"], caption=f"{n} samples, seed {seed}", name=f"{it['name']}-samples-seed{seed}")
-for col, it in row():
-    if "strip" in it:
-        with col:
-            common.show_png(it["strip"], caption=f"{path}: seed {seed} → seed {seed + 1} "
-                                                 f"(from the first sample above)", name=f"{it['name']}-strip-seed{seed}")
-if any("nn" in it for it in shown):
     for col, it in row():
-        if "nn" in it:
-            picture, median = it["nn"]
+        col.subheader(it["name"])
+        col.caption(it["caption"])
+    for col, it in row():
+        with col:
+            if "points" in it:
+                common.chart(it["points"], key=f"pts_{it['name']}", name=f"{it['name']}-samples")
+                st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
+            elif "rows" in it:
+                st.dataframe(it["rows"], width="stretch")
+                st.caption("A model of table rows: its first 10 samples.")
+            else:
+                common.show_png(it["grid"], caption=f"{n} samples, seed {seed}",
+                                name=f"{it['name']}-samples-seed{seed}")
+    for col, it in row():
+        if "strip" in it:
             with col:
-                common.show_png(picture, caption=f"nearest training images ({nn_space}); median distance "
-                                                 f"{median}" + (" (pixel L2)" if nn_space == "pixels" else ""),
-                                name=f"{it['name']}-nearest-{nn_space}")
+                common.show_png(it["strip"], caption=f"{path}: seed {seed} → seed {seed + 1} "
+                                                     f"(from the first sample above)",
+                                name=f"{it['name']}-strip-seed{seed}")
+    if any("nn" in it for it in shown):
+        for col, it in row():
+            if "nn" in it:
+                picture, median = it["nn"]
+                with col:
+                    common.show_png(picture, caption=f"nearest training images ({nn_space}); median distance "
+                                                     f"{median}" + (" (pixel L2)" if nn_space == "pixels" else ""),
+                                    name=f"{it['name']}-nearest-{nn_space}")
+
+
+samples_section()
 
 st.divider()
 st.subheader("Metrics")
