@@ -5,16 +5,11 @@ in views/ that calls the genlab engine.
 """
 # Session threads share sys.modules and plotly peeks at pandas there: import it whole first.
 import pandas  # noqa: F401
-import sys
 
 import streamlit as st
 
 import genlab
 from views import common, lesson_bar, warm
-
-# Training runs on threads of this process. A shorter GIL switch interval (default 5 ms)
-# lets the threads that answer clicks take their turn sooner while a training thread runs.
-sys.setswitchinterval(0.001)
 
 st.set_page_config(page_title="genlab", page_icon="🧬", layout="wide")
 

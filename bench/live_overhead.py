@@ -68,7 +68,7 @@ def run(x, seconds: float, poll: bool) -> float:
 
 
 def _server_like() -> None:
-    sys.setswitchinterval(0.001)  # as app.py sets it for the server that runs the jobs
+    sys.setswitchinterval(0.001)  # as genlab.jobs sets it in the server while a job trains
 
 
 def main():

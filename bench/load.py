@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
 import shutil
@@ -54,6 +55,15 @@ MOVES = {
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far (Linux; nan elsewhere)."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -222,7 +232,9 @@ def main():
             url = servers[0][1]
             if a.processes > 1:
                 nginx, url = start_nginx([u for _, u, _ in servers], tmp)
+        cpu0 = [cpu_s(proc.pid) for proc, _, _ in servers]
         out = asyncio.run(main_async(url, a))
+        cpu = sum(cpu_s(proc.pid) - c for (proc, _, _), c in zip(servers, cpu0))
     finally:
         rss = [peak_rss_mb(proc.pid) for proc, _, _ in servers]
         for proc in [nginx] + [p for p, _, _ in servers]:
@@ -243,6 +255,9 @@ def main():
             print(f"  {what:<34} n {len(xs):>3}: median {1000 * statistics.median(xs):>5.0f}, "
                   f"p95 {1000 * pct(xs, 0.95):>5.0f}, max {1000 * max(xs):>5.0f} ms")
     print(f"throughput: {len(it) / out['wall_s']:.1f} interactions/s over {out['wall_s']:.0f} s")
+    if servers and it:
+        print(f"server CPU during the class: {cpu:.0f} s, {1000 * cpu / len(it):.0f} ms per interaction (views opened "
+              f"on the way included), {cpu / out['wall_s']:.2f} cores on average")
     print(f"errors: {len(out['errors'])}" + "".join(f"\n  {e[:300]}" for e in sorted(set(out["errors"]))[:10]))
     if servers:
         print("server peak RSS: " + " + ".join(f"{r:.0f}" for r in rss) + " MB" + (f" = {sum(rss):.0f} MB" if len(rss) > 1 else "")

@@ -72,6 +72,37 @@ def test_errors_reach_the_page():
     assert s.state == "error" and "shapes do not match" in s.message
 
 
+def test_the_gil_switches_faster_only_while_some_job_trains():
+    import sys
+    import threading
+
+    from genlab import jobs
+    before = sys.getswitchinterval()
+    assert before > jobs.TRAINING_SWITCH_INTERVAL  # Python's 5 ms: nothing trains
+    gates = [threading.Event(), threading.Event()]
+    seen = []
+
+    def waits(gate):
+        def target(ctl):
+            seen.append(sys.getswitchinterval())
+            gate.wait(10)
+        return target
+    a, b = JobManager(max_running=2).start(waits(gates[0])), JobManager(max_running=2).start(waits(gates[1]))
+    assert wait_for(lambda: len(seen) == 2)
+    assert seen == [jobs.TRAINING_SWITCH_INTERVAL] * 2
+    gates[0].set()
+    a.join(5)
+    assert sys.getswitchinterval() == jobs.TRAINING_SWITCH_INTERVAL  # the other still trains
+    gates[1].set()
+    b.join(5)
+    assert sys.getswitchinterval() == before
+
+    def broken(ctl):
+        raise ValueError("no")
+    JobManager().start(broken).join(5)
+    assert sys.getswitchinterval() == before  # an error restores it too
+
+
 def test_cheap_state_reads_match_the_snapshot(digits):
     _, target = small_job(digits, epochs=2)
     job = JobManager().start(target)
