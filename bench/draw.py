@@ -50,6 +50,24 @@ empty cache and the warm ones reload the page with Streamlit's JavaScript cached
 and V8's code cache: a student coming back to the tab). --fresh-browser gives every visit a
 new context (nothing cached: a student's very first visit each time).
 
+--in-app times instead the path of a student who moves between views inside the app, where
+every visit above is a page load (Plotly's script, about a second of evaluation, is paid on
+each). One tab loads the app once, on Home, and is left to draw fully; then each view is reached
+by a click on its link in the sidebar's navigation (st.navigation), and timed from the click
+event (its timeStamp, on the page's clock) to fully drawn by the same conditions, counted from
+the click and met by a run that finished after it. The views are visited in the order given,
+in 1 + --repeats rounds, each from the view before it: the first round is cold (the tab's first
+visit to a view: Plotly's script loads with the first chart view), the others warm. As in the
+app, the model stays with the session from view to view, so each view is shown with the model
+the default mode opens it with: where that is not the session's (a view with a model in its
+query, or a view without one after such a view), or where the view is the one on screen (Home at
+the start, Energy Models twice), the tab first goes to Home (Home: to the first other page) and
+picks the model in the sidebar's Model selectbox there, untimed. A row notes "showed M" if the
+view showed another model. "load" is then the click to the run's new_session (the rerun's request
+and the script's start). One server serves the whole run, as with --shared-server. Not covered:
+the page load itself (the default mode), links inside a view (st.page_link, the lesson bar) and
+queries other than the model.
+
 Besides cold and warm it prints, as the warm visits' medians, where the time goes:
   load    navigation to the server's `new_session` message (HTML, JavaScript, the websocket);
   script  new_session to script_finished, both as the browser's network stack received them
@@ -69,7 +87,7 @@ it with the server's CPU), so on a small machine every figure is an upper bound.
 --verify S checks this tool itself: it watches S seconds more after "fully drawn" and notes any
 mutation, message or long task that came later.
 
-Run: python bench/draw.py [--views "VAE Manifold,Latent Explorer"] [--repeats 5]
+Run: python bench/draw.py [--views "VAE Manifold,Latent Explorer"] [--repeats 5] [--in-app]
      [--width 1400 --height 1000] [--url http://127.0.0.1:8501 | --repo /tmp/before]
 A view is named by its page title in app.py, optionally with a query that replaces its
 default one ("Energy Models?model=rbm-mnist-h500"); a title alone selects all of its default
@@ -96,6 +114,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import teacher, wait_warm  # noqa: E402  (the same warm-up wait as the load benchmark)
@@ -116,7 +135,7 @@ QUERIES = {
 # and, in an animation-frame loop, whether the page looks drawn (see `reason`).
 INIT = r"""(() => {
   const W = window.__draw = {msgs: [], mutations: 0, lastMut: 0, frames: [], readySince: null, reason: 'start',
-                             headingAt: null, longTasks: []};
+                             headingAt: null, longTasks: [], clickAt: null};
   const Native = window.WebSocket;
   function Hooked(...args) {
     const ws = new Native(...args);
@@ -129,6 +148,11 @@ INIT = r"""(() => {
   window.WebSocket = Hooked;
   new MutationObserver(() => { W.mutations++; W.lastMut = performance.now(); })
     .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  // --in-app: a visit starts with a click (its event's time); the conditions and the heading count
+  // from there, as the view left behind may meet them
+  addEventListener('click', e => { W.clickAt = e.timeStamp; W.readySince = null; W.headingAt = null; }, true);
+  // a tab kept for a whole --in-app run loads far more than the default 250 resource entries
+  performance.setResourceTimingBufferSize(100000);
   try {
     new PerformanceObserver(l => { for (const e of l.getEntries()) W.longTasks.push([e.startTime, e.duration]); })
       .observe({type: 'longtask', buffered: true});
@@ -291,6 +315,17 @@ def start_server(repo: Path, log) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the server did not start (log: {log.name})")
 
 
+def serve(repo: Path, log, a, label: str) -> tuple[subprocess.Popen, str]:
+    """A fresh server that, unless --no-warm, the teacher has opened and that has warmed up."""
+    proc, url = start_server(repo, log)
+    if not a.no_warm and (repo / "views" / "warm.py").exists():  # the teacher opens the link first
+        opener = threading.Thread(target=asyncio.run, args=(teacher(url),))  # Playwright holds this
+        opener.start()                                                      # thread's event loop
+        opener.join()
+        print(f"{label}: the server {wait_warm(log.name, proc)}", flush=True)
+    return proc, url
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -346,90 +381,125 @@ def find_pid(marker: str) -> int | None:
 
 
 # ------------------------------------------------------------------------------ one visit
-def visit(context, url: str, view: View, a, browser_pid: int | None, server_pid: int | None) -> Visit:
-    """Open the view in a new page of `context` and time it to fully drawn (see the module's doc)."""
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    over = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR}
-    page = context.new_page()
-    page.add_init_script(INIT + f"\nwindow.__drawTitle = {json.dumps(view.heading)};")
-    frames: list[tuple[str, float]] = []  # every ForwardMsg: its type and its arrival at the network (s, CDP clock)
-    finished: list[int] = []  # indices of script_finished messages that end a whole run
-    doc: list[float] = []  # when the document's request was sent (CDP clock)
-    inflight = set()
+class Tab:
+    """A page of `context` watched for fully drawn (see the module's doc): the init script's records
+    in the page, the websocket's frames as the browser's network stack saw them, and the requests in
+    flight. The default mode opens one per visit; --in-app keeps one for the whole run, so a visit
+    is told apart by the messages that came after its start."""
 
-    # The websocket's frames as the browser's network stack saw them (Chrome DevTools Protocol):
-    # their times do not wait for the page's main thread, so new_session to script_finished is the
-    # server's script run (and the transfer), even while the page is busy drawing what came before.
-    cdp = context.new_cdp_session(page)
+    def __init__(self, context, heading: str | None):
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        over = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR}
+        self.page = page = context.new_page()
+        page.add_init_script(INIT + f"\nwindow.__drawTitle = {json.dumps(heading)};")
+        self.frames: list[tuple[str, float]] = []  # every ForwardMsg: its type and its arrival at the network (s, CDP clock)
+        self.finished: list[int] = []  # indices of script_finished messages that end a whole run
+        self.doc: list[float] = []  # when the document's request was sent (CDP clock)
+        self.inflight = set()
 
-    def on_frame(ev):
-        r = ev["response"]
-        if r.get("opcode") == 1:  # a text frame (Streamlit sends none): kept so indices match the page's
-            frames.append(("text", ev["timestamp"]))
-        if r.get("opcode") != 2:
-            return
-        msg = ForwardMsg.FromString(base64.b64decode(r["payloadData"]))
-        kind = msg.WhichOneof("type") or "?"
-        if kind == "script_finished" and msg.script_finished in over:
-            finished.append(len(frames))
-        frames.append((kind, ev["timestamp"]))
+        # The websocket's frames as the browser's network stack saw them (Chrome DevTools Protocol):
+        # their times do not wait for the page's main thread, so new_session to script_finished is the
+        # server's script run (and the transfer), even while the page is busy drawing what came before.
+        cdp = context.new_cdp_session(page)
 
-    def on_request(ev):
-        if ev.get("type") == "Document" and not doc:
-            doc.append(ev["timestamp"])
+        def on_frame(ev):
+            r = ev["response"]
+            if r.get("opcode") == 1:  # a text frame (Streamlit sends none): kept so indices match the page's
+                self.frames.append(("text", ev["timestamp"]))
+            if r.get("opcode") != 2:
+                return
+            msg = ForwardMsg.FromString(base64.b64decode(r["payloadData"]))
+            kind = msg.WhichOneof("type") or "?"
+            if kind == "script_finished" and msg.script_finished in over:
+                self.finished.append(len(self.frames))
+            self.frames.append((kind, ev["timestamp"]))
 
-    cdp.on("Network.webSocketFrameReceived", on_frame)
-    cdp.on("Network.requestWillBeSent", on_request)
-    cdp.send("Network.enable")
-    page.on("request", lambda r: inflight.add(r))
-    page.on("requestfinished", lambda r: inflight.discard(r))
-    page.on("requestfailed", lambda r: inflight.discard(r))
-    out = Visit()
-    cpu0 = tree_cpu(browser_pid), tree_cpu(server_pid)
-    try:
-        page.goto(f"{url}/{view.path}" + (f"?{view.query}" if view.query else ""), wait_until="commit")
+        def on_request(ev):
+            if ev.get("type") == "Document" and not self.doc:
+                self.doc.append(ev["timestamp"])
+
+        cdp.on("Network.webSocketFrameReceived", on_frame)
+        cdp.on("Network.requestWillBeSent", on_request)
+        cdp.send("Network.enable")
+        page.on("request", lambda r: self.inflight.add(r))
+        page.on("requestfinished", lambda r: self.inflight.discard(r))
+        page.on("requestfailed", lambda r: self.inflight.discard(r))
+
+    def visit(self, start, a, browser_pid: int | None, server_pid: int | None) -> Visit:
+        """Call `start` (it begins the visit: a navigation or a click, and returns when that began, ms
+        on the page's clock) and time the visit to fully drawn. Only a run that finished after the
+        start counts, so a visit in a tab that was already drawn waits for its own run."""
+        page, frames, finished, doc = self.page, self.frames, self.finished, self.doc
+        out = Visit()
+        cpu0 = tree_cpu(browser_pid), tree_cpu(server_pid)
+        first = len(frames)  # the visit's first message
+        since = start()
         end = time.monotonic() + a.timeout
         while True:
             page.wait_for_timeout(100)
-            st = page.evaluate(STATE, finished[-1] if finished else -1)
-            if st["drawnAt"] is not None and not inflight and st["lastFrame"] - st["drawnAt"] >= 1000 * a.quiet:
+            fin = finished[-1] if finished and finished[-1] >= first else -1
+            st = page.evaluate(STATE, fin)
+            if st["drawnAt"] is not None and not self.inflight and st["lastFrame"] - st["drawnAt"] >= 1000 * a.quiet:
                 break
             if time.monotonic() > end:
                 out.note = (f"not drawn after {a.timeout:.0f} s: {st['reason'] or 'DOM not quiet'}"
-                            + ("" if finished else ", script not finished") + (f", {len(inflight)} requests" if inflight else ""))
+                            + ("" if fin >= 0 else ", script not finished")
+                            + (f", {len(self.inflight)} requests" if self.inflight else ""))
                 break
         out.browser_cpu = tree_cpu(browser_pid) - cpu0[0]  # includes the quiet period (idle) and this driver's polls
         out.server_cpu = tree_cpu(server_pid) - cpu0[1]
         out.nodes, out.images, out.charts, out.errors = st["nodes"], st["images"], st["charts"], st["errors"]
-        out.ws_kb = sum(n for _, n in st["msgs"]) / 1024
-        if not out.note:
-            last = st["drawnAt"]
-            out.total = last / 1000
-            out.ready, out.last_mut = st["readySince"] / 1000, st["lastMut"] / 1000
-            out.heading = (st["headingAt"] or float("nan")) / 1000
-            # the run that finished last began with the last new_session before it; network times
-            # are put on the page's clock by the document request's time (navigation start, within ms)
-            start = max((i for i, (k, _) in enumerate(frames) if k == "new_session" and i < finished[-1]), default=None)
-            t_fin = st["tFin"]  # when the page handled script_finished
-            if start is not None and doc:
-                out.load = frames[start][1] - doc[0]
-                out.script = frames[finished[-1]][1] - frames[start][1]
-                t_fin = 1000 * (frames[finished[-1]][1] - doc[0])  # when it reached the browser
-            out.draw = (last - t_fin) / 1000
-            out.long_after = sum(min(s + d, last) - max(s, t_fin) for s, d in st["longTasks"]
-                                 if s + d > t_fin and s < last) / 1000
-            if a.verify > 0:  # a check of this tool: does anything still happen after "fully drawn"?
-                page.wait_for_timeout(1000 * a.verify)
-                later = page.evaluate(STATE, finished[-1])
-                moved = later["mutations"] - st["mutations"]
-                busy = [d for s, d in later["longTasks"] if s > last]
-                if moved or busy or len(later["msgs"]) > len(st["msgs"]):
-                    out.note = (f"after drawn: {moved} mutations, {len(later['msgs']) - len(st['msgs'])} messages "
-                                f"({', '.join(k for k, _ in frames[len(st['msgs']):])}), "
-                                f"{len(busy)} long tasks ({sum(busy):.0f} ms) within {a.verify:g} s")
+        out.ws_kb = sum(n for _, n in st["msgs"][first:]) / 1024
+        if out.note:
+            return out
+        last = st["drawnAt"]
+        out.total = (last - since) / 1000
+        out.ready, out.last_mut = (st["readySince"] - since) / 1000, (st["lastMut"] - since) / 1000
+        out.heading = (st["headingAt"] - since) / 1000 if st["headingAt"] is not None else float("nan")
+        # the run that finished last began with the last new_session before it; network times
+        # are put on the page's clock by the document request's time (navigation start, within ms)
+        begun = max((i for i, (k, _) in enumerate(frames) if k == "new_session" and first <= i < fin), default=None)
+        t_fin = st["tFin"]  # when the page handled script_finished
+        if begun is not None and doc:
+            out.load = frames[begun][1] - doc[0] - since / 1000
+            out.script = frames[fin][1] - frames[begun][1]
+            t_fin = 1000 * (frames[fin][1] - doc[0])  # when it reached the browser
+        out.draw = (last - t_fin) / 1000
+        out.long_after = sum(min(s + d, last) - max(s, t_fin) for s, d in st["longTasks"]
+                             if s + d > t_fin and s < last) / 1000
+        if a.verify > 0:  # a check of this tool: does anything still happen after "fully drawn"?
+            page.wait_for_timeout(1000 * a.verify)
+            later = page.evaluate(STATE, fin)
+            moved = later["mutations"] - st["mutations"]
+            busy = [d for s, d in later["longTasks"] if s > last]
+            if moved or busy or len(later["msgs"]) > len(st["msgs"]):
+                out.note = (f"after drawn: {moved} mutations, {len(later['msgs']) - len(st['msgs'])} messages "
+                            f"({', '.join(k for k, _ in frames[len(st['msgs']):])}), "
+                            f"{len(busy)} long tasks ({sum(busy):.0f} ms) within {a.verify:g} s")
+        return out
+
+
+def visit(context, url: str, view: View, a, browser_pid: int | None, server_pid: int | None) -> Visit:
+    """Open the view in a new page of `context` and time it to fully drawn (see the module's doc)."""
+    tab = Tab(context, view.heading)
+
+    def navigate() -> float:
+        tab.page.goto(f"{url}/{view.path}" + (f"?{view.query}" if view.query else ""), wait_until="commit")
+        return 0.0  # the page's clock starts at the navigation's start
+
+    try:
+        return tab.visit(navigate, a, browser_pid, server_pid)
     finally:
-        page.close()
-    return out
+        tab.page.close()
+
+
+def show(label: str, what: str, v: Visit) -> None:
+    print(f"  {label}: {what} {v.total:6.2f} s  (load {v.load:.2f}, "
+          f"script {v.script:.2f}, draw {v.draw:.2f}, long tasks after script {v.long_after:.2f}; "
+          f"heading {v.heading:.2f}, conditions met {v.ready:.2f}, last mutation {v.last_mut:.2f}; CPU browser {v.browser_cpu:.2f}, "
+          f"server {v.server_cpu:.2f}; {v.nodes} nodes, {v.images} images, {v.charts} charts, {v.ws_kb:.0f} KB"
+          + (f", {v.errors} ERRORS" if v.errors else "") + (f"; {v.note}" if v.note else "") + ")",
+          flush=True)
 
 
 def measure(browser, url: str, view: View, a, browser_pid, server_pid) -> list[Visit]:
@@ -445,16 +515,87 @@ def measure(browser, url: str, view: View, a, browser_pid, server_pid) -> list[V
             if ctx is None:
                 c.close()
         visits.append(v)
-        print(f"  {view.label}: {'cold' if i == 0 else f'warm {i}'} {v.total:6.2f} s  (load {v.load:.2f}, "
-              f"script {v.script:.2f}, draw {v.draw:.2f}, long tasks after script {v.long_after:.2f}; "
-              f"heading {v.heading:.2f}, conditions met {v.ready:.2f}, last mutation {v.last_mut:.2f}; CPU browser {v.browser_cpu:.2f}, "
-              f"server {v.server_cpu:.2f}; {v.nodes} nodes, {v.images} images, {v.charts} charts, {v.ws_kb:.0f} KB"
-              + (f", {v.errors} ERRORS" if v.errors else "") + (f"; {v.note}" if v.note else "") + ")",
-              flush=True)
+        show(view.label, "cold" if i == 0 else f"warm {i}", v)
         time.sleep(0.3)  # let the server drop the closed session
     if ctx is not None:
         ctx.close()
     return visits
+
+
+# ------------------------------------------------------------------------------ in the app
+def shown_model(tab: Tab) -> str | None:
+    """The session's model: the app keeps it in the URL's query (?model=) on every run."""
+    return parse_qs(urlsplit(tab.page.url).query).get("model", [None])[0]
+
+
+def click_link(tab: Tab, view: View) -> float:
+    """Click the sidebar's link to `view`'s page, as a student does, and return the click event's
+    time on the page's clock (ms). The heading to wait for is set first: the conditions count from
+    the click."""
+    page = tab.page
+    page.evaluate("h => { window.__drawTitle = h; }", view.heading)
+    nav = page.get_by_test_id("stSidebarNav")
+    link = nav.get_by_role("link", name=view.title, exact=True)  # the icon is aria-hidden
+    more = nav.get_by_test_id("stSidebarNavViewButton")  # "View N more": Streamlit folds a long list
+    if not link.is_visible() and more.is_visible():
+        more.click()
+    link.click()
+    return page.evaluate("window.__draw.clickAt")
+
+
+def choose_model(tab: Tab, name: str) -> float:
+    """Pick model `name` in the sidebar's Model selectbox (the page on screen reruns with it); typed
+    first, as the list may not render options out of sight. Returns the click's time (ms)."""
+    page = tab.page
+    page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model").click()
+    page.keyboard.type(name)
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(name)}\s")).click()  # "NAME  (kind...)"
+    return page.evaluate("window.__draw.clickAt")
+
+
+def in_app(browser, url: str, all_views: list[View], views: list[View], a, browser_pid, server_pid) -> list[list[Visit]]:
+    """Per view, its visits by the sidebar's links in one tab: 1 + a.repeats rounds through `views`,
+    in order, the first cold (see --in-app in the module's doc)."""
+    for view in views:
+        if set(parse_qs(view.query)) - {"model"}:
+            raise SystemExit(f"--in-app picks only a model, not {view.query!r} ({view.title})")
+    home = next(v for v in all_views if not v.path)
+    other = next(v for v in all_views if v.path)  # the way to Home when Home is on screen
+    pids = browser_pid, server_pid
+    ctx = browser.new_context(viewport={"width": a.width, "height": a.height})
+    tab = Tab(ctx, home.heading)
+
+    def step(what: str, start) -> None:
+        """An untimed step on the way to the next view: it too is waited for until fully drawn."""
+        v = tab.visit(start, a, *pids)
+        if v.note:
+            print(f"  ({what}: {v.note})", flush=True)
+
+    def load() -> float:
+        tab.page.goto(f"{url}/", wait_until="commit")
+        return 0.0
+
+    show(home.label, "page load", tab.visit(load, a, *pids))
+    default = model = shown_model(tab)
+    on = home
+    out: list[list[Visit]] = [[] for _ in views]
+    for i in range(1 + a.repeats):
+        for view, visits in zip(views, out):
+            want = parse_qs(view.query).get("model", [default])[0]
+            if view.title == on.title or want != model:
+                base = home if view.title != home.title else other
+                if on.title != base.title:
+                    step(f"to {base.title}", lambda: click_link(tab, base))
+                if want != model:
+                    step(f"{want} picked on {base.title}", lambda: choose_model(tab, want))
+            v = tab.visit(lambda: click_link(tab, view), a, *pids)
+            model, on = shown_model(tab), view
+            if model != want:
+                v.note = "; ".join(filter(None, [v.note, f"showed {model}"]))
+            visits.append(v)
+            show(view.label, "in-app cold" if i == 0 else f"in-app warm {i}", v)
+    ctx.close()
+    return out
 
 
 # ------------------------------------------------------------------------------ report
@@ -462,8 +603,8 @@ def fmt(x: float) -> str:
     return "–" if x != x else f"{x:.2f}"
 
 
-def table(rows: list[tuple[View, list[Visit]]]) -> str:
-    head = ["view", "cold s", "warm median s", "warm max s", "load s", "script s", "draw s", "long tasks s",
+def table(rows: list[tuple[View, list[Visit]]], in_app: bool) -> str:
+    head = ["view", "opened by", "cold s", "warm median s", "warm max s", "load s", "script s", "draw s", "long tasks s",
             "browser CPU s", "server CPU s", "DOM nodes", "images", "charts", "ws KB", "biggest cost"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for view, vs in rows:
@@ -473,13 +614,14 @@ def table(rows: list[tuple[View, list[Visit]]]) -> str:
         def med(attr):
             xs = [getattr(v, attr) for v in ok if getattr(v, attr) == getattr(v, attr)]
             return statistics.median(xs) if xs else float("nan")
-        parts = {"load (page, JS, connect)": med("load"), "server script": med("script"),
-                 "browser drawing after the script": med("draw")}
+        parts = {"click to the script's start" if in_app else "load (page, JS, connect)": med("load"),
+                 "server script": med("script"), "browser drawing after the script": med("draw")}
         cost = max(parts, key=lambda k: parts[k] if parts[k] == parts[k] else -1) if ok else "?"
         last = (ok or vs)[-1]
         flags = "; ".join(sorted({v.note for v in vs if v.note} | ({f"{last.errors} error boxes"} if last.errors else set())))
         lines.append("| " + " | ".join([
-            view.label, fmt(cold.total), fmt(med("total")), fmt(max((v.total for v in ok), default=float("nan"))),
+            view.label, "in-app link" if in_app else "URL",
+            fmt(cold.total), fmt(med("total")), fmt(max((v.total for v in ok), default=float("nan"))),
             fmt(med("load")), fmt(med("script")), fmt(med("draw")), fmt(med("long_after")),
             fmt(med("browser_cpu")), fmt(med("server_cpu")),
             str(last.nodes), str(last.images), str(last.charts), f"{med('ws_kb'):.0f}" if ok else "–",
@@ -506,9 +648,15 @@ def main():
     ap.add_argument("--shared-server", action="store_true", help="one fresh server for all views, not one per view")
     ap.add_argument("--fresh-browser", action="store_true",
                     help="every visit in a new browser context (nothing cached), not one context per view")
+    ap.add_argument("--in-app", action="store_true",
+                    help="load the app once, on Home, and reach each view by its link in the sidebar, timed from "
+                         "the click (one tab, one server)")
     a = ap.parse_args()
+    if a.in_app and a.fresh_browser:
+        raise SystemExit("--fresh-browser does not apply to --in-app (one tab throughout)")
     repo = a.repo.resolve()
-    views = pick(pages(repo), a.views)
+    all_views = pages(repo)
+    views = pick(all_views, a.views)
     chromium = os.environ.get("GENLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         raise SystemExit("no chromium on PATH (Debian: apt-get install -y chromium; or set GENLAB_CHROMIUM)")
@@ -524,27 +672,29 @@ def main():
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=ARGS + [marker])
             browser_pid = find_pid(marker)
+            how = ("one tab, each view reached by its sidebar link" if a.in_app else
+                   "a new browser context per visit" if a.fresh_browser else "one browser context per view")
+            one = a.shared_server or a.in_app
             print(f"Chromium {browser.version}, viewport {a.width}x{a.height}, {a.repeats} warm visits, quiet {a.quiet:g} s, "
-                  f"{'a new browser context per visit' if a.fresh_browser else 'one browser context per view'}; "
-                  + (f"server {url}" if url else f"serving {repo} ({'one server' if a.shared_server else 'a fresh server per view'})"),
+                  f"{how}; " + (f"server {url}" if url else f"serving {repo} ({'one server' if one else 'a fresh server per view'})"),
                   flush=True)
-            for view in views:
-                if url is None or (proc is not None and not a.shared_server):
-                    if proc is not None:
-                        stop(proc)
-                    proc, url = start_server(repo, log)
-                    if not a.no_warm and (repo / "views" / "warm.py").exists():  # the teacher opens the link first
-                        opener = threading.Thread(target=asyncio.run, args=(teacher(url),))  # Playwright holds this
-                        opener.start()                                                      # thread's event loop
-                        opener.join()
-                        print(f"{view.title}: the server {wait_warm(log.name, proc)}", flush=True)
-                rows.append((view, measure(browser, url, view, a, browser_pid, proc.pid if proc else None)))
+            if a.in_app:
+                if url is None:
+                    proc, url = serve(repo, log, a, "in-app")
+                rows = list(zip(views, in_app(browser, url, all_views, views, a, browser_pid, proc.pid if proc else None)))
+            else:
+                for view in views:
+                    if url is None or (proc is not None and not a.shared_server):
+                        if proc is not None:
+                            stop(proc)
+                        proc, url = serve(repo, log, a, view.title)
+                    rows.append((view, measure(browser, url, view, a, browser_pid, proc.pid if proc else None)))
             browser.close()
     finally:
         if proc is not None:
             stop(proc)
     print(f"\n{len(views)} views in {time.perf_counter() - t0:.0f} s; server log: {log.name}")
-    print(table(rows))
+    print(table(rows, a.in_app))
     tb = Path(log.name).read_text().count("Traceback")
     if tb:
         print(f"tracebacks in the server log: {tb}")
