@@ -144,7 +144,7 @@ def temperatures():
         return g, viz.labelled_rows_svg(g.arr, [f"T = {t}" for t in TEMPS], cell=x.shape[-2])
 
     g, svg = common.memo(("flow-temperatures", seed, PER_T), draw, model=name)
-    st.image(svg, width=64 + 2 * g.arr.shape[1])  # the SVG's own size: each digit at twice its pixels
+    st.image(svg)  # at the SVG's own size: each digit at twice its pixels
     common.download("PNG", lambda: export.upscaled_png(g.arr), f"{name}-temperatures-seed{seed}.png", "image/png",
                     help="The rows as one picture (T = 0.5 at the top), enlarged by whole pixels")
     st.caption("Each column is one noise vector ε, decoded at z = T·ε for each temperature. Lower temperatures keep "
