@@ -190,3 +190,31 @@ class TestCheckpoints:
 def test_flow_sequence_of_nothing_is_the_identity():
     z, ld = FlowSequence([])(torch.ones(2, 3))
     assert torch.equal(z, torch.ones(2, 3)) and torch.equal(ld, torch.zeros(2))
+
+
+def test_inference_in_slices_gives_the_numbers_of_one_pass(monkeypatch):
+    """Without gradients an image flow runs big batches in slices (bounded memory in a server):
+    encode, decode and log_prob give the numbers of one pass over the whole batch (the slice size
+    set past the batch), and the dequantisation draws stay the whole batch's."""
+    import genlab.models.flow as flow_mod
+    model = perturb(Flow(FlowConfig(data_shape=(1, 8, 8), hidden=8, depth=2, couplings=(1, 1, 1))), scale=0.1).float()
+    x = torch.rand(23, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(23, 64, generator=torch.Generator().manual_seed(1))
+
+    def everything():
+        with torch.inference_mode():
+            return (model.encode(x), model.decode(z),
+                    model.log_prob(x, torch.Generator().manual_seed(2)), model.log_prob(x, dequantize=False))
+
+    monkeypatch.setattr(flow_mod, "INFERENCE_SLICE", 1000)
+    whole = everything()
+    monkeypatch.setattr(flow_mod, "INFERENCE_SLICE", 5)  # 5 + 5 + 5 + 5 + 3
+    sliced = everything()
+    for a, b in zip(whole, sliced):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    # with gradients (training) the batch goes through in one piece
+    calls = []
+    monkeypatch.setattr(model.flow, "forward", lambda h: calls.append(len(h)) or (h, h.new_zeros(len(h))))
+    model.log_prob(x.requires_grad_())
+    assert calls == [23]
