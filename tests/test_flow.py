@@ -218,3 +218,38 @@ def test_inference_in_slices_gives_the_numbers_of_one_pass(monkeypatch):
     monkeypatch.setattr(model.flow, "forward", lambda h: calls.append(len(h)) or (h, h.new_zeros(len(h))))
     model.log_prob(x.requires_grad_())
     assert calls == [23]
+
+
+def test_a_frozen_image_flow_runs_traced_graphs_with_the_eager_numbers():
+    """A frozen flow (eval, no parameter wanting gradients: the server's shared models) runs its
+    inference as traced graphs: the eager flow's numbers exactly, whatever the batch size it was
+    traced on, and a new graph once its weights change in place."""
+    from genlab.models import flow as flow_mod
+    model = perturb(Flow(FlowConfig(data_shape=(1, 8, 8), hidden=8, depth=2, couplings=(1, 1, 1))), scale=0.1).float()
+    model.eval()
+    x = torch.rand(7, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(7, 64, generator=torch.Generator().manual_seed(1))
+
+    def everything():
+        with torch.inference_mode():
+            return model.encode(x), model.decode(z), model.log_prob(x, dequantize=False)
+
+    eager = everything()
+    with torch.inference_mode():
+        one = model.decode(z[:1]), model.encode(x[:1])
+    assert model not in flow_mod._GRAPHS  # parameters that want gradients: eager
+    model.requires_grad_(False)
+    with torch.inference_mode():  # traced on a batch of one, then run on other batch sizes
+        assert all(torch.equal(a, b) for a, b in zip(one, (model.decode(z[:1]), model.encode(x[:1]))))
+    for _ in range(3):  # the graph executor's first runs profile, later ones run the optimised graph
+        for a, b in zip(eager, everything()):
+            assert torch.equal(a, b)
+    assert len(flow_mod._GRAPHS[model]) == 2  # forward and inverse at this shape
+    with torch.no_grad():
+        model.flow.layers[-1].net[0].weight.mul_(1.5)
+    model.requires_grad_(True)
+    eager2 = everything()
+    model.requires_grad_(False)
+    for a, b in zip(eager2, everything()):
+        assert torch.equal(a, b)
+    assert not torch.equal(eager[1], eager2[1])
