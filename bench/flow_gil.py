@@ -1,0 +1,94 @@
+"""A RealNVP decode beside busy Python threads: eager against traced, side by side in one run.
+
+In a Streamlit server every session's script runs on its own thread of one process. Torch
+gives Python's lock (the GIL) back for each operation and takes it again afterwards; when other
+threads are running Python, each taking-back can wait for them. A flow's inverse is a few
+hundred small operations, so eagerly it waits a few hundred times. A frozen image flow
+(genlab.models.flow: eval, no parameter that wants gradients, as a server's shared models are)
+runs its inference as one traced graph instead: the same operations and numbers, one call.
+
+This decodes what the Flow view draws for a new seed (24 samples: 8 noise vectors at three
+temperatures) with the shipped checkpoint (a fresh model of its configuration without it),
+alone and beside 1 and 2 threads that only run Python, eager and traced alternating, and prints
+the median and worst time of each and the ratio eager / traced.
+
+Run: python bench/flow_gil.py [--repeats 8] [--busy 0 1 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from genlab import store  # noqa: E402
+from genlab.models.flow import Flow, FlowConfig  # noqa: E402
+
+
+def load() -> tuple[Flow, str]:
+    path = ROOT / "checkpoints" / "realnvp-mnist"
+    if path.with_suffix(".json").exists():
+        return store.load(path)[0], "shipped realnvp-mnist"
+    cfg = FlowConfig(hidden=96, couplings=(3, 3, 3))
+    return Flow(cfg).eval(), "a fresh RealNVP of the shipped configuration"
+
+
+def timed(model: Flow, z: torch.Tensor, frozen: bool) -> float:
+    model.requires_grad_(not frozen)  # frozen: the traced graph; otherwise the eager flow
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        model.decode(z)
+        return (time.perf_counter() - t0) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=8)
+    ap.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2], help="threads running Python beside the decode")
+    a = ap.parse_args()
+    model, what = load()
+    g = torch.Generator().manual_seed(0)
+    eps = model.prior_sample(8, g)
+    z = torch.cat([t * eps for t in (0.5, 0.75, 1.0)])  # (24, 784): the Flow view's temperatures
+    for frozen in (False, True, False, True):  # warm both paths (the graph executor profiles its first runs)
+        timed(model, z, frozen)
+    model.requires_grad_(False)
+    with torch.inference_mode():
+        traced = model.decode(z)
+    model.requires_grad_(True)
+    with torch.inference_mode():
+        same = torch.equal(model.decode(z), traced)
+    print(f"{what}, 24 samples, {torch.get_num_threads()} torch threads; traced == eager: {same}")
+
+    for busy in a.busy:
+        stop = threading.Event()
+
+        def spin() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+
+        threads = [threading.Thread(target=spin, daemon=True) for _ in range(busy)]
+        for t in threads:
+            t.start()
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(a.repeats):
+            for frozen in (False, True):
+                times[frozen].append(timed(model, z, frozen))
+        stop.set()
+        for t in threads:
+            t.join()
+        e, tr = statistics.median(times[False]), statistics.median(times[True])
+        print(f"beside {busy} busy Python thread(s): eager median {e:7.0f} ms (worst {max(times[False]):5.0f}), "
+              f"traced median {tr:5.0f} ms (worst {max(times[True]):5.0f}); eager / traced {e / tr:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
