@@ -1,6 +1,9 @@
 """Every view under AppTest: it renders (page content and the shared sidebar), a widget
 change changes the picture, URLs are clamped, and the Training view trains and saves."""
 
+import json
+import math
+
 import pytest
 
 from conftest import app_test
@@ -266,6 +269,17 @@ def test_flow_view_traces_a_digit_scores_the_unusual_and_samples_at_temperatures
     text = " ".join(m.value for m in at.markdown)
     assert "bits/dim" in text and "of 784 pixels" in text and "uniform noise" in text
     assert len(at.get("plotly_chart")) == 2  # bits/dim per epoch, the histogram
+    # the histogram's axis ends at twice the largest median, and the text counts what lies beyond
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    xs = {t["name"]: sorted(t["x"]) for t in spec["data"]}
+    edge = math.ceil(2 * max(v[len(v) // 2] for v in xs.values()))
+    assert spec["layout"]["xaxis"]["range"] == [0, edge]
+    beyond = {k: sum(x > edge for x in v) for k, v in xs.items()}
+    assert beyond["test digits"] == 0 and beyond["uniform noise"] < len(xs["uniform noise"]) / 2
+    if beyond["uniform noise"]:  # the shipped flow: a few noise images score thousands of bits/dim
+        assert f"Off the chart, above {edge} bits/dim: {beyond['uniform noise']} uniform noise" in text
+    else:
+        assert "Off the chart" not in text
     at.number_input(key="fi").set_value(7).run()
     assert image_urls(at)[0] != urls[0] and at.query_params["fi"] == "7"
     at.number_input(key="fseed").set_value(3).run()
