@@ -35,5 +35,6 @@ lesson_bar.show(nav)  # the note and previous / next of a lesson being stepped t
 with st.sidebar:
     common.model_picker()
     common.job_badge()
+    common.chart_style_toggle()
     st.caption(f"Device: {genlab.describe_device(common.device())}")
 nav.run()

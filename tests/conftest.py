@@ -1,6 +1,7 @@
 """Shared fixtures: tiny data and tiny checkpoints, so tests never depend on the shipped ones."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import socket
@@ -33,6 +34,25 @@ def app_test(page=None, switch=None, **params):
             switch(at, page)
     assert not at.exception, at.exception
     return at
+
+
+def svg_of(element) -> str | None:
+    """The SVG text of an st.image that shows an SVG (a data URL), else None."""
+    url = element.proto.imgs[0].url
+    if not url.startswith("data:image/svg"):
+        return None
+    return base64.b64decode(url.split(",", 1)[1]).decode()
+
+
+def is_chart_picture(element) -> bool:
+    """An st.image that is a chart drawn as SVG (views/common.py `chart`, the default style)."""
+    svg = svg_of(element)
+    return svg is not None and 'class="genlab-chart"' in svg[:200]
+
+
+def charts(at) -> list:
+    """The charts on the page: SVG pictures by default, Plotly charts with ?plotly=1."""
+    return [e for e in at.get("image") if is_chart_picture(e)] + list(at.get("plotly_chart"))
 
 
 def wait_for(cond, timeout: float = 30.0) -> bool:

@@ -3,10 +3,11 @@ change changes the picture, URLs are clamped, and the Training view trains and s
 
 import json
 import math
+from xml.etree import ElementTree
 
 import pytest
 
-from conftest import app_test
+from conftest import app_test, charts, is_chart_picture, svg_of
 
 VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
          "views/manifold.py", "views/training.py", "views/gan_live.py", "views/flow.py", "views/energy.py",
@@ -20,7 +21,8 @@ def app(ckpt_dir, monkeypatch):
 
 
 def image_urls(at):
-    return [e.proto.imgs[0].url for e in at.get("image")]
+    """The pictures' URLs (samples, grids, strips), not the charts drawn as SVG."""
+    return [e.proto.imgs[0].url for e in at.get("image") if not is_chart_picture(e)]
 
 
 def slider(at, label):
@@ -106,7 +108,7 @@ def test_manifold_2d_and_larger_latents(app):
     before = image_urls(at)
     slider(at, "Resolution").set_value(10).run()
     assert image_urls(at)[0] != before[0]
-    assert len(at.get("plotly_chart")) == 3  # the scatter, and the AE and VAE scatters
+    assert len(charts(at)) == 3  # the scatter, and the AE and VAE scatters
     at = app("views/manifold.py", model="vae-mnist-z20")
     grid = image_urls(at)[0]
     at.radio(key="plane").set_value("two dimensions").run()
@@ -115,7 +117,7 @@ def test_manifold_2d_and_larger_latents(app):
 
 def test_training_view_trains_in_the_background_and_saves(app, ckpt_dir):
     at = app("views/training.py", model="vae-mnist-z2")
-    assert len(at.get("plotly_chart")) >= 2  # curves and KL per dimension from the card
+    assert len(charts(at)) >= 2  # curves and KL per dimension from the card
     at.selectbox[1].set_value("digits8")  # Data
     at.number_input[1].set_value(2)  # Epochs
     at.button[0].click().run()  # Start training (the form's submit button)
@@ -171,7 +173,7 @@ def test_gan_checkpoints_work_on_the_latent_views(app):
     at = app("views/manifold.py", model="gan-mlp-mnist")
     assert any("no encoder" in i.value for i in at.info)
     at = app("views/training.py", model="gan-mlp-mnist")
-    assert at.get("plotly_chart") and not at.exception
+    assert charts(at) and not at.exception
 
 
 def test_picking_another_model_changes_every_view(app):
@@ -189,7 +191,7 @@ def test_a_saved_2d_toy_gan_does_not_break_the_manifold(app, ckpt_dir):
     save(GAN(GANConfig(arch="toy", latent_dim=2, data_shape=(2,))), ckpt_dir / "toy-gan-2d")
     try:
         at = app("views/manifold.py", model="vae-mnist-z2")
-        assert len(at.get("plotly_chart")) == 3 and not at.exception
+        assert len(charts(at)) == 3 and not at.exception
         at = app("views/latent_explorer.py", model="toy-gan-2d")
         assert any("2-d points" in i.value for i in at.info)
     finally:
@@ -239,7 +241,7 @@ def test_compare_four_models_same_z_nearest_neighbours_and_measuring(app, monkey
     rows = table[table["model"].isin(names.split(","))]
     assert rows["FID"].notna().all() and (rows["FID"] > 0).all()
     assert (rows["label entropy"] <= 2.3026).all()
-    assert len(at.get("plotly_chart")) >= 1  # the label histograms
+    assert len(charts(at)) >= 1  # the label histograms
 
 
 def test_compare_refuses_a_fifth_model_and_unknown_names(app):
@@ -262,13 +264,13 @@ def test_latent_explorer_shows_nearest_training_images(app):
 
 # ----------------------------------------------------------------------------- flows
 def test_flow_view_traces_a_digit_scores_the_unusual_and_samples_at_temperatures(app):
-    at = app("views/flow.py", model="realnvp-mnist")
+    at = app("views/flow.py", model="realnvp-mnist", plotly="1")  # Plotly charts, to read the histogram's spec
     assert not at.exception and not at.error
     urls = image_urls(at)
     assert len(urls) == 2 + 1  # the layer strip, the digit and its decoding, the temperatures' matrix
     text = " ".join(m.value for m in at.markdown)
     assert "bits/dim" in text and "of 784 pixels" in text and "uniform noise" in text
-    assert len(at.get("plotly_chart")) == 2  # bits/dim per epoch, the histogram
+    assert len(charts(at)) == 2  # bits/dim per epoch, the histogram
     # the histogram's axis ends at twice the largest median, and the text counts what lies beyond
     spec = json.loads(at.get("plotly_chart")[1].proto.spec)
     xs = {t["name"]: sorted(t["x"]) for t in spec["data"]}
@@ -302,7 +304,7 @@ def test_a_flow_lights_up_the_latent_views(app):
     at = app("views/manifold.py", model="realnvp-mnist")
     assert not at.exception and any("784-d" in c.value for c in at.caption)
     at = app("views/training.py", model="realnvp-mnist")
-    assert at.get("plotly_chart") and not at.exception
+    assert charts(at) and not at.exception
 
 
 def test_compare_shows_the_flows_bits_per_dimension(app):
@@ -318,7 +320,7 @@ def test_energy_view_shows_filters_chains_fill_and_free_energies(app):
     assert not at.exception and not at.error
     urls = image_urls(at)
     assert len(urls) == 4  # filters, the chain frame, clamp-and-fill, reconstructions
-    assert len(at.get("plotly_chart")) == 2  # free energy along the chain, histograms
+    assert len(charts(at)) == 2  # free energy along the chain, histograms
     frame = next(s for s in at.slider if s.label.startswith("Frame"))
     frame.set_value(0).run()
     assert image_urls(at)[1] != urls[1]  # the first frame is the starting noise
@@ -339,8 +341,7 @@ def test_energy_view_runs_langevin_chains_for_an_ebm(app):
     captions = " ".join(c.value for c in at.caption)
     assert "replay buffer" in " ".join(m.value for m in at.subheader) and "inpainting by sampling" in captions
     assert at.radio(key="start").options == ["noise", "a test image", "a noisy test image", "a half-masked test image"]
-    charts = at.get("plotly_chart")
-    assert len(charts) == 3  # energy along the chain; the EBM's histograms beside the flow's
+    assert len(charts(at)) == 3  # energy along the chain; the EBM's histograms beside the flow's
     before = image_urls(at)
     at.select_slider(key="eps").set_value("1.0").run()
     assert not at.exception and at.query_params["eps"] == "1.0" and image_urls(at) != before
@@ -424,11 +425,48 @@ def test_a_checkpoint_without_a_film_says_so(app):
     assert any("has no film" in c.value for c in at.caption)
 
 
+@pytest.mark.parametrize("style", ["pictures", "plotly"])
 @pytest.mark.parametrize("page", ["views/latent_explorer.py", "views/training.py", "views/flow.py",
                                   "views/energy.py", "views/compare.py", "views/home.py"])
-def test_every_picture_and_chart_has_a_download(app, page):
-    at = app(page, model={"views/flow.py": "realnvp-mnist", "views/energy.py": "ebm-mnist", "views/training.py": "rbm-mnist-h500"}.get(page, "vae-mnist-z20"))
+def test_every_picture_and_chart_has_a_download(app, page, style):
+    extra = {"plotly": "1"} if style == "plotly" else {}
+    at = app(page, model={"views/flow.py": "realnvp-mnist", "views/energy.py": "ebm-mnist", "views/training.py": "rbm-mnist-h500"}.get(page, "vae-mnist-z20"), **extra)
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("PNG") >= len([e for e in at.get("image") if "svg" not in e.proto.imgs[0].url]) - labels.count("GIF")
-    assert labels.count("CSV") >= len(at.get("plotly_chart"))
-    assert at.get("image") and (at.get("plotly_chart") or page in ("views/latent_explorer.py", "views/home.py"))
+    assert labels.count("CSV") >= len(charts(at))
+    assert at.get("image") and (charts(at) or page in ("views/latent_explorer.py", "views/home.py"))
+    # one style per page: no Plotly (and so none of its script) unless asked for
+    assert bool(at.get("plotly_chart")) == (style == "plotly" and bool(charts(at)))
+
+
+CHART_VIEWS = {"views/interpolation.py": "vae-mnist-z20", "views/manifold.py": "vae-mnist-z2",
+               "views/training.py": "vae-mnist-z20", "views/flow.py": "realnvp-mnist",
+               "views/energy.py": "ebm-mnist", "views/compare.py": "vae-mnist-z20"}
+
+
+@pytest.mark.parametrize("page", list(CHART_VIEWS))
+def test_charts_are_pictures_until_interactive_charts_are_turned_on(app, page):
+    at = app(page, model=CHART_VIEWS[page])
+    pictures = [e for e in at.get("image") if is_chart_picture(e)]
+    assert pictures and not at.get("plotly_chart")
+    ElementTree.fromstring(svg_of(pictures[0]))  # a well-formed picture
+    toggle = at.sidebar.toggle(key="plotly")
+    assert toggle.label == "Interactive charts" and toggle.value is False and "plotly" not in at.query_params
+    toggle.set_value(True).run()
+    assert not at.exception and at.query_params["plotly"] == "1"
+    assert len(at.get("plotly_chart")) == len(pictures) and not [e for e in at.get("image") if is_chart_picture(e)]
+    at.sidebar.toggle(key="plotly").set_value(False).run()
+    assert "plotly" not in at.query_params and not at.get("plotly_chart")
+
+
+def test_the_manifold_decodes_a_test_image_picked_by_number_or_by_a_click(app):
+    at = app("views/manifold.py", model="vae-mnist-z2", pt="12")  # from the URL
+    assert any(m.value.startswith("**Test image 12**") for m in at.markdown)
+    at.number_input(key="pt").set_value(40).run()
+    assert any(m.value.startswith("**Test image 40**") for m in at.markdown) and at.query_params["pt"] == "40"
+    ringed = [e for e in at.get("image") if is_chart_picture(e)][0]
+    svg = svg_of(ringed)
+    assert "test image 40" in svg and 'stroke="#111"' in svg  # the ring's legend entry and its outline
+    at = app("views/manifold.py", model="vae-mnist-z2")
+    assert not any(m.value.startswith("**Test image") for m in at.markdown)
+    assert any("Interactive charts" in c.value for c in at.caption)

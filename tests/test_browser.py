@@ -110,9 +110,23 @@ def test_moving_a_slider_changes_the_picture(server, page):
     shot(page, "latent_explorer_moved")
 
 
-def test_clicking_a_point_on_the_manifold_decodes_it(server, page):
+def test_the_manifold_decodes_a_point_picked_by_number_or_by_a_click(server, page):
     url, _ = server
+    # by default the charts are pictures: no Plotly on the page, every chart's image drawn
     open_view(page, url, "manifold?model=vae-mnist-z2", "VAE Manifold")
+    settle(page)
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 0
+    assert page.evaluate("""() => { const imgs = [...document.querySelectorAll("img[src^='data:image/svg']")];
+        return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 0); }""")
+    box = page.get_by_label("Decode test image no.")
+    box.fill("7")
+    box.press("Enter")
+    page.get_by_text(re.compile(r"^Test image 7$")).first.wait_for(timeout=30_000)
+    page.wait_for_url(re.compile(r"[?&]pt=7(&|$)"), timeout=30_000)
+    assert_no_errors(page)
+    shot(page, "manifold_picked")
+    # with interactive charts (a link can ask for them), a click on a point decodes it
+    open_view(page, url, "manifold?model=vae-mnist-z2&plotly=1", "VAE Manifold")
     page.wait_for_function("() => { const gd = document.querySelector(\"[data-testid='stPlotlyChart'] .js-plotly-plot\");"
                            " return gd && gd._fullLayout && gd._fullData && gd._fullData.length > 0; }", timeout=30_000)
     # screen position of the first point of the first trace, from plotly's own axis maps,
@@ -245,7 +259,8 @@ def test_structure_search_runs_from_a_link_and_shows_its_results(server, page):
     page.get_by_text("search iteration", exact=False).first.wait_for(timeout=60_000)
     page.get_by_text("Test bits per dimension").wait_for(timeout=180_000)  # search, full training, results
     settle(page)
-    assert page.locator(".js-plotly-plot").count() >= 4  # masks, offspring, final curves, data vs samples
+    # masks, offspring, final curves, data vs samples: pictures (no Plotly by default)
+    assert page.locator("img[src^='data:image/svg']").count() >= 4 and page.locator(".js-plotly-plot").count() == 0
     assert page.get_by_text("Lowest on test:", exact=False).count() == 1  # the table itself is a canvas
     assert_no_errors(page)
     shot(page, "structure_search")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, charts
 from genlab import digits as D
 
 APP = str(ROOT / "app.py")
@@ -397,8 +397,8 @@ def test_each_family_shows_what_it_can_say_about_the_digit(app, model, expect, l
     for words in lacks:
         assert words not in shown, (model, words)
     assert "It reads a **" in shown  # the classifier reads every family's digit
-    charts = len(at.get("plotly_chart"))
-    assert charts == 1 + (model != "gan-mlp-mnist") + (model in ("vae-mnist-z20", "ae-mnist-z2", "realnvp-mnist"))
+    n_charts = len(charts(at))
+    assert n_charts == 1 + (model != "gan-mlp-mnist") + (model in ("vae-mnist-z20", "ae-mnist-z2", "realnvp-mnist"))
     if model != "gan-mlp-mnist":
         df = at.dataframe[0].value
         assert 0 <= float(df["percentile"].iloc[0]) <= 100

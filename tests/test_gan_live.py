@@ -85,6 +85,7 @@ class TestLiveEngine:
 def app(ckpt_dir, monkeypatch):
     monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ckpt_dir))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["plotly"] = "1"  # interactive charts once stopped (by default they are pictures)
     at.run()
     at.switch_page("views/gan_live.py").run()
     assert not at.exception
@@ -101,7 +102,8 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     first = job.snapshot().extra["g_steps"]
     assert any("generator step" in m.value for m in at.caption)  # the live view's counter
     svgs = [e for e in at.get("image") if "svg" in e.proto.imgs[0].url]
-    # while training runs, the field and the four curve charts are light SVG pictures, no Plotly
+    # while training runs, the field and the four curve charts are light SVG pictures, no Plotly,
+    # even with interactive charts on
     assert len(svgs) == 5 and not at.get("plotly_chart")
     at.button(key="g_pause").click().run()  # reruns just the controls fragment
     assert job.snapshot().state == "paused"

@@ -262,7 +262,7 @@ def test_view_takes_its_settings_from_the_url_and_clamps_them(page):
 
 
 def test_view_searches_pauses_and_shows_results(page):
-    at = page(s_data="yeast", s_layers="2", s_budget="6", s_offspring="2")
+    at = page(s_data="yeast", s_layers="2", s_budget="6", s_offspring="2", plotly="1")  # Plotly: charts with ids
     at.button(key="s_start").click().run()
     assert not at.exception, at.exception
     job = at.session_state["search_job"]

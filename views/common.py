@@ -18,7 +18,7 @@ from streamlit.errors import StreamlitDuplicateElementKey
 
 import genlab
 from genlab import data as gdata
-from genlab import evaluation, export, viz
+from genlab import evaluation, export, figsvg, viz
 from genlab.jobs import JobManager
 from genlab.memo import SharedMemo
 from genlab.models import best_likelihood, card_likelihoods, describe_card, family, missing, sample
@@ -318,11 +318,39 @@ def show_grid(images: torch.Tensor, nrow: int, caption: str | None = None, width
     show_png(grid(images, nrow, padding), caption=caption, width=width, name=name, where=where)
 
 
-def chart(fig, key: str | None = None, name: str | None = None, where=st, **kwargs):
-    """A plotly chart with its data as a CSV download under it (every trace's points, or a
-    heatmap's cells); returns what st.plotly_chart returns (a selection event when asked)."""
-    kwargs.setdefault("width", "stretch")
-    out = where.plotly_chart(fig, key=key, **kwargs)
+INTERACTIVE = "plotly"  # session key (and URL parameter) of the sidebar's "Interactive charts" toggle
+
+
+def interactive_charts() -> bool:
+    """Whether charts are drawn by Plotly (hover, zoom, click) rather than as pictures."""
+    return bool(st.session_state.get(INTERACTIVE))
+
+
+def chart_style_toggle() -> None:
+    """The sidebar's switch between chart pictures (the default: light for the browser) and
+    interactive Plotly charts; kept in the URL, so a link gives the same charts."""
+    url_default(INTERACTIVE, lambda x: str(x).lower() in ("1", "true", "on", "yes"))
+    st.toggle("Interactive charts", key=INTERACTIVE,
+              help="Off: every chart is a picture, drawn at once. On: Plotly charts with hover values, zoom, pan "
+                   "and clickable points; the browser then spends about a second more on each page it opens.")
+    if st.session_state[INTERACTIVE]:
+        st.query_params[INTERACTIVE] = "1"
+    elif INTERACTIVE in st.query_params:
+        del st.query_params[INTERACTIVE]
+
+
+def chart(fig, key: str | None = None, name: str | None = None, where=st, px: int = 900, **kwargs):
+    """A chart with its data as a CSV download under it (every trace's points, or a heatmap's
+    cells). By default the figure is drawn as an SVG picture (genlab/figsvg.py) designed `px`
+    pixels wide (about the width it gets on a laptop: 900 for the page's width, 450 for half of
+    it), so its text keeps about its size; with interactive charts on, it is st.plotly_chart, and
+    this returns what that returns (a selection event when asked). Pictures return None."""
+    if interactive_charts():
+        kwargs.setdefault("width", "stretch")
+        out = where.plotly_chart(fig, key=key, **kwargs)
+    else:
+        where.image(figsvg.cached_svg(fig, px), width="stretch")
+        out = None
     title = name or key or (fig.layout.title.text if fig.layout.title and fig.layout.title.text else "chart")
     download("CSV", lambda: export.figure_csv(fig), _slug(title) + ".csv", "text/csv",
              help="The data of this chart, one row per point", where=where)

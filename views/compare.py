@@ -150,7 +150,8 @@ def samples_section():
     for col, it in row():
         with col:
             if "points" in it:
-                common.chart(it["points"], key=f"pts_{it['name']}", name=f"{it['name']}-samples")
+                common.chart(it["points"], key=f"pts_{it['name']}", name=f"{it['name']}-samples",
+                             px=max(300, 900 // len(shown)))
                 st.caption("A 2-d model: its samples are points, so there are no images to strip or match.")
             elif "rows" in it:
                 st.dataframe(it["rows"], width="stretch")

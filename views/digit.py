@@ -157,7 +157,7 @@ with c_left:
                                                                              for i in range(10)]))
         fig.update_layout(height=230, margin=dict(l=10, r=10, t=10, b=10), xaxis=dict(dtick=1, title="digit"),
                           yaxis=dict(range=[0, 1], title="probability"))
-        common.chart(fig, key="yd_probs", name="your-digit-label-probabilities")
+        common.chart(fig, key="yd_probs", name="your-digit-label-probabilities", px=360)
         acc = ref.card.get("metrics", {}).get("test_accuracy")
         st.caption("The CNN that measures every model's samples on this site"
                    + (f" ({acc:.1%} right on MNIST's test digits)." if isinstance(acc, (int, float)) else "."))
@@ -193,7 +193,7 @@ with c_right:
                       annotation_text="your digit", annotation_position="top")
         fig.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
                           xaxis_title=main.label + (f" ({main.unit})" if main.unit else ""), yaxis_title="test digits")
-        common.chart(fig, key="yd_hist", name="your-digit-score-against-test-digits")
+        common.chart(fig, key="yd_hist", name="your-digit-score-against-test-digits", px=540)
         st.caption(" ".join(sc.note for sc in kinds))
 
 # ----------------------------------------------------------------------------- the code

@@ -99,7 +99,7 @@ def live_view() -> None:
             if s.active:
                 st.image(chart.svg(420), width="stretch")
             else:
-                common.chart(chart.plotly(), key=f"rbm_live_{chart.ytitle}", name=f"rbm-live-{chart.ytitle}")
+                common.chart(chart.plotly(), key=f"rbm_live_{chart.ytitle}", name=f"rbm-live-{chart.ytitle}", px=450)
     if s.state == "paused":
         with st.form("rbm_settings"):
             st.caption("Change the training while paused; Resume continues with the new settings.")
@@ -357,7 +357,7 @@ def chains_section():
         fig.add_vline(x=i * every, line_dash="dot")
         fig.update_layout(height=300, xaxis_title=f"{STEP_NAME} step", yaxis_title=f"{label}, mean of 16 chains",
                           margin=dict(l=10, r=10, t=10, b=10))
-        common.chart(fig, key="chain_energy", name=f"{name}-chain-energy")
+        common.chart(fig, key="chain_energy", name=f"{name}-chain-energy", px=540)
         if GIBBS:
             st.caption("Frames show p(v | h), the chain's expected image. From noise the free energy falls as the "
                        "chain finds the digits; a persistent chain starts where training left it.")
@@ -467,7 +467,7 @@ else:
              and m.get("images") and caps.mnist_images and m.get("mnist_images")]
     cols = st.columns(2) if flows else [st.container()]
     with cols[0]:
-        common.chart(fe_fig, key="fe_hist", name="fe_hist")
+        common.chart(fe_fig, key="fe_hist", name="fe_hist", px=450 if flows else 900)
     st.caption(medians + ". An energy ranks images without a normaliser: lower than the test digits means the "
                "model prefers it.")
     if flows:
@@ -476,5 +476,5 @@ else:
         flow_fig = common.memo(("energy-flow-histogram", flow_sha), lambda: histogram(
             common.flow_surprise(flow, flow_sha), f"{flow}: bits per dimension (lower = more likely)"), model=flow)
         with cols[1]:
-            common.chart(flow_fig, key="flow_hist", name="flow_hist")
+            common.chart(flow_fig, key="flow_hist", name="flow_hist", px=450)
             st.caption(f"The same images under the shipped flow {flow} (exact likelihood), for comparison.")

@@ -32,7 +32,7 @@ with left:
         fig = common.memo(("flow-bpd-history",), lambda: viz.history_figure(
             hist, curves.epoch, title="train (solid) and validation (dashed)", names=family(card["family"]).names,
             unit=curves.epoch_unit, log_y=curves.log_y), model=name)
-        common.chart(fig, key="bpd_epochs", name=f"{name}-bits-per-dim")
+        common.chart(fig, key="bpd_epochs", name=f"{name}-bits-per-dim", px=540)
     else:
         st.info("This checkpoint's card has no per-epoch history.")
 with right:

@@ -106,7 +106,7 @@ def chart(spec: viz.LineChart, key: str, live: bool, where=st, width: int = 300)
     if live:
         where.image(spec.svg(width), width="stretch")  # width: about the column's, so text keeps its size
     else:
-        common.chart(spec.plotly(), key=key, where=where)
+        common.chart(spec.plotly(), key=key, where=where, px=width)
 
 
 def charts(history: dict, prefix: str, live: bool, width: int = 300) -> None:
@@ -177,7 +177,7 @@ def live_view():
             if live:  # a picture while the run is live (cheap to redraw each second), Plotly once stopped
                 st.image(viz.toy_field_svg(x["field"], title), width="stretch")
             else:
-                common.chart(viz.toy_field_figure(x["field"], title), key="g_field", name="gan-field")
+                common.chart(viz.toy_field_figure(x["field"], title), key="g_field", name="gan-field", px=540)
         with right:
             charts(x["history"], "g", live, width=230)  # narrower columns beside the field
             if x.get("toy_history"):
@@ -235,7 +235,7 @@ def loss_section(x: dict) -> None:
         for col, kind in zip(cols, ("minimax", "nonsaturating")):
             with col:
                 common.chart(viz.toy_field_figure({**f, "grad": f["grads"][kind], "arrow_ref": ref},
-                                                  LOSSES[kind]), key=f"g_field_{kind}", name=f"arrows-{kind}")
+                                                  LOSSES[kind]), key=f"g_field_{kind}", name=f"arrows-{kind}", px=450)
 
 
 def save_unscored(run, path) -> None:

@@ -1,5 +1,7 @@
-"""VAE Manifold: the decoded latent grid beside the encoded test set (click a point to decode
-it), planes through larger latents, and the autoencoder's holes beside the VAE."""
+"""VAE Manifold: the decoded latent grid beside the encoded test set (pick a test image, by its
+number or by a click with interactive charts, to decode it), planes through larger latents, and
+the autoencoder's holes beside the VAE."""
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -97,12 +99,32 @@ def scatter_view():
         fig.update_layout(xaxis_title=axes[0], yaxis_title=axes[1])
         return fig
 
-    fig = common.memo(("manifold-scatter", plane), draw_scatter, model=name)
-    event = common.chart(fig, on_select="rerun", selection_mode="points", key="scatter", name=f"{name}-test-codes")
-    rows = selected_rows(event.selection if event else None)
-    if rows:
-        idx = int(rows[0])
+    common.url_default("pt", lambda x: None if x is None else parse_int(x, 0, len(proj) - 1, 0))
+    idx = st.session_state["pt"]
 
+    def draw_marked():  # the chosen test image ringed on the scatter
+        fig = go.Figure(common.memo(("manifold-scatter", plane), draw_scatter, model=name))
+        fig.add_scatter(x=[float(proj[idx, 0])], y=[float(proj[idx, 1])], mode="markers", name=f"test image {idx}",
+                        marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="#111", width=2.5)),
+                        hoverinfo="skip")
+        return fig
+
+    fig = (common.memo(("manifold-scatter", plane), draw_scatter, model=name) if idx is None else
+           common.memo(("manifold-scatter-marked", plane, idx), draw_marked, model=name))
+    event = common.chart(fig, on_select="rerun", selection_mode="points", key="scatter", name=f"{name}-test-codes",
+                         px=450)
+    rows = selected_rows(event.selection if event else None)
+    if rows and rows[0] != st.session_state.get("pt_clicked"):  # a click picks the image to decode
+        st.session_state["pt_clicked"] = st.session_state["pt"] = idx = int(rows[0])
+        st.rerun(scope="fragment")  # redraw the scatter with its ring
+    st.number_input("Decode test image no.", 0, len(proj) - 1, value=None, key="pt",
+                    placeholder="a number, or click a point",
+                    help="Which test image to decode: its point on the scatter is ringed. With interactive charts "
+                         "(sidebar) a click on a point picks it.")
+    if st.session_state["pt"] is None:
+        st.query_params.pop("pt", None)
+    common.url_write("pt")
+    if idx is not None:
         def draw_point():
             test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
             with torch.inference_mode():
@@ -111,8 +133,11 @@ def scatter_view():
 
         st.markdown(f"**Test image {idx}** (label {int(labels[idx])}) and its decoded posterior mean:")
         common.show_png(common.memo(("manifold-point", idx), draw_point, model=name), width=240)
-    else:
+    elif common.interactive_charts():
         st.caption("Click a point to decode it. Drag to pan, scroll to zoom, double-click to reset.")
+    else:
+        st.caption("Type a test image's number to decode it, or turn on *Interactive charts* in the sidebar to "
+                   "click a point (and hover, zoom, pan).")
 
 
 with left:
@@ -150,5 +175,5 @@ else:
     for col, n in zip(cols, (ae, vae)):
         with col:
             fig, prior_png = common.memo(("manifold-holes",), lambda: draw_holes(n), model=n)
-            common.chart(fig, key=f"cmp-{n}", name=f"{n}-test-codes")
+            common.chart(fig, key=f"cmp-{n}", name=f"{n}-test-codes", px=450)
             common.show_png(prior_png, caption=f"{n}: samples from its prior")

@@ -107,11 +107,11 @@ def live_view():
     cols = x["columns"]
     left, right = st.columns([2, 3])
     with left:
-        common.chart(viz.mask_heatmap(x["masks"], cols, title="Best masks so far"), key="s_masks", name="best-masks")
+        common.chart(viz.mask_heatmap(x["masks"], cols, title="Best masks so far"), key="s_masks", name="best-masks", px=360)
     with right:
         h = x["history"]
         common.chart(viz.search_figure(x["points"], h.get("step", []), h.get("best", [])), key="s_search",
-                     name="search-losses")
+                     name="search-losses", px=540)
     if len(x["final_steps"]):
         st.subheader("Full training from a fresh start")
         chart = viz.final_curve_chart(x["final_steps"], x["final_curve"])

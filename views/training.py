@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 import genlab
-from genlab import export, recipes, viz
+from genlab import export, figsvg, recipes, viz
 from genlab.jobs import JobRefused, run_target
 from genlab.models import family, n_params
 from views import common
@@ -30,7 +30,7 @@ def curve_figures(hist: dict, curves, title: str, names: dict):
     return epochs, steps
 
 
-def draw_curves(hist: dict, curves, title: str, key: str, model: str | None = None) -> None:
+def draw_curves(hist: dict, curves, title: str, key: str, model: str | None = None, px: int = 900) -> None:
     """The family's curves: per epoch (train solid, validation dashed), then per step. With
     `model`, `hist` is that checkpoint's card's, and the figures are drawn once per server."""
     if model is None:
@@ -39,9 +39,10 @@ def draw_curves(hist: dict, curves, title: str, key: str, model: str | None = No
         epochs, steps = common.memo(("training-curves", key, title),
                                     lambda: curve_figures(hist, curves, title, fam.names), model=model)
     if epochs is not None:
-        common.chart(epochs, key=f"{key}_epochs", name=f"{key}-per-epoch")
+        common.chart(epochs, key=f"{key}_epochs", name=f"{key}-per-epoch", px=px)
     for col, (ytitle, fig) in zip(st.columns(len(steps)) if steps else [], steps):
-        common.chart(fig, key=f"{key}_steps_{ytitle}", name=f"{key}-per-step-{ytitle}", where=col)
+        common.chart(fig, key=f"{key}_steps_{ytitle}", name=f"{key}-per-step-{ytitle}", where=col,
+                     px=max(300, px // len(steps)))
 
 
 # ----------------------------------------------------------------------------- curves
@@ -51,7 +52,8 @@ if not hist.get("epochs") and not hist.get("steps"):
 else:
     c1, c2 = st.columns([3, 2]) if curves.per_dim else (st.container(), None)
     with c1:
-        draw_curves(hist, curves, "per epoch: train (solid) and validation (dashed)", "card", model=name)
+        draw_curves(hist, curves, "per epoch: train (solid) and validation (dashed)", "card", model=name,
+                    px=540 if c2 is not None else 900)
         if curves.note:
             st.caption(curves.note)
     if c2 is not None:
@@ -60,7 +62,7 @@ else:
             per_dim = last.get("val", last.get("train", {})).get(curves.per_dim)
             if per_dim:
                 common.chart(common.memo(("training-per-dim", curves.per_dim), lambda: viz.kl_per_dim_figure(per_dim),
-                                         model=name), key="kl_per_dim", name=f"{name}-kl-per-dimension")
+                                         model=name), key="kl_per_dim", name=f"{name}-kl-per-dimension", px=360)
                 active = common.memo(("training-active-units",),
                                      lambda: int((common.test_codes(name)[0].var(0) > 0.01).sum()), model=name)
                 st.caption(f"KL per latent dimension after the last epoch (validation). Grey bars carry under "
@@ -103,7 +105,7 @@ def film_section(name: str, card: dict) -> None:
                 sets[f"fresh noise, {label}"] = fresh[i].numpy()
             return viz.points_figure(sets)
         common.chart(common.memo(("training-film-points", i), points, model=name), key=f"film_pts_{name}",
-                     name=f"{name}-film-{steps[i]}")
+                     name=f"{name}-film-{steps[i]}", px=600)
         return
     n = frames.shape[1]
     nrow = 8 if n >= 64 else max(1, int(n ** 0.5))
@@ -212,8 +214,10 @@ def live_view():
         run_curves = run_fam.curves(run.recipe.config)
         fig = viz.history_figure(s.history, run_curves.epoch, title="this run, per epoch",
                                  names=run_fam.names, unit=run_curves.epoch_unit, log_y=run_curves.log_y)
-        if s.active:  # redrawn every second: its CSV comes once the run has ended
+        if s.active and common.interactive_charts():  # redrawn every second: its CSV comes once the run has ended
             st.plotly_chart(fig, width="stretch", key="live_curves")
+        elif s.active:
+            st.image(figsvg.figure_svg(fig, 900), width="stretch")
         else:
             common.chart(fig, key="live_curves", name="this-run-per-epoch")
     film = info["run"].film

@@ -1,0 +1,200 @@
+"""Plotly figures drawn as SVG pictures (genlab/figsvg.py): the numbers behind the picture
+(bins, heights, positions, colours) checked against independent computations, and every
+figure the views build drawn as well-formed SVG."""
+import base64
+import io
+import math
+import re
+from xml.etree import ElementTree
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+
+from genlab import figsvg, viz
+
+NS = {"s": "http://www.w3.org/2000/svg"}
+
+
+def parse(svg: str) -> ElementTree.Element:
+    return ElementTree.fromstring(svg)
+
+
+def dots(svg: str) -> list[np.ndarray]:
+    """Each dot path's points (markers are drawn as 'Mx yh0' strokes), in drawing order."""
+    out = []
+    for p in parse(svg).iter("{http://www.w3.org/2000/svg}path"):
+        d = p.get("d", "")
+        if d.endswith("h0") and p.get("stroke-linecap") == "round":
+            out.append(np.array([[float(a), float(b)] for a, b in re.findall(r"M([-\d.]+) ([-\d.]+)h0", d)]))
+    return out
+
+
+def rects(svg: str, fill: str) -> np.ndarray:
+    """(x, y, w, h) of the bars of one colour (drawn as 'Mx yhWvHh-Wz' rectangles)."""
+    out = []
+    for p in parse(svg).iter("{http://www.w3.org/2000/svg}path"):
+        if p.get("fill") == fill:
+            out += re.findall(r"M([-\d.]+) ([-\d.]+)h([-\d.]+)v([-\d.]+)h", p.get("d", ""))
+    return np.array(out, dtype=float)
+
+
+def test_histogram_bins_and_heights_agree_with_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, 1000)
+    edges = figsvg.histogram_bins(x, xbins={"start": -5, "end": 11, "size": 0.5})
+    assert np.allclose(edges, np.arange(-5, 11.001, 0.5))
+    counts = figsvg.histogram_heights(x, edges, None)
+    assert np.array_equal(counts, np.histogram(x, bins=np.arange(-5, 11.001, 0.5))[0])
+    dens = figsvg.histogram_heights(x, edges, "probability density")
+    inside = ((x >= -5) & (x <= 11)).sum() / len(x)
+    assert math.isclose(float((dens * np.diff(edges)).sum()), inside, rel_tol=1e-12)
+    assert math.isclose(float(figsvg.histogram_heights(x, edges, "probability").sum()), inside)
+    auto = figsvg.histogram_bins(x, nbins=50)  # at most about 50 bins of a round size, covering the data
+    size = auto[1] - auto[0]
+    assert auto[0] <= x.min() and auto[-1] >= x.max() and len(auto) - 1 <= 52
+    mantissa = size / 10 ** math.floor(math.log10(size))
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 5))
+
+
+def test_nice_step_is_the_smallest_round_step_at_least_the_raw_one():
+    for raw in (0.013, 0.2, 0.21, 3.0, 7.5, 49.0, 1234.0):
+        step = figsvg.nice_step(raw)
+        assert step >= raw * (1 - 1e-9)
+        smaller = [m * 10.0 ** k for k in range(-4, 5) for m in (1, 2, 5) if m * 10.0 ** k < step * (1 - 1e-9)]
+        assert all(s < raw for s in smaller)
+
+
+def test_scatter_points_are_placed_by_one_affine_map_per_axis_with_equal_scales():
+    rng = np.random.default_rng(1)
+    pts = rng.normal(size=(200, 2)) * [3.0, 0.5]
+    fig = go.Figure(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers"))
+    fig.update_layout(yaxis=dict(scaleanchor="x"), height=400)
+    (px,) = dots(figsvg.figure_svg(fig, 600))
+    assert len(px) == 200
+    # fit pixel = a * value + b on each axis: every point must lie on it (to the SVG's 0.1 px rounding)
+    for k in (0, 1):
+        a, b = np.polyfit(pts[:, k], px[:, k], 1)
+        assert np.abs(a * pts[:, k] + b - px[:, k]).max() < 0.1
+        if k == 0:
+            ax = a
+        else:
+            ay = a
+    assert ax > 0 and ay < 0  # right is +x, up is +y
+    assert math.isclose(ax, -ay, rel_tol=0.01)  # scaleanchor: one unit is as long on both axes
+
+
+def test_a_missing_value_breaks_a_line():
+    fig = go.Figure(go.Scatter(x=[0, 1, 2, 3, 4], y=[0, 1, None, 1, 0], mode="lines"))
+    paths = [p.get("d") for p in parse(figsvg.figure_svg(fig)).iter("{http://www.w3.org/2000/svg}path")
+             if p.get("fill") == "none" and p.get("stroke-linecap") is None]
+    assert len(paths) == 1 and paths[0].count("M") == 2 and paths[0].count("L") == 2
+
+
+def test_bars_are_as_tall_as_their_values_from_zero_and_groups_do_not_overlap():
+    a, b = [3.0, 1.0, 4.0, 1.5], [2.0, 5.0, 0.5, 2.5]
+    fig = go.Figure([go.Bar(x=[0, 1, 2, 3], y=a, marker_color="#aa0000"),
+                     go.Bar(x=[0, 1, 2, 3], y=b, marker_color="#0000aa")])
+    fig.update_layout(barmode="group")
+    svg = figsvg.figure_svg(fig, 600)
+    ra, rb = rects(svg, "#aa0000"), rects(svg, "#0000aa")
+    assert len(ra) == len(rb) == 4
+    heights = np.concatenate([ra[:, 3], rb[:, 3]])
+    values = np.array(a + b)
+    assert np.allclose(heights / heights.max(), values / values.max(), atol=0.003)  # 0.1 px rounding
+    bottoms = np.concatenate([ra[:, 1] + ra[:, 3], rb[:, 1] + rb[:, 3]])
+    assert np.ptp(bottoms) < 0.2  # all from one baseline (zero)
+    assert (ra[:, 0] + ra[:, 2] <= rb[:, 0] + 0.11).all()  # side by side in each group
+
+
+def test_histogram_bars_match_the_counts():
+    x = np.concatenate([np.full(10, 0.25), np.full(30, 0.75), np.full(20, 1.25)])
+    fig = go.Figure(go.Histogram(x=x, xbins=dict(start=0, end=1.5, size=0.5), marker_color="#123456"))
+    r = rects(figsvg.figure_svg(fig, 500), "#123456")
+    assert len(r) == 3
+    assert np.allclose(r[:, 3] / r[:, 3].max(), [10 / 30, 1, 20 / 30], atol=0.003)
+    assert np.allclose(np.diff(r[:, 0]), r[0, 2], atol=0.15)  # bins side by side, equal widths
+
+
+def test_a_log_axis_spaces_decades_equally():
+    fig = go.Figure(go.Scatter(x=[1, 2, 3, 4], y=[1, 10, 100, 1000], mode="markers"))
+    fig.update_yaxes(type="log")
+    (px,) = dots(figsvg.figure_svg(fig))
+    assert np.allclose(np.diff(px[:, 1]), np.diff(px[:, 1])[0], atol=0.15) and np.diff(px[:, 1])[0] < 0
+
+
+def test_a_heatmap_is_its_colour_scale_with_row_zero_at_the_bottom():
+    z = np.array([[0.0, 0.0], [1.0, 1.0]])  # row 0 low, row 1 high
+    fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=1, colorscale=[[0, "#000000"], [1, "#ffffff"]]))
+    image = next(e for e in parse(figsvg.figure_svg(fig)).iter("{http://www.w3.org/2000/svg}image")
+                 if e.get("href", "").startswith("data:image/png"))
+    arr = np.asarray(Image.open(io.BytesIO(base64.b64decode(image.get("href").split(",", 1)[1]))))
+    assert arr.shape[:2] == (2, 2)
+    assert (arr[0, :, :3] == 255).all() and (arr[1, :, :3] == 0).all()  # the top row of the picture is row 1
+
+
+def test_colourscale_lut_interpolates_between_its_stops():
+    lut = figsvg.colourscale_lut([[0, "rgb(0,0,0)"], [0.5, "#ff0000"], [1, "rgb(255,255,255)"]], 5)
+    assert lut.tolist() == [[0, 0, 0], [128, 0, 0], [255, 0, 0], [255, 128, 128], [255, 255, 255]]
+
+
+def test_colours_a_trace_does_not_set_follow_streamlits_theme():
+    fig = go.Figure([go.Scatter(y=[1, 2], mode="lines", name="a"), go.Scatter(y=[2, 1], mode="lines", name="b")])
+    svg = figsvg.figure_svg(fig)
+    assert f'stroke="{figsvg.THEME_COLOURS[0]}"' in svg and f'stroke="{figsvg.THEME_COLOURS[1]}"' in svg
+    assert ">a</text>" in svg and ">b</text>" in svg  # two traces: a legend
+
+
+def figures():
+    rng = np.random.default_rng(0)
+    hist = {"epochs": [{"epoch": e, "train": {"neg_elbo": 100 / e, "recon": 80 / e, "kl": 5.0 + e},
+                        "val": {"neg_elbo": 110 / e}} for e in range(1, 6)]}
+    t = np.linspace(-2, 2, 20)
+    field = {"ticks": t, "prob": 1 / (1 + np.exp(-(t[None] + t[:, None]))), "real": rng.normal(size=(50, 2)),
+             "fake": rng.normal(size=(30, 2)), "grad": rng.normal(size=(30, 2))}
+    d = np.linspace(0.01, 0.99, 20)
+    lv = {"curves": {"d": d, "loss_minimax": np.log(1 - d), "loss_nonsaturating": -np.log(d),
+                     "grad_minimax": -1 / (1 - d), "grad_nonsaturating": -1 / d},
+          "d": rng.random(16), **{f"{k}_{m}": rng.random(16) for k in ("loss", "slope", "norm")
+                                  for m in ("minimax", "nonsaturating")}}
+    line = viz.LineChart([(list(range(50)), list(rng.random(50)), "loss", "#1f77b4")], "step", "loss", hline=0.5,
+                         right=dict(x=list(range(50)), y=list(rng.random(50)), name="D", colour="#2ca02c",
+                                    title="D(x)", range=[0, 1]))
+    return {
+        "history": viz.history_figure(hist, title="per epoch"),
+        "history log": viz.history_figure(hist, log_y=True),
+        "kl per dim": viz.kl_per_dim_figure(list(rng.random(8))),
+        "latent scatter": viz.latent_scatter(rng.normal(size=(3000, 2)), rng.integers(0, 10, 3000), title="codes"),
+        "line chart": line.plotly(),
+        "toy field": viz.toy_field_figure(field, "field"),
+        "masks": viz.mask_heatmap((rng.random((4, 6)) > 0.5).astype(int), list("abcdef"), title="masks"),
+        "search": viz.search_figure(np.c_[np.arange(30), rng.random(30), rng.random(30) > 0.7], [0, 10, 20],
+                                    [1.0, 0.8, 0.5]),
+        "pairs": viz.pairs_figure(rng.normal(size=(100, 3)), rng.normal(size=(100, 3)), 0, 2, ["a", "b", "c"]),
+        "gan losses": viz.gan_loss_figure(lv),
+        "points": viz.points_figure({"real": rng.normal(size=(40, 2)), "fake": rng.normal(size=(40, 2))}),
+    }
+
+
+@pytest.mark.parametrize("name", list(figures()))
+def test_every_figure_genlab_builds_draws_as_a_well_formed_picture(name):
+    fig = figures()[name]
+    svg = figsvg.figure_svg(fig, 640)
+    root = parse(svg)
+    assert root.get("width") == "640" and root.get("class") == "genlab-chart"
+    labels = [e.text or "" for e in root.iter("{http://www.w3.org/2000/svg}text")]
+    for trace in fig.data:  # every named trace in the legend (or the picture has just one trace)
+        if trace.name and trace.showlegend is not False and len(fig.data) > 1 and trace.type != "heatmap":
+            assert trace.name in labels, trace.name
+    texts = " ".join(labels)
+    for axis in ("xaxis", "yaxis"):
+        title = fig.layout[axis].title.text
+        if title:
+            assert title in texts
+
+
+def test_a_shared_figure_is_drawn_once_per_width():
+    fig = viz.kl_per_dim_figure([0.5, 0.0, 1.0])
+    first = figsvg.cached_svg(fig, 400)
+    assert figsvg.cached_svg(fig, 400) is first and figsvg.cached_svg(fig, 500) is not first
