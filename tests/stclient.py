@@ -119,6 +119,8 @@ class Run:
             self.widgets[w.id] = w
             if w.label:
                 self.widgets.setdefault(w.label, w)
+            if "-" in w.id and w.id.startswith("$$ID-"):  # a widget with a user key: "$$ID-<hash>-<key>"
+                self.widgets.setdefault("key:" + w.id.split("-", 2)[2], w)
 
 
 class Session:

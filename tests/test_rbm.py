@@ -157,3 +157,29 @@ def test_sampling_follows_the_seed_and_runs_the_stated_chain():
     a = m.sample(5, torch.Generator().manual_seed(0))
     assert torch.equal(a, m.sample(5, torch.Generator().manual_seed(0))) and a.shape == (5, 1, 8, 8)
     assert math.isfinite(a.sum().item()) and 0 <= a.min() and a.max() <= 1
+
+
+@pytest.mark.parametrize("block", [1 << 20, 100])
+def test_the_compiled_chain_gives_the_eager_chains_numbers(digits, monkeypatch, block):
+    """The Gibbs chain on the CPU runs as a TorchScript loop (rbm._sweeps, in blocks of sweeps):
+    bit for bit what the eager sweeps (torch.bernoulli) give from the same generator."""
+    from genlab.models import rbm
+    from genlab.samplers import run_chain
+    monkeypatch.setattr(rbm, "CHAIN_BLOCK", block)  # 100 floats: one sweep a block, so blocks join
+    train, _ = digits
+    m = RBM(RBMConfig(data_shape=(1, 8, 8), hidden=16))
+    x = torch.bernoulli(train.x[:4], generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(1, 8, 8)
+    mask[:, :, :3] = 1
+    for clamp in (None, mask):
+        for steps, every in ((23, 5), (7, 1), (4, 10)):
+            with torch.no_grad():
+                frames, energies = m.chain(x, steps, every, torch.Generator().manual_seed(3), clamp=clamp)
+                g = torch.Generator().manual_seed(3)
+                want_f, want_e = run_chain(lambda v: m.gibbs(v, g), m.free_energy, x, steps, every, clamp)
+            assert torch.equal(frames, want_f) and torch.equal(energies, want_e), (clamp is not None, steps, every)
+    # with gradients wanted, the chain is the eager loop itself
+    a = m.chain(x, 5, 1, torch.Generator().manual_seed(4))[0]
+    with torch.no_grad():
+        b = m.chain(x, 5, 1, torch.Generator().manual_seed(4))[0]
+    assert torch.equal(a, b)

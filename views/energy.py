@@ -328,13 +328,19 @@ def chains_section():
                 frames, energies = torch.cat(f_all), torch.cat(e_all)
                 bar.empty()
                 preview.empty()
-        gif = viz.gif_bytes([viz.grid_array(f, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False)
         # kept as the 8-bit levels the grids show (grid_array rounds x·255 the same way): a quarter of the
         # memory, so a 2,000-step chain (25 MB) does not push the other sessions' renders out of the cache
-        return (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu(), energies, gif
+        return (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu(), energies
 
     # computed once per server for these settings (every session shares it), not on every frame of the playback
-    frames, energies, gif = common.memo(("energy-chain", *key), run_chains, model=name)
+    frames, energies = common.memo(("energy-chain", *key), run_chains, model=name)
+
+    def gif() -> bytes:
+        """The frames as an animated GIF, made when someone plays or downloads them (once per server)."""
+        return common.memo(("energy-chain-gif", *key), lambda: viz.gif_bytes(
+            [viz.grid_array(f.float() / 255, nrow=4, upscale=2) for f in frames], duration_ms=120, boomerang=False),
+            model=name)
+
     n = len(frames)
     c1, c2 = st.columns([5, 1])
     i = c1.slider("Frame (its step is under the picture)", 0, n - 1, n - 1, key=f"frame_{n}")
@@ -343,13 +349,13 @@ def chains_section():
     a, b = st.columns([2, 3])
     with a:
         if playing:
-            st.image(gif, caption=f"16 chains, {n} frames from step 0 to {(n - 1) * every}, a frame every {every} steps",
+            st.image(gif(), caption=f"16 chains, {n} frames from step 0 to {(n - 1) * every}, a frame every {every} steps",
                      width="stretch")
         else:
             common.show_png(common.memo(("energy-chain-frame", *key, i), lambda: common.grid(frames[i].float() / 255, nrow=4),
                                         model=name),
                             caption=f"16 chains after {i * every} of {steps} steps")
-        st.download_button("Download the chain as a GIF", gif, file_name=f"{name}-chain.gif", mime="image/gif")
+        common.download("Download the chain as a GIF", gif, f"{name}-chain.gif", "image/gif")
     with b:
         fe = energies.mean(1).cpu().tolist()
         label = "free energy F(v)" if GIBBS else "energy E(x)"

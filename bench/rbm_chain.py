@@ -1,0 +1,90 @@
+"""An RBM's Gibbs chain beside busy Python threads: the eager loop against the compiled one,
+side by side in one run.
+
+In a Streamlit server every session's script runs on its own thread of one process. Torch
+gives Python's lock (the GIL) back for each operation and takes it again afterwards; when other
+threads are running Python, each taking-back can wait for them. The Energy Models view's chain
+(16 chains, 200 Gibbs sweeps, a frame every 10) is about 1,600 such operations eagerly; on the
+CPU, genlab.models.rbm runs the sweeps as a TorchScript loop instead (`_sweeps`), one call per
+block of sweeps, with the same numbers.
+
+This runs that chain with the shipped rbm-mnist-h500 (a fresh RBM of its size without it),
+alone and beside 1 and 2 threads that only run Python, eager and compiled alternating, and
+prints the median and worst time of each and the ratio eager / compiled.
+
+Run: python bench/rbm_chain.py [--repeats 8] [--busy 0 1 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from genlab import store  # noqa: E402
+from genlab.models.rbm import RBM, RBMConfig  # noqa: E402
+from genlab.samplers import run_chain  # noqa: E402
+
+
+def load() -> tuple[RBM, str]:
+    path = ROOT / "checkpoints" / "rbm-mnist-h500"
+    if path.with_suffix(".json").exists():
+        return store.load(path)[0].eval(), "shipped rbm-mnist-h500"
+    return RBM(RBMConfig(data_shape=(1, 28, 28), hidden=500)).eval(), "a fresh 784 x 500 RBM"
+
+
+def chain(model: RBM, v0: torch.Tensor, compiled: bool) -> tuple[float, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        if compiled:
+            frames, _ = model.chain(v0, 200, 10, g)
+        else:
+            frames, _ = run_chain(lambda v: model.gibbs(v, g), model.free_energy, v0, 200, 10)
+        return (time.perf_counter() - t0) * 1000, frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=8)
+    ap.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2], help="threads running Python beside the chain")
+    a = ap.parse_args()
+    model, what = load()
+    v0 = torch.bernoulli(torch.full((16, 1, 28, 28), 0.5), generator=torch.Generator().manual_seed(1))
+    for compiled in (False, True, False, True):  # warm both (the graph executor profiles its first runs)
+        chain(model, v0, compiled)
+    same = torch.equal(chain(model, v0, False)[1], chain(model, v0, True)[1])
+    print(f"{what}, 16 chains x 200 sweeps, {torch.get_num_threads()} torch threads; compiled == eager: {same}")
+
+    for busy in a.busy:
+        stop = threading.Event()
+
+        def spin() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+
+        threads = [threading.Thread(target=spin, daemon=True) for _ in range(busy)]
+        for t in threads:
+            t.start()
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(a.repeats):
+            for compiled in (False, True):
+                times[compiled].append(chain(model, v0, compiled)[0])
+        stop.set()
+        for t in threads:
+            t.join()
+        e, c = statistics.median(times[False]), statistics.median(times[True])
+        print(f"beside {busy} busy Python thread(s): eager median {e:7.0f} ms (worst {max(times[False]):5.0f}), "
+              f"compiled median {c:5.0f} ms (worst {max(times[True]):5.0f}); eager / compiled {e / c:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
