@@ -28,6 +28,7 @@ PAGES = [
     st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
 ]
 
+common.device()  # once per server: the device, and torch's threads per computation on a CPU
 warm.start()  # once per server: open every view in the background so the class finds them drawn
 nav = st.navigation(PAGES)
 st.markdown(common.PIXELATED_CSS, unsafe_allow_html=True)

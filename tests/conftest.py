@@ -17,6 +17,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# the app sets torch's threads for a class (views/common.py `device`); AppTest runs it in this
+# process, so it keeps the tests' count
+os.environ.setdefault("GENLAB_THREADS", str(torch.get_num_threads()))
 
 
 def app_test(page=None, switch=None, **params):

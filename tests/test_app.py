@@ -356,6 +356,18 @@ def test_energy_view_runs_langevin_chains_for_an_ebm(app):
     assert not at.exception
 
 
+def test_the_energy_views_flow_histogram_keeps_the_digits_readable(app):
+    at = app("views/energy.py", model="ebm-mnist", steps="20", every="5", plotly="1")
+    spec = json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith("flow_hist")).proto.spec)
+    xs = {t["name"]: sorted(t["x"]) for t in spec["data"]}
+    edge = math.ceil(2 * max(v[len(v) // 2] for v in xs.values()))
+    assert spec["layout"]["xaxis"]["range"] == [0, edge]  # up to twice the largest median, as on Flow
+    beyond = {k: sum(x > edge for x in v) for k, v in xs.items()}
+    captions = " ".join(c.value for c in at.caption)
+    assert beyond["test digits"] == 0
+    assert ("Off the chart, above" in captions) == any(beyond.values())
+
+
 def test_an_ebm_is_sampled_on_home_and_compare_without_special_cases(app):
     at = app(None, model="ebm-mnist")
     assert not at.exception

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import zlib
 from pathlib import Path
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from streamlit.errors import StreamlitDuplicateElementKey
 import genlab
 from genlab import data as gdata
 from genlab import evaluation, export, figsvg, viz
+from genlab.device import server_threads
 from genlab.jobs import JobManager
 from genlab.memo import SharedMemo
 from genlab.models import best_likelihood, card_likelihoods, describe_card, family, missing, sample
@@ -52,7 +54,17 @@ def memo(key: tuple, compute: Callable[[], object], model: str | None = None):
 
 @st.cache_resource(show_spinner=False)
 def device() -> torch.device:
-    return genlab.pick_device()
+    """The server's device; on the CPU, torch's threads per computation set for a class
+    (`genlab.device.server_threads`: GENLAB_THREADS, or half the cores)."""
+    dev = genlab.pick_device()
+    if dev.type == "cpu":
+        try:
+            n = server_threads()
+        except ValueError as e:
+            n = server_threads({})
+            print(f"genlab: {e}; using {n}", file=sys.stderr, flush=True)
+        torch.set_num_threads(n)
+    return dev
 
 
 @st.cache_resource(show_spinner=False)
