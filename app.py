@@ -3,13 +3,23 @@
 Navigation and the shared sidebar (model picker, device) live here; each view is a file
 in views/ that calls the genlab engine.
 """
+import os
+
+# Torch's threads per computation for a server many sessions share (genlab/device.py
+# `server_threads`: GENLAB_THREADS, or half the cores), set before torch loads: OpenMP reads it
+# once, for every thread, and threads a session starts later do not all follow a count set
+# afterwards (bench/load.py read p95 0.35 s that way against 0.26-0.30 s with the variable).
+_threads = os.environ.get("GENLAB_THREADS", "").strip()
+os.environ.setdefault("OMP_NUM_THREADS", _threads if _threads.isdigit() and int(_threads) > 0
+                      else str(max(1, (os.cpu_count() or 1) // 2)))
+
 # Session threads share sys.modules and plotly peeks at pandas there: import it whole first.
-import pandas  # noqa: F401
+import pandas  # noqa: E402,F401
 
-import streamlit as st
+import streamlit as st  # noqa: E402
 
-import genlab
-from views import common, lesson_bar, warm
+import genlab  # noqa: E402
+from views import common, lesson_bar, warm  # noqa: E402
 
 st.set_page_config(page_title="genlab", page_icon="🧬", layout="wide")
 

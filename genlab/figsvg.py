@@ -40,7 +40,9 @@ def _text_width(text: str, size: float = FONT) -> float:
 
 
 def _plain(text) -> str:
-    return re.sub(r"<[^>]+>", "", str(text or ""))
+    """Plotly's text without its HTML: a line break as a space, tags dropped, a lone < or > kept."""
+    text = re.sub(r"<br\s*/?>", " ", str(text or ""), flags=re.I)
+    return re.sub(r"</?[a-zA-Z][^<>]*>", "", text)
 
 
 def _title(spec) -> str:
@@ -176,6 +178,8 @@ class _Axis:
         if values is None:
             return np.zeros(0)
         arr = np.asarray(values, dtype=object).ravel() if not isinstance(values, np.ndarray) else values.ravel()
+        if arr.dtype.kind in "US":
+            return self.category(arr)
         if arr.dtype == object and any(isinstance(v, str) for v in arr):
             if self.cats is not None or not all(_is_number(v) for v in arr):
                 return self.category(arr)
@@ -194,6 +198,8 @@ class _Axis:
         given = self.spec.get("range")
         if given is not None and len(given) == 2 and all(_is_number(v) for v in given):
             lo, hi = float(given[0]), float(given[1])  # a log axis's range is in log10 units, as Plotly's
+            if lo > hi:  # a range given high to low: a reversed axis
+                lo, hi, self.reversed = hi, lo, True
         elif self.values:
             lo = min(float(v[0]) for v in self.values)
             hi = max(float(v[1]) for v in self.values)
@@ -228,7 +234,11 @@ class _Axis:
                 for m in mults:
                     c = k + math.log10(m)
                     if lo - 1e-9 <= c <= hi + 1e-9:
-                        out.append((c, _label(m * 10.0 ** k)))
+                        out.append((c, _label(m * 10.0 ** k, m * 10.0 ** k)))
+            if len(out) < 2:  # a narrow range between round values: round values of the data instead
+                vals = [v for v in _nice(10 ** lo, 10 ** hi, n) if v > 0]
+                step = vals[1] - vals[0] if len(vals) > 1 else abs(10 ** hi - 10 ** lo)
+                out = [(math.log10(v), _label(v, step)) for v in vals]
             return out
         dtick = self.spec.get("dtick")
         if dtick is None and self.spec.get("tickmode") == "linear":
@@ -239,7 +249,12 @@ class _Axis:
             vals = [first + i * d for i in range(int((hi - first) / d + 1e-9) + 1)]
         else:
             vals = _nice(lo, hi, n)
-        return [(v, _label(v)) for v in vals]
+        step = vals[1] - vals[0] if len(vals) > 1 else (hi - lo)
+        return [(v, _label(v, step)) for v in vals]
+
+
+def _len(values) -> int:
+    return 0 if values is None else len(values)
 
 
 def _is_number(v) -> bool:
@@ -254,16 +269,28 @@ def _nice(lo: float, hi: float, n: int) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _label(v: float) -> str:
+def _label(v: float, step: float | None = None) -> str:
+    """A tick's label, as precise as the ticks' spacing asks (150,000 beside 100,000, 0.00015
+    beside 0.0001): thousands separated, with k/M/G from 100,000 up and e-notation below 0.0001."""
     v = float(v)
     if v == 0:
         return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-3:
-        m, e = f"{v:.0e}".split("e")
-        return f"{m}e{int(e)}"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
-    return f"{v:.6g}"
+    step = abs(float(step)) if step and math.isfinite(step) and step > 0 else abs(v)
+    for power, suffix in ((9, "G"), (6, "M"), (3, "k")):
+        if abs(v) >= 1e5 and abs(v) >= 10 ** power:
+            digits = max(0, power - math.floor(math.log10(step) + 1e-9))
+            return _trim(f"{v / 10 ** power:,.{digits}f}") + suffix
+    if abs(v) < 1e-4:
+        digits = max(0, math.floor(math.log10(abs(v)) + 1e-9) - math.floor(math.log10(step) + 1e-9))
+        mantissa, exponent = f"{v:.{digits}e}".split("e")
+        return f"{_trim(mantissa)}e{int(exponent)}"
+    digits = max(0, -math.floor(math.log10(step) + 1e-9))
+    return _trim(f"{v:,.{digits}f}")
+
+
+def _trim(text: str) -> str:
+    """'0.20' -> '0.2', '2.0' -> '2': no trailing zeros after a decimal point."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # ----------------------------------------------------------------------------- the figure
@@ -290,7 +317,7 @@ def _legend_entries(data: list[dict], layout: dict) -> list[dict]:
                 and tr.get("visible", True) is not False]
     if layout.get("showlegend") is False:
         return []
-    if layout.get("showlegend") is not True and len([tr for tr in data if tr.get("type") != "heatmap"]) < 2:
+    if layout.get("showlegend") is not True and len(eligible) < 2:
         return []
     return [tr for tr in eligible if tr.get("name")]
 
@@ -344,6 +371,8 @@ def figure_svg(fig, width: int = 700) -> str:
             ax.include(c)
         for c in item["ys"]:
             ay.include(c)
+        if "ys_raw" in item:  # bar ends in data units: in the axis's coordinates (log10 on a log axis)
+            ay.include(ay.coords(item["ys_raw"]))
         ax.pad = max(ax.pad, item["xpad"])
         ay.pad = max(ay.pad, item["ypad"])
         ay.floor = ay.floor or "bar_x" in item
@@ -361,7 +390,8 @@ def figure_svg(fig, width: int = 700) -> str:
     leg = layout.get("legend") or {}
     horizontal = leg.get("orientation") == "h"
     leg_y = leg.get("y", 1 if not horizontal else -0.1)
-    colourbars = [tr for tr in data if tr.get("type") == "heatmap" and tr.get("showscale", True) is not False]
+    colourbars = [tr for tr in data if tr.get("type") == "heatmap" and tr.get("showscale", True) is not False
+                  and "_lut" in tr]
     right_axes = [a for a in axes.values() if a.name[0] == "y" and a.spec.get("side") == "right"]
     left_axes = [a for a in axes.values() if a.name[0] == "y" and a.spec.get("side") != "right"]
     ytick_w = max([_text_width(t) for a in left_axes for _, t in a.ticks(12)] + [10])
@@ -458,10 +488,10 @@ def _equal_scales(axes: dict) -> None:
         other = axes.get(a.spec.get("scaleanchor") or "")
         if other is None or a is other:
             continue
-        ratio = float(a.spec.get("scaleratio") or 1.0)
-        ua = abs(a.p1 - a.p0) / abs(a.hi - a.lo) * ratio  # pixels per unit on a, in other's units
+        ratio = float(a.spec.get("scaleratio") or 1.0)  # a unit on a spans `ratio` times a unit on other
+        ua = abs(a.p1 - a.p0) / abs(a.hi - a.lo)  # pixels per unit
         uo = abs(other.p1 - other.p0) / abs(other.hi - other.lo)
-        widen, unit = (a, uo / ratio) if ua > uo else (other, ua)
+        widen, unit = (a, ratio * uo) if ua > ratio * uo else (other, ua / ratio)
         mid, half = (widen.lo + widen.hi) / 2, abs(widen.p1 - widen.p0) / unit / 2
         sign = 1 if widen.hi > widen.lo else -1
         widen.lo, widen.hi = mid - sign * half, mid + sign * half
@@ -533,8 +563,8 @@ def _prepare(tr: dict, axes: dict, layout: dict) -> dict:
 
 
 def _scatter(item: dict, tr: dict, ax: _Axis, ay: _Axis) -> dict:
-    mode = tr.get("mode") or ("lines+markers" if len(tr.get("x") or []) <= 20 else "lines")
-    xs = ax.coords(tr.get("x") if tr.get("x") is not None else np.arange(len(tr.get("y") or [])))
+    mode = tr.get("mode") or ("lines+markers" if _len(tr.get("y")) <= 20 else "lines")
+    xs = ax.coords(tr.get("x") if tr.get("x") is not None else np.arange(_len(tr.get("y"))))
     ys = ay.coords(tr.get("y"))
     n = min(len(xs), len(ys))
     xs, ys = xs[:n], ys[:n]
@@ -626,7 +656,7 @@ def _markers(out: list, px: np.ndarray, py: np.ndarray, marker: dict, colour: st
 
 def _bar(item: dict, tr: dict, ax: _Axis, ay: _Axis, from_hist: bool = False) -> dict:
     if not from_hist:
-        xs = ax.coords(tr.get("x") if tr.get("x") is not None else np.arange(len(tr.get("y") or [])))
+        xs = ax.coords(tr.get("x") if tr.get("x") is not None else np.arange(_len(tr.get("y"))))
         ys = _fast_num(tr.get("y"))
         n = min(len(xs), len(ys))
         xs, ys = xs[:n], ys[:n]
@@ -683,13 +713,16 @@ def _place_bars(drawn: list[dict], mode: str) -> None:
                 right = left + one
             it["bar_left"], it["bar_right"] = left, right
             it["xs"].append(np.concatenate([left, right]))
-            it["ys"].append(np.concatenate([it["bar_base"], it["bar_base"] + it["bar_y"]]))
+            it["ys_raw"] = np.concatenate([it["bar_base"], it["bar_base"] + it["bar_y"]])
 
 
 def _heatmap(item: dict, tr: dict, ax: _Axis, ay: _Axis) -> dict:
-    z = np.asarray(tr.get("z"), dtype=np.float64)
+    z = np.asarray(tr.get("z") if tr.get("z") is not None else [], dtype=np.float64)
     if z.ndim == 1:
         z = z[None]
+    if z.size == 0 or not np.isfinite(z).any():  # nothing to colour
+        item["draw"] = lambda out, ax, ay: None
+        return item
     ny, nx = z.shape
 
     def edges(axis: _Axis, values, n: int) -> np.ndarray:
@@ -755,7 +788,8 @@ def _colourbar(out: list, tr: dict, x: float, pt: float, pb: float) -> None:
     out.append(f'<image href="{_png_uri(rgba)}" x="{x:.1f}" y="{y0:.1f}" width="{thick:.1f}" height="{h:.1f}" '
                f'preserveAspectRatio="none"/>')
     vals = list(cb.get("tickvals") or _nice(zmin, zmax, 5))
-    text = list(cb.get("ticktext") or [_label(v) for v in vals])
+    step = float(vals[1]) - float(vals[0]) if len(vals) > 1 else None
+    text = list(cb.get("ticktext") or [_label(v, step) for v in vals])
     for v, t in zip(vals, text):
         if zmax > zmin and zmin <= float(v) <= zmax:
             y = y0 + (1 - (float(v) - zmin) / (zmax - zmin)) * h
@@ -856,6 +890,7 @@ def _legend(out: list, rows: list, items: list, horizontal: bool, leg_y: float, 
 # ----------------------------------------------------------------------------- shared pictures
 _CACHE: dict[tuple[int, int], str] = {}
 _CACHE_LOCK = threading.Lock()
+_RENDER_LOCK = threading.Lock()
 
 
 def cached_svg(fig, width: int = 700) -> str:
@@ -867,9 +902,12 @@ def cached_svg(fig, width: int = 700) -> str:
         svg = _CACHE.get(key)
     if svg is not None:
         return svg
-    svg = figure_svg(fig, width)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = svg
+    with _RENDER_LOCK:  # a class opening one page draws a shared figure once, not once per session
+        with _CACHE_LOCK:
+            svg = _CACHE.get(key)
+        if svg is None:
+            svg = figure_svg(fig, width)
+            with _CACHE_LOCK:
+                _CACHE[key] = svg
             weakref.finalize(fig, _CACHE.pop, key, None)  # the id may be reused once the figure is gone
     return svg

@@ -198,3 +198,57 @@ def test_a_shared_figure_is_drawn_once_per_width():
     fig = viz.kl_per_dim_figure([0.5, 0.0, 1.0])
     first = figsvg.cached_svg(fig, 400)
     assert figsvg.cached_svg(fig, 400) is first and figsvg.cached_svg(fig, 500) is not first
+
+
+def tick_labels(svg: str, anchor: str) -> list[str]:
+    """The tick labels of the x axis (anchor 'middle') or the y axis (anchor 'end'), in order."""
+    return [e.text for e in parse(svg).iter("{http://www.w3.org/2000/svg}text")
+            if e.get("text-anchor") == anchor and e.get("font-size") is None]
+
+
+def test_tick_labels_are_as_precise_as_their_spacing():
+    fig = go.Figure(go.Scatter(x=[0, 165_000], y=[0.00012, 0.00031], mode="lines"))
+    svg = figsvg.figure_svg(fig, 500)
+    xs, ys = tick_labels(svg, "middle"), tick_labels(svg, "end")
+    assert len(set(xs)) == len(xs) and len(set(ys)) == len(ys)  # no two ticks read the same
+    assert "150k" in xs or "100k" in xs
+    assert figsvg._label(150_000, 50_000) == "150k" and figsvg._label(1_500_000, 500_000) == "1.5M"
+    assert figsvg._label(0.2, 0.05) == "0.2" and figsvg._label(0.25, 0.05) == "0.25"
+    assert figsvg._label(2500, 500) == "2,500" and figsvg._label(0.00015, 0.00005) == "1.5e-4"
+
+
+def test_a_narrow_log_axis_still_has_ticks():
+    fig = go.Figure(go.Scatter(x=[1, 2, 3], y=[1.25, 1.5, 1.75], mode="lines"))
+    fig.update_yaxes(type="log")
+    ys = tick_labels(figsvg.figure_svg(fig), "end")
+    assert len(ys) >= 2 and all(1.2 <= float(t) <= 1.8 for t in ys)
+
+
+def test_a_range_given_high_to_low_reverses_the_axis():
+    fig = go.Figure(go.Scatter(x=[0, 10], y=[0, 1], mode="markers"))
+    fig.update_xaxes(range=[10, 0])
+    (px,) = dots(figsvg.figure_svg(fig))
+    assert px[0, 0] > px[1, 0]  # x = 0 on the right
+
+
+def test_scaleratio_makes_a_unit_of_one_axis_that_many_times_the_other():
+    fig = go.Figure(go.Scatter(x=[0, 1, 2, 3], y=[0, 1, 2, 3], mode="markers"))
+    fig.update_layout(yaxis=dict(scaleanchor="x", scaleratio=2), height=400)
+    (px,) = dots(figsvg.figure_svg(fig, 600))
+    ax = np.polyfit([0, 1, 2, 3], px[:, 0], 1)[0]
+    ay = np.polyfit([0, 1, 2, 3], px[:, 1], 1)[0]
+    assert math.isclose(-ay, 2 * ax, rel_tol=0.01)
+
+
+def test_text_is_escaped_and_odd_figures_draw_without_error():
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="a < b & \"c\"", mode="lines"))
+    fig.add_scatter(x=[1, 2], y=[4, 3], name="line<br>two", mode="lines")
+    fig.update_layout(title="x > 0 & y < 1", xaxis_title="<b>bold</b>")
+    root = parse(figsvg.figure_svg(fig))
+    texts = [e.text for e in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert 'a < b & "c"' in texts and "line two" in texts and "x > 0 & y < 1" in texts and "bold" in texts
+    odd = [go.Figure(), go.Figure(go.Scatter(x=[1.0], y=[2.0])), go.Figure(go.Scatter(x=[1, 2], y=[np.nan, np.nan])),
+           go.Figure(go.Heatmap(z=[[np.nan, np.nan]])), go.Figure(go.Bar(y=np.array([1.0, 2.0]))),
+           go.Figure(go.Scatter(y=np.arange(30.0))), go.Figure(go.Bar(x=np.array(["a", "b"]), y=[1, 2]))]
+    for f in odd:
+        parse(figsvg.figure_svg(f))

@@ -178,8 +178,9 @@ def test_the_compiled_chain_gives_the_eager_chains_numbers(digits, monkeypatch, 
                 g = torch.Generator().manual_seed(3)
                 want_f, want_e = run_chain(lambda v: m.gibbs(v, g), m.free_energy, x, steps, every, clamp)
             assert torch.equal(frames, want_f) and torch.equal(energies, want_e), (clamp is not None, steps, every)
-    # with gradients wanted, the chain is the eager loop itself
+    assert isinstance(rbm._sweeps_compiled, torch.jit.ScriptFunction)  # compiled here, not the eager fallback
+    # with gradients wanted, the chain is the eager loop itself (its frames carry the graph)
     a = m.chain(x, 5, 1, torch.Generator().manual_seed(4))[0]
     with torch.no_grad():
         b = m.chain(x, 5, 1, torch.Generator().manual_seed(4))[0]
-    assert torch.equal(a, b)
+    assert a.requires_grad and not b.requires_grad and torch.equal(a, b)

@@ -357,11 +357,17 @@ def chart(fig, key: str | None = None, name: str | None = None, where=st, px: in
     pixels wide (about the width it gets on a laptop: 900 for the page's width, 450 for half of
     it), so its text keeps about its size; with interactive charts on, it is st.plotly_chart, and
     this returns what that returns (a selection event when asked). Pictures return None."""
-    if interactive_charts():
+    picture = None
+    if not interactive_charts():
+        try:
+            picture = figsvg.cached_svg(fig, px)
+        except Exception as e:  # noqa: BLE001 - a figure the picture cannot draw: Plotly draws it
+            print(f"genlab: chart {key or name!r} drawn by Plotly, its picture failed: {e!r}", file=sys.stderr, flush=True)
+    if picture is None:
         kwargs.setdefault("width", "stretch")
         out = where.plotly_chart(fig, key=key, **kwargs)
     else:
-        where.image(figsvg.cached_svg(fig, px), width="stretch")
+        where.image(picture, width="stretch")
         out = None
     title = name or key or (fig.layout.title.text if fig.layout.title and fig.layout.title.text else "chart")
     download("CSV", lambda: export.figure_csv(fig), _slug(title) + ".csv", "text/csv",

@@ -100,6 +100,8 @@ def scatter_view():
         return fig
 
     common.url_default("pt", lambda x: None if x is None else parse_int(x, 0, len(proj) - 1, 0))
+    if st.session_state["pt"] is not None and not 0 <= st.session_state["pt"] < len(proj):
+        st.session_state["pt"] = None  # a number from another model's test set
     idx = st.session_state["pt"]
 
     def draw_marked():  # the chosen test image ringed on the scatter
@@ -109,14 +111,15 @@ def scatter_view():
                         hoverinfo="skip")
         return fig
 
+    def clicked() -> None:  # interactive charts: a click on a point picks the image to decode, before the rerun
+        event = st.session_state.get("scatter")
+        rows = selected_rows(event.selection if event else None)
+        if rows and 0 <= rows[0] < len(proj):
+            st.session_state["pt"] = int(rows[0])
+
     fig = (common.memo(("manifold-scatter", plane), draw_scatter, model=name) if idx is None else
            common.memo(("manifold-scatter-marked", plane, idx), draw_marked, model=name))
-    event = common.chart(fig, on_select="rerun", selection_mode="points", key="scatter", name=f"{name}-test-codes",
-                         px=450)
-    rows = selected_rows(event.selection if event else None)
-    if rows and rows[0] != st.session_state.get("pt_clicked"):  # a click picks the image to decode
-        st.session_state["pt_clicked"] = st.session_state["pt"] = idx = int(rows[0])
-        st.rerun(scope="fragment")  # redraw the scatter with its ring
+    common.chart(fig, on_select=clicked, selection_mode="points", key="scatter", name=f"{name}-test-codes", px=450)
     st.number_input("Decode test image no.", 0, len(proj) - 1, value=None, key="pt",
                     placeholder="a number, or click a point",
                     help="Which test image to decode: its point on the scatter is ringed. With interactive charts "

@@ -160,7 +160,8 @@ def results_view(x: dict) -> None:
                         key="s_fy")
         live_obj: structure.LiveSearch = st.session_state["search_live"]
         test = live_obj.table.test[:1000]
-        common.chart(viz.pairs_figure(np.asarray(test), x["samples"], i, j, cols), key="s_pairs", name="test-rows-and-samples")
+        common.chart(viz.pairs_figure(np.asarray(test), x["samples"], i, j, cols), key="s_pairs", name="test-rows-and-samples",
+                     px=540)
 
 
 with st.container(key="s_controls"):
