@@ -214,7 +214,7 @@ def test_tick_labels_are_as_precise_as_their_spacing():
     assert "150k" in xs or "100k" in xs
     assert figsvg._label(150_000, 50_000) == "150k" and figsvg._label(1_500_000, 500_000) == "1.5M"
     assert figsvg._label(0.2, 0.05) == "0.2" and figsvg._label(0.25, 0.05) == "0.25"
-    assert figsvg._label(2500, 500) == "2,500" and figsvg._label(0.00015, 0.00005) == "1.5e-4"
+    assert figsvg._label(2500, 500) == "2,500" and figsvg._label(0.00015, 0.00005) == "0.00015" and figsvg._label(1.5e-5, 5e-6) == "1.5e-5"
 
 
 def test_a_narrow_log_axis_still_has_ticks():
