@@ -500,7 +500,7 @@ def _equal_scales(axes: dict) -> None:
 def _grid_and_ticks(out: list, ax: _Axis, ay: _Axis, done: set) -> None:
     x0, x1 = sorted((ax.p0, ax.p1))
     y0, y1 = sorted((ay.p0, ay.p1))
-    nx = max(4, int((x1 - x0) / 55))
+    nx = max(5, int((x1 - x0) / 50))
     ny = max(3, int((y1 - y0) / 28))
     right = ay.spec.get("side") == "right"
     for c, text in ay.ticks(ny):

@@ -176,7 +176,7 @@ VIEW_KEYS: dict[str, dict[str, Any]] = {
     },
     "VAE Manifold": {
         "plane": Choice(("principal directions", "two dimensions")), "di": LATENT_DIM, "dj": LATENT_DIM,
-        "res": Int(5, 30), "plo": Float(0.001, 0.45), "phi": Float(0.55, 0.999),
+        "res": Int(5, 30), "plo": Float(0.001, 0.45), "phi": Float(0.55, 0.999), "pt": TEST_INDEX,
     },
     "Training": {},
     "GAN Live": {},

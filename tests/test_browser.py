@@ -73,8 +73,19 @@ def open_view(pg, url, path, title):
     settle(pg)
 
 
+def chart_pictures(pg) -> int:
+    """How many images on the page are charts drawn as SVG pictures (genlab/figsvg.py), all loaded."""
+    return pg.evaluate("""() => [...document.querySelectorAll("img[src^='data:image/svg']")]
+        .filter(i => i.complete && i.naturalWidth > 0 && atob(i.src.split(',')[1]).includes('genlab-chart')).length""")
+
+
+# the page's pictures in order, without the charts drawn as SVG pictures
+PICTURES = ("[...document.querySelectorAll(\"[data-testid='stImage'] img\")].filter(i => !(i.src.startsWith("
+            "'data:image/svg') && atob(i.src.split(',')[1]).includes('genlab-chart')))")
+
+
 def image_sources(pg):
-    return pg.eval_on_selector_all("[data-testid='stImage'] img", "els => els.map(e => e.src)")
+    return pg.evaluate(f"() => {PICTURES}.map(e => e.src)")
 
 
 @pytest.mark.parametrize("path,title", VIEWS)
@@ -116,9 +127,8 @@ def test_the_manifold_decodes_a_point_picked_by_number_or_by_a_click(server, pag
     open_view(page, url, "manifold?model=vae-mnist-z2", "VAE Manifold")
     settle(page)
     assert page.locator("[data-testid='stPlotlyChart']").count() == 0
-    assert page.evaluate("""() => { const imgs = [...document.querySelectorAll("img[src^='data:image/svg']")];
-        return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 0); }""")
-    box = page.get_by_label("Decode test image no.")
+    assert chart_pictures(page) == 3  # the scatter, and the AE's and the VAE's
+    box = page.locator("input[aria-label='Decode test image no.']")
     box.fill("7")
     box.press("Enter")
     page.get_by_text(re.compile(r"^Test image 7$")).first.wait_for(timeout=30_000)
@@ -162,14 +172,18 @@ def test_the_flow_section_traces_a_digit_and_answers_a_new_one(server, page):
     page.get_by_text("How likely are things that are not digits?").wait_for(timeout=60_000)
     page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 3", timeout=60_000)
     assert page.get_by_text(re.compile(r"of 784 pixels")).count() >= 1
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 2  # bits/dim per epoch, the histogram
+    # bits/dim per epoch and the histogram, as pictures (no Plotly by default)
+    page.wait_for_function("""() => [...document.querySelectorAll("img[src^='data:image/svg']")]
+        .filter(i => atob(i.src.split(',')[1]).includes('genlab-chart')).length >= 2""", timeout=120_000)
+    settle(page)
+    assert chart_pictures(page) == 2 and page.locator("[data-testid='stPlotlyChart']").count() == 0
     shot(page, "flow")
     before = image_sources(page)
     box = page.locator("[data-testid='stNumberInput']").filter(has_text="Test image").locator("input")
     box.fill("5")
     box.press("Enter")
     page.wait_for_function(
-        "first => { const s = document.querySelector(\"[data-testid='stImage'] img\"); return s && s.src !== first; }",
+        f"first => {{ const s = {PICTURES}[0]; return s && s.src !== first; }}",
         arg=before[0], timeout=30_000)
     settle(page)
     assert_no_errors(page)
@@ -187,8 +201,7 @@ def test_an_rbm_chain_plays_frame_by_frame(server, page):
     thumb.focus()
     thumb.press("Home")  # back to the first frame: the starting noise
     page.wait_for_function(
-        "second => { const s = document.querySelectorAll(\"[data-testid='stImage'] img\")[1];"
-        " return s && s.src !== second; }", arg=before[1], timeout=30_000)
+        f"second => {{ const s = {PICTURES}[1]; return s && s.src !== second; }}", arg=before[1], timeout=30_000)
     settle(page)
     page.get_by_text("16 chains after 0 of 200 steps").wait_for(timeout=10_000)
     assert_no_errors(page)
@@ -244,8 +257,8 @@ def test_compare_two_models_with_neighbours_and_a_new_seed(server, page):
     shot(page, "compare")
     before = image_sources(page)
     page.locator("[data-testid='stNumberInputStepUp']").first.click()  # seed 0 -> 1
-    page.wait_for_function("([first]) => { const e = document.querySelector(\"[data-testid='stImage'] img\");"
-                           " return e && e.src !== first; }", arg=[before[0]], timeout=60_000)
+    page.wait_for_function(f"([first]) => {{ const e = {PICTURES}[0]; return e && e.src !== first; }}",
+                           arg=[before[0]], timeout=60_000)
     settle(page)
     assert "seed=1" in page.url and "models=vae-mnist-z20%2Cgan-mlp-mnist" in page.url.replace(",", "%2C")
     assert_no_errors(page)

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image, ImageDraw
 
-from test_browser import assert_no_errors, open_view, page, server, settle, shot  # noqa: F401 (fixtures)
+from test_browser import assert_no_errors, chart_pictures, open_view, page, server, settle, shot  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PAD = "canvas.digit-pad"  # inside the component's shadow root; Playwright's CSS locators pierce it
@@ -62,9 +62,10 @@ def test_draw_a_digit_and_see_its_label_and_code(server, page):
     reads(page, 1)
     page.get_by_role("heading", name="Its code").wait_for(timeout=30_000)
     page.get_by_text(re.compile(r"20 dimensions, ‖μ‖ = \d")).wait_for(timeout=30_000)  # the VAE's code...
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 3  # ...its chart, the probabilities, the scores
+    page.wait_for_function("() => [...document.querySelectorAll(\"img[src^='data:image/svg']\")].length >= 3")
+    assert chart_pictures(page) == 3  # ...its chart, the probabilities, the scores
     assert page.get_by_text("How typical is it for this model?").count() == 1
-    assert page.locator("[data-testid='stImage'] img").count() == 4
+    assert page.locator("[data-testid='stImage'] img").count() == 4 + 3  # the pictures and the three charts
     assert_no_errors(page)
     shot(page, "digit_drawn_1")
     shot_at(page, "Its code", "digit_drawn_1_code")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, charts
+from conftest import ROOT, charts, is_chart_picture
 from genlab import digits as D
 
 APP = str(ROOT / "app.py")
@@ -306,6 +306,11 @@ def test_codes_have_a_spread_only_where_the_encoder_has_one(loaded):
 
 
 # ----------------------------------------------------------------------------- the view (AppTest)
+def pictures(at) -> list:
+    """The page's images that are not charts (charts are SVG pictures by default)."""
+    return [e for e in at.get("image") if not is_chart_picture(e)]
+
+
 @pytest.fixture
 def app(ckpt_dir, monkeypatch):
     monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ckpt_dir))
@@ -342,7 +347,7 @@ def test_the_view_asks_for_a_digit_then_shows_what_the_model_makes_of_a_drawing(
     assert not at.exception and not at.error
     assert subheaders(at) == ["What the classifier reads", "How typical is it for this model?", "Its code",
                               "Use it in Interpolation"]
-    assert len(at.get("image")) == 4  # as read, as the model sees it, reconstruction, nearest training digit
+    assert len(pictures(at)) == 4  # as read, as the model sees it, reconstruction, nearest training digit
     assert "It reads a **" in texts(at)
     assert "Ink box" in texts(at) and "(14, 14)" in texts(at)
 
@@ -418,24 +423,24 @@ def test_endpoint_buttons_hand_the_digit_to_interpolation(app):
     assert "your digit" in a.options and a.value == "your digit"
     assert "your digit" not in b.options  # B holds none: no such choice, a caption and a link instead
     assert "Use as endpoint B" in texts(at) and at.get("page_link")
-    captions = [e.proto.imgs[0].caption for e in at.get("image")]
+    captions = [e.proto.imgs[0].caption for e in pictures(at)]
     assert len(captions) == 2 and all(c.split(": ", 1)[1].startswith("your digit → test image") for c in captions)
-    before = [e.proto.imgs[0].url for e in at.get("image")]
+    before = [e.proto.imgs[0].url for e in pictures(at)]
     at.switch_page("views/digit.py").run()
     at.button(key="yd_use_b").click().run()
     at.switch_page("views/interpolation.py").run()
     assert "your digit" in at.radio(key="b_src").options
     at.radio(key="b_src").set_value("your digit").run()
     assert not at.exception
-    assert all("your digit → your digit" in e.proto.imgs[0].caption for e in at.get("image"))
-    assert [e.proto.imgs[0].url for e in at.get("image")] != before
+    assert all("your digit → your digit" in e.proto.imgs[0].caption for e in pictures(at))
+    assert [e.proto.imgs[0].url for e in pictures(at)] != before
 
 
 def test_a_link_asking_for_your_digit_without_one_falls_back_to_a_test_image(app):
     at = app("views/interpolation.py", a_src="your digit", b_src="your digit")
     assert at.radio(key="a_src").value == "test image" and at.radio(key="b_src").value == "test image"
     assert "your digit" not in at.radio(key="a_src").options
-    assert len(at.get("image")) == 2 and not at.exception
+    assert len(pictures(at)) == 2 and not at.exception
 
 
 def test_a_model_that_cannot_encode_offers_no_digit_endpoint(app):
