@@ -250,7 +250,8 @@ class _Axis:
         else:
             vals = _nice(lo, hi, n)
         step = vals[1] - vals[0] if len(vals) > 1 else (hi - lo)
-        return [(v, _label(v, step)) for v in vals]
+        si = max((abs(v) for v in vals), default=0) >= 1e5  # one style for the whole axis: 50k beside 100k
+        return [(v, _label(v, step, si)) for v in vals]
 
 
 def _len(values) -> int:
@@ -269,15 +270,16 @@ def _nice(lo: float, hi: float, n: int) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _label(v: float, step: float | None = None) -> str:
+def _label(v: float, step: float | None = None, si: bool | None = None) -> str:
     """A tick's label, as precise as the ticks' spacing asks (150,000 beside 100,000, 0.00015
     beside 0.0001): thousands separated, with k/M/G from 100,000 up and e-notation below 0.0001."""
     v = float(v)
     if v == 0:
         return "0"
     step = abs(float(step)) if step and math.isfinite(step) and step > 0 else abs(v)
+    si = abs(v) >= 1e5 if si is None else si
     for power, suffix in ((9, "G"), (6, "M"), (3, "k")):
-        if abs(v) >= 1e5 and abs(v) >= 10 ** power:
+        if si and abs(v) >= 10 ** power:
             digits = max(0, power - math.floor(math.log10(step) + 1e-9))
             return _trim(f"{v / 10 ** power:,.{digits}f}") + suffix
     if abs(v) < 1e-4:
