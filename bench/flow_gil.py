@@ -17,9 +17,7 @@ Run: python bench/flow_gil.py [--repeats 8] [--busy 0 1 2]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +25,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from busy import compare_beside_busy  # noqa: E402
 from genlab import store  # noqa: E402
 from genlab.models.flow import Flow, FlowConfig  # noqa: E402
 
@@ -67,28 +67,7 @@ def main() -> None:
         same = torch.equal(model.decode(z), traced)
     print(f"{what}, 24 samples, {torch.get_num_threads()} torch threads; traced == eager: {same}")
 
-    for busy in a.busy:
-        stop = threading.Event()
-
-        def spin() -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-
-        threads = [threading.Thread(target=spin, daemon=True) for _ in range(busy)]
-        for t in threads:
-            t.start()
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(a.repeats):
-            for frozen in (False, True):
-                times[frozen].append(timed(model, z, frozen))
-        stop.set()
-        for t in threads:
-            t.join()
-        e, tr = statistics.median(times[False]), statistics.median(times[True])
-        print(f"beside {busy} busy Python thread(s): eager median {e:7.0f} ms (worst {max(times[False]):5.0f}), "
-              f"traced median {tr:5.0f} ms (worst {max(times[True]):5.0f}); eager / traced {e / tr:5.2f}x")
-
+    compare_beside_busy(lambda frozen: timed(model, z, frozen), ("eager", "traced"), a.repeats, a.busy)
 
 if __name__ == "__main__":
     main()

@@ -17,9 +17,7 @@ Run: python bench/rbm_chain.py [--repeats 8] [--busy 0 1 2]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +25,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from busy import compare_beside_busy  # noqa: E402
 from genlab import store  # noqa: E402
 from genlab.models.rbm import RBM, RBMConfig  # noqa: E402
 from genlab.samplers import run_chain  # noqa: E402
@@ -63,28 +63,7 @@ def main() -> None:
     same = torch.equal(chain(model, v0, False)[1], chain(model, v0, True)[1])
     print(f"{what}, 16 chains x 200 sweeps, {torch.get_num_threads()} torch threads; compiled == eager: {same}")
 
-    for busy in a.busy:
-        stop = threading.Event()
-
-        def spin() -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-
-        threads = [threading.Thread(target=spin, daemon=True) for _ in range(busy)]
-        for t in threads:
-            t.start()
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(a.repeats):
-            for compiled in (False, True):
-                times[compiled].append(chain(model, v0, compiled)[0])
-        stop.set()
-        for t in threads:
-            t.join()
-        e, c = statistics.median(times[False]), statistics.median(times[True])
-        print(f"beside {busy} busy Python thread(s): eager median {e:7.0f} ms (worst {max(times[False]):5.0f}), "
-              f"compiled median {c:5.0f} ms (worst {max(times[True]):5.0f}); eager / compiled {e / c:5.2f}x")
-
+    compare_beside_busy(lambda compiled: chain(model, v0, compiled)[0], ("eager", "compiled"), a.repeats, a.busy)
 
 if __name__ == "__main__":
     main()
