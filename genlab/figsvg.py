@@ -222,7 +222,7 @@ class _Axis:
         lo, hi = min(self.lo, self.hi), max(self.lo, self.hi)
         if self.spec.get("tickvals") is not None:
             vals = list(self.spec["tickvals"])
-            text = list(self.spec.get("ticktext") or [_label(v) for v in vals])
+            text = list(self.spec.get("ticktext") or [tick_label(v) for v in vals])
             return [(float(v), str(t)) for v, t in zip(vals, text) if lo <= float(v) <= hi]
         if self.cats is not None:
             step = max(1, math.ceil(len(self.cats) / max(n * 3, 1)))
@@ -234,11 +234,11 @@ class _Axis:
                 for m in mults:
                     c = k + math.log10(m)
                     if lo - 1e-9 <= c <= hi + 1e-9:
-                        out.append((c, _label(m * 10.0 ** k, m * 10.0 ** k)))
+                        out.append((c, tick_label(m * 10.0 ** k, m * 10.0 ** k)))
             if len(out) < 2:  # a narrow range between round values: round values of the data instead
-                vals = [v for v in _nice(10 ** lo, 10 ** hi, n) if v > 0]
+                vals = [v for v in nice_ticks(10 ** lo, 10 ** hi, n) if v > 0]
                 step = vals[1] - vals[0] if len(vals) > 1 else abs(10 ** hi - 10 ** lo)
-                out = [(math.log10(v), _label(v, step)) for v in vals]
+                out = [(math.log10(v), tick_label(v, step)) for v in vals]
             return out
         dtick = self.spec.get("dtick")
         if dtick is None and self.spec.get("tickmode") == "linear":
@@ -248,10 +248,10 @@ class _Axis:
             first = math.ceil(lo / d - 1e-9) * d
             vals = [first + i * d for i in range(int((hi - first) / d + 1e-9) + 1)]
         else:
-            vals = _nice(lo, hi, n)
+            vals = nice_ticks(lo, hi, n)
         step = vals[1] - vals[0] if len(vals) > 1 else (hi - lo)
         si = max((abs(v) for v in vals), default=0) >= 1e5  # one style for the whole axis: 50k beside 100k
-        return [(v, _label(v, step, si)) for v in vals]
+        return [(v, tick_label(v, step, si)) for v in vals]
 
 
 def _len(values) -> int:
@@ -262,7 +262,8 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
-def _nice(lo: float, hi: float, n: int) -> list[float]:
+def nice_ticks(lo: float, hi: float, n: int) -> list[float]:
+    """About n round values (1, 2 or 5 times a power of ten apart) covering [lo, hi]."""
     if hi <= lo:
         return [lo]
     step = nice_step((hi - lo) / max(n - 1, 1))
@@ -270,7 +271,7 @@ def _nice(lo: float, hi: float, n: int) -> list[float]:
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _label(v: float, step: float | None = None, si: bool | None = None) -> str:
+def tick_label(v: float, step: float | None = None, si: bool | None = None) -> str:
     """A tick's label, as precise as the ticks' spacing asks (150,000 beside 100,000, 0.00015
     beside 0.0001): thousands separated, with k/M/G from 100,000 up and e-notation below 0.0001."""
     v = float(v)
@@ -789,9 +790,9 @@ def _colourbar(out: list, tr: dict, x: float, pt: float, pb: float) -> None:
         out.append(f'<text x="{x:.1f}" y="{y0 - 6:.1f}">{escape(_title(cb))}</text>')
     out.append(f'<image href="{_png_uri(rgba)}" x="{x:.1f}" y="{y0:.1f}" width="{thick:.1f}" height="{h:.1f}" '
                f'preserveAspectRatio="none"/>')
-    vals = list(cb.get("tickvals") or _nice(zmin, zmax, 5))
+    vals = list(cb.get("tickvals") or nice_ticks(zmin, zmax, 5))
     step = float(vals[1]) - float(vals[0]) if len(vals) > 1 else None
-    text = list(cb.get("ticktext") or [_label(v, step) for v in vals])
+    text = list(cb.get("ticktext") or [tick_label(v, step) for v in vals])
     for v, t in zip(vals, text):
         if zmax > zmin and zmin <= float(v) <= zmax:
             y = y0 + (1 - (float(v) - zmin) / (zmax - zmin)) * h

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import figsvg
 from ._compat import torchvision_available
 
 PAD_VALUE = 0.5  # grey gutters keep black-background digits apart on a projector
@@ -198,19 +199,14 @@ class LineChart:
         return _svg_chart(self, width)
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
-    """About n round tick values (1, 2 or 5 times a power of ten apart) covering [lo, hi]."""
+def _ticks(lo: float, hi: float, n: int = 6) -> list[tuple[float, str]]:
+    """About n round ticks covering [lo, hi], each with its label: the chart pictures' own
+    (`figsvg.nice_ticks`, `figsvg.tick_label`), so live and still charts read alike."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo] if math.isfinite(lo) else []
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
-def _tick_label(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 or float(v).is_integer() else f"{v:g}"
+        return [(lo, figsvg.tick_label(lo))] if math.isfinite(lo) else []
+    vals = figsvg.nice_ticks(lo, hi, n)
+    step = vals[1] - vals[0] if len(vals) > 1 else hi - lo
+    return [(v, figsvg.tick_label(v, step)) for v in vals]
 
 
 def _range_of(values, given) -> tuple[float, float]:
@@ -259,13 +255,13 @@ def _svg_chart(ch: LineChart, width: int) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="{width}" height="{h}" '
            f'font-family="sans-serif" font-size="11" fill="#555">',
            f'<defs><clipPath id="plot"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath></defs>']
-    for t in _nice_ticks(y0, y1):
+    for t, label in _ticks(y0, y1):
         y = py(t)
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick_label(t)}</text>')
-    for t in _nice_ticks(x0, x1, 5):
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+    for t, label in _ticks(x0, x1, 5):
         x = px(t)
-        out.append(f'<text x="{x:.1f}" y="{top + ph + 15}" text-anchor="middle">{_tick_label(t)}</text>')
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 15}" text-anchor="middle">{label}</text>')
     out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#bbb"/>')
     out.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 33}" text-anchor="middle" font-size="12">'
                f'{escape(ch.xtitle)}</text>')
@@ -280,9 +276,8 @@ def _svg_chart(ch: LineChart, width: int) -> str:
     r = ch.right
     if r:
         lo, hi = _range_of(r["y"], r.get("range"))
-        vals, labels = r["ticks"] if r.get("ticks") else (_nice_ticks(lo, hi), None)
-        for i, t in enumerate(vals):
-            label = labels[i] if labels else _tick_label(t)
+        pairs = list(zip(*r["ticks"])) if r.get("ticks") else _ticks(lo, hi)
+        for t, label in pairs:
             out.append(f'<text x="{left + pw + 6}" y="{py(t, lo, hi) + 4:.1f}">{escape(str(label))}</text>')
         out.append(f'<text transform="translate({width - 12},{top + ph / 2:.1f}) rotate(90)" '
                    f'text-anchor="middle" font-size="12">{escape(r["title"])}</text>')
@@ -413,9 +408,9 @@ def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
     out.append(f'<image x="{left - cell / 2:.1f}" y="{top - cell / 2:.1f}" width="{size + cell:.1f}" '
                f'height="{size + cell:.1f}" preserveAspectRatio="none" style="image-rendering:pixelated" '
                f'href="data:image/png;base64,{heat}"/>')
-    for v in _nice_ticks(lo, hi, 7):
-        out.append(f'<text x="{px(v):.1f}" y="{top + size + 18:.1f}" text-anchor="middle">{_tick_label(v)}</text>')
-        out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{_tick_label(v)}</text>')
+    for v, label in _ticks(lo, hi, 7):
+        out.append(f'<text x="{px(v):.1f}" y="{top + size + 18:.1f}" text-anchor="middle">{label}</text>')
+        out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{label}</text>')
     real, fake, grad = np.asarray(field["real"]), np.asarray(field["fake"]), np.asarray(field["grad"])
     tips = _arrow_tips(fake, grad, field.get("arrow_ref"))
     arrows = " ".join(f"M{px(a):.1f},{py(b):.1f}L{px(c):.1f},{py(d):.1f}"

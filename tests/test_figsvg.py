@@ -213,9 +213,9 @@ def test_tick_labels_are_as_precise_as_their_spacing():
     assert len(set(xs)) == len(xs) and len(set(ys)) == len(ys)  # no two ticks read the same
     assert "150k" in xs or "100k" in xs
     assert all(t == "0" or t.endswith("k") for t in xs)  # one style along the axis: 50k, not 50,000, beside 100k
-    assert figsvg._label(150_000, 50_000) == "150k" and figsvg._label(1_500_000, 500_000) == "1.5M"
-    assert figsvg._label(0.2, 0.05) == "0.2" and figsvg._label(0.25, 0.05) == "0.25"
-    assert figsvg._label(2500, 500) == "2,500" and figsvg._label(0.00015, 0.00005) == "0.00015" and figsvg._label(1.5e-5, 5e-6) == "1.5e-5"
+    assert figsvg.tick_label(150_000, 50_000) == "150k" and figsvg.tick_label(1_500_000, 500_000) == "1.5M"
+    assert figsvg.tick_label(0.2, 0.05) == "0.2" and figsvg.tick_label(0.25, 0.05) == "0.25"
+    assert figsvg.tick_label(2500, 500) == "2,500" and figsvg.tick_label(0.00015, 0.00005) == "0.00015" and figsvg.tick_label(1.5e-5, 5e-6) == "1.5e-5"
 
 
 def test_a_narrow_log_axis_still_has_ticks():
