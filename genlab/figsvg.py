@@ -249,9 +249,7 @@ class _Axis:
             vals = [first + i * d for i in range(int((hi - first) / d + 1e-9) + 1)]
         else:
             vals = nice_ticks(lo, hi, n)
-        step = vals[1] - vals[0] if len(vals) > 1 else (hi - lo)
-        si = max((abs(v) for v in vals), default=0) >= 1e5  # one style for the whole axis: 50k beside 100k
-        return [(v, tick_label(v, step, si)) for v in vals]
+        return labelled(vals, hi - lo)
 
 
 def _len(values) -> int:
@@ -269,6 +267,13 @@ def nice_ticks(lo: float, hi: float, n: int) -> list[float]:
     step = nice_step((hi - lo) / max(n - 1, 1))
     first = math.ceil(lo / step - 1e-9) * step
     return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def labelled(vals: list[float], span: float) -> list[tuple[float, str]]:
+    """Evenly spaced tick values with their labels, in one style along the axis (50k beside 100k)."""
+    step = vals[1] - vals[0] if len(vals) > 1 else span
+    si = max((abs(v) for v in vals), default=0) >= 1e5
+    return [(v, tick_label(v, step, si)) for v in vals]
 
 
 def tick_label(v: float, step: float | None = None, si: bool | None = None) -> str:

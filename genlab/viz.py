@@ -204,9 +204,7 @@ def _ticks(lo: float, hi: float, n: int = 6) -> list[tuple[float, str]]:
     (`figsvg.nice_ticks`, `figsvg.tick_label`), so live and still charts read alike."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [(lo, figsvg.tick_label(lo))] if math.isfinite(lo) else []
-    vals = figsvg.nice_ticks(lo, hi, n)
-    step = vals[1] - vals[0] if len(vals) > 1 else hi - lo
-    return [(v, figsvg.tick_label(v, step)) for v in vals]
+    return figsvg.labelled(figsvg.nice_ticks(lo, hi, n), hi - lo)
 
 
 def _range_of(values, given) -> tuple[float, float]:
