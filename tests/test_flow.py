@@ -3,6 +3,7 @@ autograd Jacobian's slogdet, exact inverses, a 2-d density that integrates to 1,
 for an affine flow and for the dequantise + logit step, and checkpoints that rebuild the same
 likelihoods."""
 import math
+import threading
 
 import pytest
 import torch
@@ -218,6 +219,66 @@ def test_inference_in_slices_gives_the_numbers_of_one_pass(monkeypatch):
     monkeypatch.setattr(model.flow, "forward", lambda h: calls.append(len(h)) or (h, h.new_zeros(len(h))))
     model.log_prob(x.requires_grad_())
     assert calls == [23]
+
+
+def test_slices_are_even_never_one_image_and_fill_the_helpers():
+    from genlab.models.flow import INFERENCE_SLICE, _slices
+    for n in range(1, 80):
+        h = torch.arange(n)
+        for helpers in (0, 1, 3):
+            parts = _slices(h, helpers)
+            sizes = [len(p) for p in parts]
+            assert torch.equal(torch.cat(parts), h)
+            assert max(sizes) - min(sizes) <= 1
+            assert n == 1 or min(sizes) >= 2
+            if n >= 2 * INFERENCE_SLICE:
+                assert max(sizes) <= INFERENCE_SLICE
+            if helpers and n >= 2 * (helpers + 1):
+                assert len(parts) % (helpers + 1) == 0
+    assert [len(p) for p in _slices(torch.zeros(24), 1)] == [12, 12]  # the Flow view's decode
+
+
+def test_a_frozen_flow_on_helper_threads_gives_the_numbers_of_one_eager_pass():
+    """A server lends idle cores to a frozen flow's slices (genlab.parallel): whichever thread
+    computes a slice, the batch comes out as the eager flow computes it in one piece."""
+    from genlab import parallel
+    model = perturb(Flow(FlowConfig(data_shape=(1, 8, 8), hidden=8, depth=2, couplings=(1, 1, 1))), scale=0.1).float()
+    model.eval()
+    x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    z = torch.randn(40, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        h = model._to_logits(x, None)[0]
+        eager = model.flow(h), model.flow.inverse(z.view(40, 4, 4, 4))
+    model.requires_grad_(False)
+    before = parallel.helpers()
+    threads = set()
+    real = model._graph
+    try:
+        parallel.set_helpers(1)
+
+        gate, calls = threading.Barrier(2, timeout=10), []
+
+        def graph(direction, hh):
+            g = real(direction, hh)
+
+            def run(s):
+                calls.append(1)
+                if len(calls) <= 2:  # the first two slices wait for each other: two threads
+                    gate.wait()
+                threads.add(threading.current_thread().name)
+                return g(s)
+            return run
+
+        model._graph = graph
+        with torch.inference_mode():
+            for _ in range(3):
+                got = model._run("forward", h), model._run("inverse", z.view(40, 4, 4, 4))
+                for a, b in zip(eager, got):
+                    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    finally:
+        parallel.set_helpers(before)
+        del model._graph
+    assert len(threads) == 2
 
 
 def test_a_frozen_image_flow_runs_traced_graphs_with_the_eager_numbers():

@@ -19,7 +19,7 @@ from streamlit.errors import StreamlitDuplicateElementKey
 
 import genlab
 from genlab import data as gdata
-from genlab import evaluation, export, figsvg, viz
+from genlab import evaluation, export, figsvg, parallel, viz
 from genlab.device import server_threads
 from genlab.jobs import JobManager
 from genlab.memo import SharedMemo
@@ -55,7 +55,8 @@ def memo(key: tuple, compute: Callable[[], object], model: str | None = None):
 @st.cache_resource(show_spinner=False)
 def device() -> torch.device:
     """The server's device; on the CPU, torch's threads per computation set for a class
-    (`genlab.device.server_threads`: GENLAB_THREADS, or half the cores)."""
+    (`genlab.device.server_threads`: GENLAB_THREADS, or half the cores), and helper threads that
+    lend the other cores to a computation split in parts while they idle (`genlab.parallel`)."""
     dev = genlab.pick_device()
     if dev.type == "cpu":
         try:
@@ -64,6 +65,7 @@ def device() -> torch.device:
             n = server_threads({})
             print(f"genlab: {e}; using {n}", file=sys.stderr, flush=True)
         torch.set_num_threads(n)
+        parallel.set_helpers(parallel.helpers_for(os.cpu_count() or 1, n))  # idle cores for split work
     return dev
 
 
