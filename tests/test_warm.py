@@ -53,7 +53,8 @@ def test_a_fresh_server_warms_every_view_without_an_error(ckpt_dir, tmp_path):
         first, = run_together(url, [("", "")])
         assert first.status == "FINISHED_SUCCESSFULLY" and not first.exceptions
         assert wait_for(lambda: "genlab: warmed" in log_path.read_text(), 600), log_path.read_text()[-3000:]
-        line = re.search(r"genlab: warmed (\d+) views in [\d.]+ s, (\d+) errors", log_path.read_text())
+        line = re.search(r"genlab: warmed (\d+) views in [\d.]+ s, (\d+) errors, ([\d,]+) objects kept out of the "
+                         r"cyclic collector", log_path.read_text())
         # a second session does not start a second warm-up
         run_together(url, [("flow", "model=realnvp-mnist")])
         time.sleep(0.5)
@@ -62,4 +63,5 @@ def test_a_fresh_server_warms_every_view_without_an_error(ckpt_dir, tmp_path):
     expected = warm.visits(models, common.DEFAULT_MODEL, common.VIEW_FILES)
     assert line and int(line.group(2)) == 0, log[-4000:]
     assert int(line.group(1)) == len(expected) > 8
+    assert int(line.group(3).replace(",", "")) > 100_000  # the server's modules and caches, frozen (gc.freeze)
     assert log.count("genlab: warmed") == 1 and "Traceback" not in log, log[-4000:]
