@@ -235,9 +235,10 @@ def main():
             url = servers[0][1]
             if a.processes > 1:
                 nginx, url = start_nginx([u for _, u, _ in servers], tmp)
-        cpu0 = [cpu_s(proc.pid) for proc, _, _ in servers]
+        cpu0, client0 = [cpu_s(proc.pid) for proc, _, _ in servers], time.process_time()
         out = asyncio.run(main_async(url, a))
         cpu = sum(cpu_s(proc.pid) - c for (proc, _, _), c in zip(servers, cpu0))
+        client = time.process_time() - client0
     finally:
         rss = [peak_rss_mb(proc.pid) for proc, _, _ in servers]
         for proc in [nginx] + [p for p, _, _ in servers]:
@@ -261,7 +262,8 @@ def main():
     print(f"throughput: {len(it) / out['wall_s']:.1f} interactions/s over {out['wall_s']:.0f} s")
     if servers and it:
         print(f"server CPU during the class: {cpu:.0f} s, {1000 * cpu / len(it):.0f} ms per interaction (views opened "
-              f"on the way included), {cpu / out['wall_s']:.2f} cores on average")
+              f"on the way included), {cpu / out['wall_s']:.2f} cores on average; this client: "
+              f"{client / out['wall_s']:.2f} cores on the same machine")
     print(f"errors: {len(out['errors'])}" + "".join(f"\n  {e[:300]}" for e in sorted(set(out["errors"]))[:10]))
     if servers:
         print("server peak RSS: " + " + ".join(f"{r:.0f}" for r in rss) + " MB" + (f" = {sum(rss):.0f} MB" if len(rss) > 1 else "")
