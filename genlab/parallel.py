@@ -33,7 +33,7 @@ def set_helpers(n: int) -> None:
     if n < 0:
         raise ValueError(f"helpers must be 0 or more, not {n}")
     with _LOCK:
-        if n > _HELPERS:
+        if n > 0 and (_POOL is None or n > _POOL._max_workers):  # a pool only grows: its threads stay warm
             old, _POOL = _POOL, ThreadPoolExecutor(n, thread_name_prefix="genlab-helper")
             if old is not None:
                 old.shutdown(wait=False)

@@ -360,7 +360,7 @@ class Flow(nn.Module):
         frozen model (eval, no parameter that wants gradients: a server's shared models) runs each
         slice as one traced graph (`_graph`), and on the CPU lends slices to idle cores
         (`parallel.map_parts`: the Flow view's 24-sample decode takes 0.08 s instead of 0.19 s on
-        two cores with one thread per computation, bench/flow_speed.py)."""
+        two cores with one thread per computation, bench/flow_parts.py)."""
         fn = getattr(self.flow, direction)
         if not self.image or torch.is_grad_enabled():
             return fn(h)
