@@ -278,7 +278,7 @@ def test_a_frozen_flow_on_helper_threads_gives_the_numbers_of_one_eager_pass():
     finally:
         parallel.set_helpers(before)
         del model._graph
-    assert len(threads) == 2
+    assert threading.current_thread().name in threads and any(t.startswith("genlab-helper") for t in threads)
 
 
 def test_a_frozen_image_flow_runs_traced_graphs_with_the_eager_numbers():

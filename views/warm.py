@@ -119,7 +119,10 @@ def _run(todo: list[tuple[str, str]]) -> None:
     # What the server keeps from here on (modules, models, shared renders) leaves Python's cyclic
     # collector: a full collection walked all of it, holding the GIL for 0.21-0.24 s, three
     # times in a class of thirty (gc.callbacks; bench/load.py), and every click in flight waited.
-    # Collected once first, so no garbage is kept; reference counting still frees what is dropped.
+    # Collected once first. Reference counting still frees what is dropped later, but garbage in a
+    # reference cycle that was made before this line is never collected: the warm-up's own
+    # sessions, which Streamlit keeps two minutes for a reconnect, and what the warm caches evict.
+    # That is bounded by what exists now, once.
     gc.collect()
     gc.freeze()
     # print, not log: streamlit's logger level hides info lines, and bench/load.py waits for this one

@@ -256,10 +256,11 @@ def _curves(cfg: FlowConfig) -> Curves:
 
 
 def _slices(h: torch.Tensor, helpers: int = 0) -> tuple[torch.Tensor, ...]:
-    """h cut along the batch into slices of at most INFERENCE_SLICE, as even as can be (a batch of
-    two or more never leaves a slice of one image: a convolution may take another path for a batch
-    of one). With helper threads, the count is rounded up to a multiple of the threads when every
-    slice keeps two images at least: 24 images on two threads are 12 + 12, not 12 + 12 + 0.
+    """h cut along the batch into slices of about INFERENCE_SLICE (at most that many where it is
+    4 or more), as even as can be; a batch of two or more never leaves a slice of one image (a
+    convolution may take another path for a batch of one). With helper threads, the count is
+    rounded up to a multiple of the threads while every slice keeps two images at least: 24
+    images on two threads are 12 + 12.
 
     Slices of about 12 are also the quickest per image on one thread here (0.16 s for the 24-sample
     decode, 0.19 s in one piece of 24): their activations stay in the caches."""
@@ -358,15 +359,16 @@ class Flow(nn.Module):
         slices (`_slices`): the same numbers, and a conditioner's activations (hidden channels x
         pixels per image) stay a few MB instead of hundreds, which a server keeps as its peak. A
         frozen model (eval, no parameter that wants gradients: a server's shared models) runs each
-        slice as one traced graph (`_graph`), and on the CPU lends slices to idle cores
-        (`parallel.map_parts`: the Flow view's 24-sample decode takes 0.08 s instead of 0.19 s on
-        two cores with one thread per computation, bench/flow_parts.py)."""
+        slice as one traced graph (`_graph`), and on the CPU lends slices to free helper threads
+        (`parallel.map_parts`: alone on two cores with one thread a computation, the Flow view's
+        24-sample decode takes 0.08 s instead of 0.19 s, bench/flow_parts.py)."""
         fn = getattr(self.flow, direction)
         if not self.image or torch.is_grad_enabled():
             return fn(h)
         frozen = not self.training and not any(p.requires_grad for p in self.parameters())
-        slices = _slices(h, parallel.helpers() if frozen and h.device.type == "cpu" else 0)
-        parts = (parallel.map_parts(self._graph(direction, h), slices) if frozen else [fn(s) for s in slices])
+        helpers = parallel.helpers() if frozen and h.device.type == "cpu" else 0  # a GPU's streams are per thread
+        slices = _slices(h, helpers)
+        parts = (parallel.map_parts(self._graph(direction, h), slices, helpers) if frozen else [fn(s) for s in slices])
         return (parts[0] if len(parts) == 1 else
                 (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])))
 
