@@ -253,3 +253,36 @@ def test_text_is_escaped_and_odd_figures_draw_without_error():
            go.Figure(go.Scatter(y=np.arange(30.0))), go.Figure(go.Bar(x=np.array(["a", "b"]), y=[1, 2]))]
     for f in odd:
         parse(figsvg.figure_svg(f))
+
+
+def test_overlap_layers_rank_each_dot_among_the_earlier_dots_of_its_cell():
+    rng = np.random.default_rng(3)
+    px, py = rng.uniform(0, 60, 500), rng.uniform(0, 40, 500)
+    layers = figsvg.overlap_layers(px, py, size=4.0, layers=4)
+    seen: dict = {}
+    for i, (x, y) in enumerate(zip(px, py)):  # brute force: count the earlier dots in the same 4 px cell
+        cell = (math.floor(x / 4.0), math.floor(y / 4.0))
+        assert layers[i] == min(seen.get(cell, 0), 3), i
+        seen[cell] = seen.get(cell, 0) + 1
+    assert layers.max() == 3 and len(figsvg.overlap_layers(np.zeros(0), np.zeros(0), 4.0)) == 0
+
+
+def test_translucent_dots_that_pile_up_cover_what_plotly_covers():
+    """Plotly paints dots one by one, so k dots of opacity a on one spot cover 1 - (1 - a)^k of it.
+    In the picture a spot is covered once per path that has a dot there."""
+    x = [1.0, 1.0, 1.0, 5.0, 1.0, 1.0, 1.0]  # six dots on one spot, one alone
+    y = [1.0, 1.0, 1.0, 5.0, 1.0, 1.0, 1.0]
+    for a in (0.5, 0.7):
+        fig = go.Figure(go.Scatter(x=x, y=y, mode="markers", marker=dict(size=6, opacity=a, color="#123456")))
+        paths = dots(figsvg.figure_svg(fig, 400))
+        assert sum(len(p) for p in paths) == 7  # every dot drawn once
+        spot = [p for p in paths if len(p)][0][0]  # the first dot's place in the picture
+        layers = sum(bool((np.abs(p - spot).sum(1) < 1e-9).any()) for p in paths)
+        covered = 1 - (1 - a) ** layers
+        assert layers == figsvg.MARKER_LAYERS  # six dots, capped at the layers
+        assert math.isclose(covered, 1 - (1 - a) ** min(6, figsvg.MARKER_LAYERS))
+        assert 1 - (1 - a) ** 6 - covered < 0.07  # within 7 points of Plotly's coverage of 6 dots
+        alone = np.array([[a_ for a_ in p[-1]] for p in paths if len(p)])[0]  # the dot alone, in the first path
+        assert sum(bool((np.abs(p - alone).sum(1) < 1e-9).any()) for p in paths) == 1  # covered once: a
+    opaque = go.Figure(go.Scatter(x=x, y=y, mode="markers", marker=dict(size=6, color="#123456")))
+    assert len(dots(figsvg.figure_svg(opaque, 400))) == 1  # opaque dots: one path, nothing to build up
