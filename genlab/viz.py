@@ -114,6 +114,23 @@ def history_figure(history: dict, keys: tuple[str, ...] = ("neg_elbo", "recon", 
     return fig
 
 
+def bits_histogram(values: dict[str, list[float]], xtitle: str, legend_y: float = 1.15):
+    """Overlaid bits/dim histograms on one axis from 0 to twice the largest median (a few noise
+    images score thousands of bits/dim, and an axis stretched to them puts every digit in the
+    first bin), and a sentence that counts what lies beyond it ("" when nothing does)."""
+    import plotly.graph_objects as go
+    med = {k: sorted(v)[len(v) // 2] for k, v in values.items()}
+    edge = math.ceil(2 * max(med.values()))
+    fig = go.Figure()
+    for label, v in values.items():
+        fig.add_histogram(x=v, name=label, opacity=0.6, xbins=dict(start=0, end=edge, size=edge / 60))
+    fig.update_layout(barmode="overlay", height=340, xaxis_title=xtitle, xaxis_range=[0, edge], yaxis_title="images",
+                      margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=legend_y))
+    beyond = {k: sum(x > edge for x in v) for k, v in values.items()}
+    off = ", ".join(f"{n} {k} (up to {max(values[k]):,.0f})" for k, n in beyond.items() if n)
+    return fig, (f"Off the chart, above {edge} bits/dim: {off}." if off else "")
+
+
 def kl_per_dim_figure(kl_dim: list[float], threshold: float = 0.01):
     """Bar chart of the KL per latent dimension; bars under `threshold` nats are inactive."""
     import plotly.graph_objects as go

@@ -148,3 +148,13 @@ def test_labelled_rows_svg_puts_each_label_on_its_row_and_keeps_the_pixels():
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), arr)
     with pytest.raises(ValueError):
         viz.labelled_rows_svg(arr, ["one", "two"], cell=4)
+
+
+def test_bits_histogram_axis_runs_to_twice_the_largest_median_and_counts_what_is_beyond():
+    values = {"digits": [1.0, 1.2, 1.3, 1.1, 1.4], "noise": [5.0, 6.0, 7.5, 40_000.0, 9.0]}
+    fig, off = viz.bits_histogram(values, "bits per dimension")
+    edge = math.ceil(2 * max(float(np.median(v)) for v in values.values()))  # 2 x 7.5 -> 15
+    assert edge == 15 and list(fig.layout.xaxis.range) == [0, edge]
+    assert all(t.xbins.start == 0 and t.xbins.end == edge for t in fig.data)
+    assert off == "Off the chart, above 15 bits/dim: 1 noise (up to 40,000)."
+    assert viz.bits_histogram({"digits": values["digits"]}, "x")[1] == ""

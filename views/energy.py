@@ -1,8 +1,6 @@
 """Energy Models: what a model defined by an energy shows. An RBM's filters, Gibbs chains played
 frame by frame with their free energy, clamp-and-fill, reconstructions, the free energy of
 test digits against noise and chain samples, and the likelihood that AIS estimates."""
-import math
-
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -453,22 +451,6 @@ def histogram(values: dict[str, list[float]], xtitle: str):
     return fig
 
 
-def bits_histogram(values: dict[str, list[float]], xtitle: str):
-    """Bits/dim histograms on one axis from 0 to twice the largest median (as the Flow view's: a
-    few noise images score thousands of bits/dim, and an axis stretched to them puts every digit
-    in the first bin), and a line that counts what lies beyond it."""
-    med = {k: sorted(v)[len(v) // 2] for k, v in values.items()}
-    edge = math.ceil(2 * max(med.values()))
-    fig = go.Figure()
-    for label, v in values.items():
-        fig.add_histogram(x=v, name=label, opacity=0.6, xbins=dict(start=0, end=edge, size=edge / 60))
-    fig.update_layout(barmode="overlay", height=340, xaxis_title=xtitle, xaxis_range=[0, edge], yaxis_title="images",
-                      margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.2))
-    beyond = {k: sum(x > edge for x in v) for k, v in values.items()}
-    off = ", ".join(f"{n} {k} (up to {max(values[k]):,.0f})" for k, n in beyond.items() if n)
-    return fig, (f"Off the chart, above {edge} bits/dim: {off}." if off else "")
-
-
 def energy_histogram():
     """The histogram of the model's energies of test digits and the rest, and their medians as text."""
     fe = _energies(name, sha)
@@ -497,8 +479,8 @@ else:
     if flows:
         flow = flows[0]["name"]
         flow_sha = common.load_model(flow)[1].get("weights_sha256", "")
-        flow_fig, off = common.memo(("energy-flow-histogram", flow_sha), lambda: bits_histogram(
-            common.flow_surprise(flow, flow_sha), f"{flow}: bits per dimension (lower = more likely)"), model=flow)
+        flow_fig, off = common.memo(("energy-flow-histogram", flow_sha), lambda: viz.bits_histogram(
+            common.flow_surprise(flow, flow_sha), f"{flow}: bits per dimension (lower = more likely)", legend_y=1.2), model=flow)
         with cols[1]:
             common.chart(flow_fig, key="flow_hist", name="flow_hist", px=450)
             st.caption(f"The same images under the shipped flow {flow} (exact likelihood), for comparison. {off}")

@@ -3,7 +3,6 @@ dimension over training, one digit passed layer by layer to z and back, the like
 digits against noise and transformed digits, and samples at several temperatures."""
 import math
 
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -101,19 +100,9 @@ def unusual():
     """The histogram of the flow's bits/dim of test digits and things that are not digits, and its text."""
     scores = common.flow_surprise(name, sha)
     med = {k: sorted(v)[len(v) // 2] for k, v in scores.items()}
-    # one axis for every set, up to twice the largest median: a few noise images score thousands
-    # of bits/dim, and an axis stretched to them squeezes every digit into the first bin
-    edge = math.ceil(2 * max(med.values()))
-    fig = go.Figure()
-    for label, v in scores.items():
-        fig.add_histogram(x=v, name=label, opacity=0.6, xbins=dict(start=0, end=edge, size=edge / 60))
-    fig.update_layout(barmode="overlay", height=340, xaxis_title="bits per dimension (lower = more likely)",
-                      xaxis_range=[0, edge], yaxis_title="images", margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h", y=1.15))
-    beyond = {k: sum(x > edge for x in v) for k, v in scores.items()}
-    off = ", ".join(f"{n} {k} (up to {max(scores[k]):,.0f})" for k, n in beyond.items() if n)
+    fig, off = viz.bits_histogram(scores, "bits per dimension (lower = more likely)")
     closest = min((k for k in med if k != "test digits"), key=lambda k: med[k])
-    text = ((f"Off the chart, above {edge} bits/dim: {off}. " if off else "")
+    text = ((off + " " if off else "")
             + "Medians: " + ", ".join(f"{k} **{v:.2f}**" for k, v in med.items()) + " bits/dim. "
             f"The flow rates **{closest}** almost as likely as real digits although they are not digits: a likelihood "
             "measures how well the model can compress the pixels (smooth strokes on a black background), not whether "
