@@ -1,10 +1,26 @@
-"""Shared by bench/flow_gil.py and bench/rbm_chain.py: time two ways of one computation,
-alternating, alone and beside threads that only run Python (a class's other sessions)."""
+"""Shared by bench/flow_gil.py, bench/rbm_chain.py and bench/flow_parts.py: the shipped model
+they time, and two ways of one computation timed alternating, alone and beside threads that
+only run Python (a class's other sessions)."""
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
+from pathlib import Path
 from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def shipped(name: str, fresh: Callable[[], object], what: str):
+    """(model in eval mode, what it is): the shipped checkpoint `name`, or `fresh()` (a model of
+    its configuration, described by `what`) where the checkpoint is not there."""
+    from genlab import store
+    path = ROOT / "checkpoints" / name
+    if path.with_suffix(".json").exists():
+        return store.load(path)[0].eval(), f"shipped {name}"
+    return fresh().eval(), what
 
 
 def spin(stop: threading.Event) -> None:

@@ -23,21 +23,15 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from busy import compare_beside_busy  # noqa: E402
-from genlab import store  # noqa: E402
+from busy import compare_beside_busy, shipped  # noqa: E402
 from genlab.models.flow import Flow, FlowConfig  # noqa: E402
 
 
 def load() -> tuple[Flow, str]:
-    path = ROOT / "checkpoints" / "realnvp-mnist"
-    if path.with_suffix(".json").exists():
-        return store.load(path)[0], "shipped realnvp-mnist"
-    cfg = FlowConfig(hidden=96, couplings=(3, 3, 3))
-    return Flow(cfg).eval(), "a fresh RealNVP of the shipped configuration"
+    return shipped("realnvp-mnist", lambda: Flow(FlowConfig(hidden=96, couplings=(3, 3, 3))),
+                   "a fresh RealNVP of the shipped configuration")
 
 
 def timed(model: Flow, z: torch.Tensor, frozen: bool) -> float:

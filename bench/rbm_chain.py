@@ -23,21 +23,15 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from busy import compare_beside_busy  # noqa: E402
-from genlab import store  # noqa: E402
+from busy import compare_beside_busy, shipped  # noqa: E402
 from genlab.models.rbm import RBM, RBMConfig  # noqa: E402
 from genlab.samplers import run_chain  # noqa: E402
 
 
 def load() -> tuple[RBM, str]:
-    path = ROOT / "checkpoints" / "rbm-mnist-h500"
-    if path.with_suffix(".json").exists():
-        return store.load(path)[0].eval(), "shipped rbm-mnist-h500"
-    return RBM(RBMConfig(data_shape=(1, 28, 28), hidden=500)).eval(), "a fresh 784 x 500 RBM"
+    return shipped("rbm-mnist-h500", lambda: RBM(RBMConfig(data_shape=(1, 28, 28), hidden=500)), "a fresh 784 x 500 RBM")
 
 
 def chain(model: RBM, v0: torch.Tensor, compiled: bool) -> tuple[float, torch.Tensor]:
