@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
+import typing
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import data, recipes, store, viz
 from .device import describe, pick_device
-from .models import base, n_params
+from .models import base
 from .train import Divergence, Progress, TrainConfig
 
 
@@ -55,26 +58,25 @@ def _parse_hidden(s: str) -> tuple[int, ...]:
 
 
 def cmd_train(a) -> int:
-    if a.family == "classifier":
-        return train_classifier_cmd(a)
     if a.resume:
         return resume(a)
     if not a.out:
         print("--out is required (where to save the checkpoint, e.g. checkpoints/my-model)", file=sys.stderr)
         return 2
     device = pick_device(a.device)
-    model_opts = ("hidden", "likelihood", "sigma", "learn_sigma", "beta",  # the recipe refuses what does not apply
-                  "loss", "label_smoothing", "label_noise", "d_steps", "d_lr_mult", "couplings", "depth",
-                  "method", "k", "centered", "momentum", "weight_decay", "steps", "step_size", "noise",
-                  "sample_steps", "alpha", "channels")
-    given = {k: getattr(a, k) for k in model_opts if getattr(a, k) is not None}
-    recipe = recipes.make_recipe(a.family, data=a.dataset, limit=a.limit, latent_dim=a.latent, epochs=a.epochs,
-                                 batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                                 precision="bf16" if a.bf16 else None, **given)
+    recipe = recipes.make_recipe(a.preset, data=a.dataset, limit=a.limit, epochs=a.epochs, batch_size=a.batch_size,
+                                 lr=a.lr, seed=a.seed, precision="bf16" if a.bf16 else None, **a.config)
+    fam = base.family(recipe.family)
+    if fam.trainer is not None:  # a family trained outside the one loop
+        paths, metrics = fam.trainer(recipe, device, a.out, lambda m: print(f"{m} on {describe(device)}",
+                                                                            file=sys.stderr))
+        print(json.dumps(metrics, indent=1))
+        print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
+        return 0
     run = recipes.Run(recipe, device)
     print(f"training {recipes.describe_run(run)} on {describe(device)}", file=sys.stderr)
     try:
-        history = run.fit(callback=ProgressBar(a.family))
+        history = run.fit(callback=ProgressBar(a.preset))
     except Divergence as e:
         print(f"\n{e}", file=sys.stderr)
         return 1
@@ -97,46 +99,11 @@ def _iw_progress(k: int | None):
     return tick
 
 
-def train_classifier_cmd(a) -> int:
-    """Train the MNIST classifier that FID, the Inception Score and precision/recall use."""
-    from .models.classifier import Classifier, ClassifierConfig, accuracy, train_classifier
-    device = pick_device(a.device)
-    torch.manual_seed(a.seed)
-    train = data.load_images("mnist", "train", device, limit=a.limit)
-    val = data.load_images("mnist", "val", device)
-    test = data.load_images("mnist", "test", device)
-    model = Classifier(ClassifierConfig()).to(device)
-    print(f"training the MNIST classifier ({n_params(model):,} parameters) on {len(train)} images on "
-          f"{describe(device)}", file=sys.stderr)
-    t0 = time.perf_counter()
-
-    def tick(epoch, step, total):
-        sys.stderr.write(f"\rclassifier epoch {epoch}/{a.epochs} {100 * step / total:5.1f}%  "
-                         f"{time.perf_counter() - t0:5.0f} s")
-        sys.stderr.flush()
-
-    a.batch_size = a.batch_size or 128
-    hist = train_classifier(model, train.x, train.y, epochs=a.epochs, batch_size=a.batch_size,
-                            lr=a.lr or 1e-3, seed=a.seed, val=(val.x, val.y), progress=tick)
-    m = {"test_accuracy": round(accuracy(model, test.x, test.y), 5), "test_images": len(test)}
-    train_time = time.perf_counter() - t0
-    from .evaluation import embed_mnist
-    paths = store.save(model, a.out, dataset={"name": "mnist", "split": "train", "n": len(train)},
-                       history={"epochs": hist, "train_time_s": round(train_time, 2)}, metrics=m,
-                       extra_tensors=embed_mnist(model, device),
-                       train_config={"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr or 1e-3,
-                                     "seed": a.seed, "augment": "random shifts of up to 2 pixels",
-                                     "device": str(device)}, likelihoods=[])
-    print(json.dumps(m, indent=1))
-    print(f"saved {paths[0]} and {paths[1]}", file=sys.stderr)
-    return 0
-
-
 def resume(a) -> int:
     """Continue a checkpoint for --epochs more: same config; history and film extended in place."""
     device = pick_device(a.device)
     run, card = recipes.run_from_checkpoint(a.resume, device, limit=a.limit)
-    wrong = recipes.preset_mismatch(a.family, card["family"], run.model.config)
+    wrong = recipes.preset_mismatch(a.preset, card["family"], run.model.config)
     if wrong:
         kind = base.describe_card(card)["kind"]
         print(f"--resume: {a.resume} ({kind}) {wrong}; resume it with its own preset", file=sys.stderr)
@@ -144,11 +111,12 @@ def resume(a) -> int:
     old_hist = card.get("history", {})
     step_offset = int((old_hist.get("epochs") or [{"step": 0}])[-1]["step"])
     epoch_offset = len(old_hist.get("epochs", []))
-    if a.d_lr_mult is not None:  # e.g. two time-scale updates (Heusel et al., 2017): a faster D
-        if not hasattr(run.model.config, "d_lr_mult"):
-            print(f"--d-lr-mult does not apply to {a.resume} ({card['family']})", file=sys.stderr)
-            return 2
-        run.model.config.d_lr_mult = a.d_lr_mult
+    fixed = {k: v for k, v in a.config.items() if not config_fields(run.model.config)[k].metadata.get("resume")}
+    if fixed:
+        print(f"--resume keeps the checkpoint's architecture; {', '.join(fixed)} cannot change", file=sys.stderr)
+        return 2
+    for k, v in a.config.items():  # e.g. a faster discriminator (two time-scale updates)
+        setattr(run.model.config, k, v)
     old_tc = card.get("train_config", {})
     # a different seed per resumption, so the epochs do not replay the first run's batch order
     run.recipe.train = TrainConfig(**{**vars(run.recipe.train), "epochs": a.epochs,
@@ -166,7 +134,7 @@ def resume(a) -> int:
     merged = recipes.merge_histories(old_hist, run.history_dict(history), step_offset, epoch_offset)
     resumed = old_tc.get("resumed", []) + [{"at_epoch": epoch_offset, "epochs": a.epochs, "seed": run.recipe.train.seed,
                                             "device": str(device), "precision": run.recipe.train.precision}
-                                           | ({"d_lr_mult": a.d_lr_mult} if a.d_lr_mult is not None else {})]
+                                           | a.config]
     sections = run.card_sections(merged, card.get("metrics", {}), [])
     sections["train_config"] = old_tc | {"epochs": epoch_offset + a.epochs, "lr": run.recipe.train.lr,
                                          "resumed": resumed}
@@ -323,64 +291,96 @@ def cmd_structure(a) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m genlab", description="genlab: train, evaluate and sample generative models")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+# ----------------------------------------------------------------------------- train's options
+def config_fields(config) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(config)}
 
-    t = sub.add_parser("train", help="train a model and save a checkpoint")
-    t.add_argument("family", choices=[*recipes.PRESETS, "classifier"],
-                   help="vae; ae (plain autoencoder); gan (MLP GAN), dcgan, gan2d (toy 2-d GAN); flow (RealNVP); rbm; "
-                   "ebm (energy-based model sampled by Langevin dynamics); classifier")
-    t.add_argument("--latent", type=int, default=None, help="latent dimensions (default: VAE 20, GANs 100, toy 2)")
+
+def preset_of(argv: list[str]) -> str | None:
+    """The preset named after `train` on a command line (its options join the parser), if any."""
+    if len(argv) >= 2 and argv[0] == "train" and argv[1] in base.presets():
+        return argv[1]
+    return None
+
+
+def _field_option(group, f: dataclasses.Field, hint, default) -> str:
+    """Add one config field as `--field-name` (type, choices and help from the field); its dest."""
+    meta = f.metadata
+    names = [f"--{meta.get('flag', f.name.replace('_', '-'))}"]
+    if f.name == "latent_dim":
+        names.append("--latent")  # the short form every latent family takes
+    text = f"{meta.get('help', '')} (default {_shown(default)})".strip()
+    kw: dict = {"dest": f.name, "default": None, "help": text}
+    if hint is bool:
+        kw["action"] = argparse.BooleanOptionalAction
+    elif "tuple" in str(hint):
+        kw["type"], kw["metavar"] = _parse_hidden, "N,N,..."
+    else:
+        kw["type"] = hint if hint in (int, float, str) else str
+        if meta.get("choices"):
+            kw["choices"] = list(meta["choices"])
+    group.add_argument(*names, **kw)
+    return f.name
+
+
+def _shown(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+
+def family_options(preset: str) -> list[tuple[dataclasses.Field, Any, Any]]:
+    """The config fields `train PRESET` takes: (field, type, default), the preset's fixed fields
+    and those the recipe fills from the data (`cli=False`) left out."""
+    fam_name, p = base.presets()[preset]
+    cls = base.family(fam_name).config_cls
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name], p.defaults.get(f.name, f.default)) for f in dataclasses.fields(cls)
+            if f.metadata.get("cli", True) and f.name not in p.fixed and not f.name.startswith("_")]
+
+
+def presets_help() -> str:
+    """`train --help`'s list of presets with their options."""
+    lines = ["presets and their options (python -m genlab train PRESET --help for each option's help):"]
+    for name, (fam_name, p) in base.presets().items():
+        flags = " ".join(f"--{f.metadata.get('flag', f.name.replace('_', '-'))}" for f, _, _ in family_options(name))
+        lines.append(f"  {name:11s} {p.help or base.family(fam_name).name}: {flags}")
+    return "\n".join(lines)
+
+
+def train_parser(sub, preset: str | None) -> argparse.ArgumentParser:
+    """`train`: the options every preset takes, and those of `preset`'s family config, generated
+    from its dataclass fields (names, types, defaults, help)."""
+    t = sub.add_parser("train", help="train a model and save a checkpoint", epilog=presets_help(), allow_abbrev=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("preset", choices=list(base.presets()), metavar="PRESET", help="what to train (listed below)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--out", default=None, help="checkpoint path without suffix, e.g. checkpoints/my-vae")
     t.add_argument("--resume", default=None, help="continue this checkpoint for --epochs more "
                    "(history and film extended; written back to it unless --out is given)")
-    t.add_argument("--dataset", choices=["mnist", "digits8"], default=None, help="image data (default mnist)")
-    t.add_argument("--hidden", type=_parse_hidden, default=None,
-                   help="VAE hidden sizes (default 500,250); flow: one conditioner width (default 64)")
-    t.add_argument("--couplings", type=_parse_hidden, default=None,
-                   help="flow: couplings per stage, e.g. 3,3,3 (checkerboard, channel-wise after a squeeze, checkerboard)")
-    t.add_argument("--depth", type=int, default=None, help="flow: layers per conditioner (default 3)")
-    t.add_argument("--method", choices=["cd", "pcd"], default=None, help="rbm: contrastive divergence or persistent CD (default pcd)")
-    t.add_argument("--k", type=int, default=None, help="rbm: Gibbs steps per negative phase (default 1)")
-    t.add_argument("--centered", action="store_const", const=True, default=None,
-                   help="rbm: the centred gradient (Melchior et al.), which trains markedly better")
-    t.add_argument("--momentum", type=float, default=None, help="rbm: SGD momentum (default 0.5)")
-    t.add_argument("--weight-decay", type=float, default=None, help="rbm: L2 weight decay on W (default 2e-4)")
-    t.add_argument("--langevin-steps", dest="steps", type=int, default=None,
-                   help="ebm: Langevin steps per training update (default 60)")
-    t.add_argument("--step-size", type=float, default=None, help="ebm: Langevin step size eps (default 10)")
-    t.add_argument("--noise", type=float, default=None, help="ebm: Langevin noise sigma (default 0.005)")
-    t.add_argument("--sample-steps", type=int, default=None, help="ebm: Langevin steps from noise when sampling "
-                   "(default 256); rbm: Gibbs steps (default 1000)")
-    t.add_argument("--alpha", type=float, default=None, help="ebm: weight of the energy regulariser (default 0.1)")
-    t.add_argument("--channels", type=_parse_hidden, default=None, help="ebm: convolution widths, e.g. 32,64,64")
-    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None, help="VAE decoder (default bernoulli)")
-    t.add_argument("--sigma", type=float, default=None, help="Gaussian decoder std (initial value if learned; default 0.1)")
-    t.add_argument("--learn-sigma", action="store_const", const=True, default=None,
-                   help="learn the Gaussian decoder's std")
-    t.add_argument("--beta", type=float, default=None, help="weight of the KL term (default 1)")
-    t.add_argument("--batch-size", type=int, default=None, help="default 128 (toy GAN 256)")
-    t.add_argument("--lr", type=float, default=None, help="default 1e-3 (VAE, toy GAN), 2e-4 (image GANs)")
-    t.add_argument("--toy", choices=list(data.TOY_SETS), default=None, help="gan2d: the toy data set (default ring8)")
-    t.add_argument("--loss", choices=["nonsaturating", "minimax"], default=None,
-                   help="GAN generator loss (default nonsaturating)")
-    t.add_argument("--label-smoothing", type=float, default=None, help="GAN: one-sided, real targets 1 - s")
-    t.add_argument("--label-noise", type=float, default=None, help="GAN: probability of flipping D's labels")
-    t.add_argument("--d-steps", type=int, default=None, help="GAN: discriminator steps per generator step")
-    t.add_argument("--d-lr-mult", type=float, default=None, help="GAN: discriminator learning rate = lr x this "
-                   "(default 1; with --resume it replaces the checkpoint's)")
+    t.add_argument("--dataset", choices=["mnist", "digits8"], default=None,
+                   help="image data (default: the preset's)")
+    t.add_argument("--toy", choices=list(data.TOY_SETS), default=None, help="2-d toy data instead of images")
+    t.add_argument("--batch-size", type=int, default=None, help="default: the family's")
+    t.add_argument("--lr", type=float, default=None, help="default: the family's")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--bf16", action="store_true", help="train with bfloat16 autocast (about 1.5x faster for the "
-                   "DCGAN on CPUs with AMX; also for recent GPUs)")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    t.add_argument("--bf16", action="store_true", help="train with bfloat16 autocast (CPUs with AMX, recent GPUs)")
+    t.add_argument("--limit", type=int, default=None, help="use only the first N training examples")
     t.add_argument("--eval-k", type=int, default=None, help="importance samples for the test NLL (default: the "
-                   "model's own: VAE 1000 posterior samples, flow 1 dequantisation draw, RBM 100 AIS chains; 0: the bound only; "
-                   "-1: skip the test set)")
+                   "model's own; 0: the bound only; -1: skip the test set)")
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
-    t.set_defaults(func=cmd_train)
+    names = []
+    if preset is not None:
+        group = t.add_argument_group(f"{preset} options (its config's fields)")
+        names = [_field_option(group, f, hint, default) for f, hint, default in family_options(preset)]
+    t.set_defaults(func=cmd_train, config_names=names)
+    return t
 
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m genlab", allow_abbrev=False, description="genlab: train, evaluate and sample generative models")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    train_parser(sub, preset_of(argv))
     e = sub.add_parser("eval", help="a checkpoint's test likelihoods (or, for models without one, its sample "
                        "quality); --all: sample-quality report of every checkpoint")
     e.add_argument("path", nargs="?", help="a checkpoint (or, with --all, the folder; default checkpoints)")
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--report", default="docs/structure-search", help="report path without suffix; a JSON "
                     "already there is merged (one data set replaced)")
     st.add_argument("--readme", default=None, help="also replace the tables between the structure markers "
-                    "of this markdown file (e.g. README.md)")
+                    "of this markdown file (e.g. docs/structure-search-summary.md)")
     st.add_argument("--device", default=None)
     st.set_defaults(func=cmd_structure)
 
@@ -433,13 +433,20 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("folder", nargs="?", default="checkpoints")
     ls.set_defaults(func=cmd_list)
 
-    a = ap.parse_args(argv)
-    if getattr(a, "epochs", 1) < 1 or (getattr(a, "latent", None) or 1) < 1:
-        ap.error("--epochs and --latent must be at least 1")
-    if a.cmd == "train" and a.toy is not None:
-        if a.dataset is not None:
-            ap.error("give --dataset (images) or --toy (2-d points), not both")
-        a.dataset = a.toy
+    a, rest = ap.parse_known_args(argv)
+    if rest:
+        flag = next((r for r in rest if r.startswith("--")), rest[0])
+        where = f"to {a.preset}" if a.cmd == "train" else f"to {a.cmd}"
+        print(f"error: {flag.lstrip('-').split('=')[0].replace('-', '_')} does not apply {where}", file=sys.stderr)
+        return 2
+    if a.cmd == "train":
+        a.config = {k: getattr(a, k) for k in a.config_names if getattr(a, k) is not None}
+        if a.epochs < 1 or a.config.get("latent_dim", 1) < 1:
+            ap.error("--epochs and --latent-dim must be at least 1")
+        if a.toy is not None:
+            if a.dataset is not None:
+                ap.error("give --dataset (images) or --toy (2-d points), not both")
+            a.dataset = a.toy
     try:
         return a.func(a)
     except (store.CheckpointError, data.DataError, ValueError, RuntimeError) as err:

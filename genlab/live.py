@@ -4,33 +4,40 @@ the page draws.
 
 `LiveRun` is the family-free part (the step loop, pending scalars with one host sync per
 flush, the last-good weights, the film, snapshots, the job target). A family plugs in by
-subclassing it with `_update(action)` (one update, returning device scalars), `apply(settings)`
-and `draw()`; `LiveGAN` is the GAN's. Gibbs chains, Langevin chains or a population of flows
-plug in the same way. Everything here runs on the job's thread; the page only sends commands
-and reads snapshots.
+subclassing it in its own file with `_update(action)` (one update, returning device scalars),
+`apply(settings)` and `draw()`, a `Settings` dataclass and a `kind` that views pick trainers by,
+and registering it as its descriptor's `live`. Everything here runs on the job's thread; the
+page only sends commands and reads snapshots.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .jobs import JobControl
-from .models.base import eval_mode
-from .models.gan import LOSSES, generator_gradients, loss_curves
 from .train import Divergence, StopTraining, copy_state, StepBuffer, thin
 from .watch import FixedNoiseFilm, toy_measures
+
+if TYPE_CHECKING:
+    from .jobs import JobControl
 
 
 class LiveRun:
     """One model trained update by update. Subclasses define `keys`, `actions`, `_update`,
-    `apply` and `draw`; `steps` counts the updates that advance the run's clock."""
+    `apply` and `draw`; `steps` counts the updates that advance the run's clock.
+
+    kind: what the run shows, for the views that pick live trainers: "adversarial" (two players
+        stepped in turn: GAN Live) or "energy" (an energy model and its sampling chains).
+    Settings: the dataclass of what a page may change while the run is paused.
+    """
 
     keys: tuple[str, ...] = ()
     actions: tuple[str, ...] = ("step",)
+    kind: str = ""
+    Settings: type = type(None)
 
     def __init__(self, model, data: torch.Tensor, settings: Any, seed: int = 0, film: FixedNoiseFilm | None = None,
                  film_every: int = 100, toy: str | None = None):
@@ -175,98 +182,6 @@ def live_target(live: LiveRun, publish_every: float = 0.5, chunk: int = 10):
     return target
 
 
-# ----------------------------------------------------------------------------- the GAN's part
-@dataclass
-class LiveSettings:
-    """What the GAN Live page may change while the job is paused."""
-
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    d_steps: int = 1
-    loss: str = "nonsaturating"
-    batch_size: int = 128
-
-
-class LiveGAN(LiveRun):
-    """A GAN stepped by hand or in chunks: "d" (one discriminator step), "g" (one generator
-    step) or "both" (d_steps discriminator steps, then one generator step). The run's step
-    counter counts generator steps."""
-
-    keys = ("d_loss", "g_loss", "d_real", "d_fake")
-    actions = ("d", "g", "both")
-
-    def __init__(self, model, data: torch.Tensor, settings: LiveSettings, seed: int = 0, toy: str | None = None,
-                 film_every: int = 100, film: FixedNoiseFilm | None = None):
-        self.opt_g, self.opt_d = model.configure_optimizers(settings.lr_g)
-        film = film or FixedNoiseFilm(model, n=64 if toy is None else 512, seed=0)
-        super().__init__(model, data, settings, seed, film, film_every, toy)
-        self.apply(settings)
-
-    @property
-    def g_steps(self) -> int:
-        return self.steps
-
-    def apply(self, s: LiveSettings) -> None:
-        """Take new settings (learning rates, D steps, loss, batch size)."""
-        self.settings = s
-        for grp in self.opt_g.param_groups:
-            grp["lr"] = s.lr_g
-        for grp in self.opt_d.param_groups:
-            grp["lr"] = s.lr_d
-        self.model.config.loss = s.loss
-        self.model.config.d_steps = s.d_steps
-
-    def _batch(self) -> torch.Tensor:
-        idx = torch.randint(0, len(self.data), (self.settings.batch_size,), generator=self.gen, device=self.device)
-        return self.model.to_model_space(self.data[idx])
-
-    def _update(self, action: str) -> tuple[dict[str, torch.Tensor], bool]:
-        out: dict[str, torch.Tensor] = {}
-        if action in ("d", "both"):
-            for _ in range(self.settings.d_steps if action == "both" else 1):
-                out.update(self.model.d_step(self._batch(), self.opt_d, self.gen))
-        if action in ("g", "both"):
-            out.update(self.model.g_step(self.settings.batch_size, self.opt_g, self.gen))
-        return out, action in ("g", "both")
-
-    @torch.no_grad()
-    def samples(self) -> torch.Tensor:
-        with eval_mode(self.model):
-            return self.model.decode(self.film.z).cpu()
-
-    @torch.no_grad()
-    def field(self, n: int = 40, extent: float = 3.0, arrows: int = 200) -> dict:
-        """For 2-d data: D's probability on a grid, real and generated points, and the
-        generator's gradient direction (-dLoss_G/dx) at generated points."""
-        with eval_mode(self.model):
-            ticks = torch.linspace(-extent, extent, n, device=self.device)
-            yy, xx = torch.meshgrid(ticks, ticks, indexing="ij")
-            grid = torch.stack([xx.flatten(), yy.flatten()], 1)
-            prob = torch.sigmoid(self.model.discriminate(grid)).view(n, n).cpu().numpy()
-            fake = self.model.decode(self.film.z[:arrows])
-        grads = generator_gradients(self.model, self.film.z[:arrows])
-        real = self.data[torch.randint(0, len(self.data), (500,), generator=self.gen, device=self.device)]
-        return {"ticks": ticks.cpu().numpy(), "prob": prob, "real": real.cpu().numpy(),
-                "fake": fake.cpu().numpy(), "grad": -grads[f"grad_x_{self.settings.loss}"].cpu().numpy(),
-                "grads": {k: -grads[f"grad_x_{k}"].cpu().numpy() for k in LOSSES}}
-
-    def loss_view(self, n: int = 64) -> dict:
-        """Both generator losses for the current D: the curves over D(G(z)), and for the first n
-        fixed-noise samples their D(G(z)), each loss's slope there, and the norm of the gradient
-        that reaches each sample (host arrays; see models.gan.generator_gradients)."""
-        g = generator_gradients(self.model, self.film.z[:n])
-        out = {"d": g["d"].cpu().numpy(), "curves": {k: v.numpy() for k, v in loss_curves().items()}}
-        for k in LOSSES:
-            out[f"loss_{k}"] = g[f"loss_{k}"].cpu().numpy()
-            out[f"slope_{k}"] = g[f"dl_dd_{k}"].cpu().numpy()
-            out[f"norm_{k}"] = g[f"grad_x_{k}"].flatten(1).norm(dim=1).cpu().numpy()
-        return out
-
-    def draw(self) -> dict:
-        return {"g_steps": self.steps, **({"losses": self.loss_view()} if self.at_rest else {}),
-                **({"field": self.field()} if self.toy else {"samples": self.samples()})}
-
-
 # ----------------------------------------------------------------------------- the RBM's part
 @dataclass
 class RBMLiveSettings:
@@ -285,6 +200,8 @@ class LiveRBM(LiveRun):
 
     keys = ("recon", "fe_gap", "pseudo_nll")
     actions = ("step",)
+    kind = "energy"
+    Settings = RBMLiveSettings
 
     def __init__(self, model, data: torch.Tensor, settings: RBMLiveSettings, seed: int = 0,
                  film_every: int | None = None, film: FixedNoiseFilm | None = None):

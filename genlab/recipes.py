@@ -8,9 +8,9 @@ live views all call it, so every front end writes the same card.
     metrics, likelihoods = run.score(k=1000)
     run.save("checkpoints/my-vae", history, metrics, likelihoods)
 
-What differs between families lives in PRESETS and in one small function per family
-(`_vae_config`, `_gan_config`) that fills the config from the data and picks training
-defaults; everything else reads the model's capabilities.
+What differs between families lives in each family's file: its presets and its recipe
+(`Family.make_config`), which fits the config to the data and picks training defaults;
+everything here reads the family's descriptor and the model's capabilities.
 """
 from __future__ import annotations
 
@@ -28,51 +28,10 @@ from .train import History, Progress, TrainConfig, fit
 from .watch import Film, toy_measures
 
 
-# ----------------------------------------------------------------------------- per family
-def _vae_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
-    """A VAE or autoencoder on images: the shape comes from the data; Bernoulli decoders
-    train on dynamically binarized batches."""
-    from .models.vae import VAEConfig
-    if len(shape) != 3:
-        raise ValueError(f"a VAE here models images; {dataset} holds points of shape {shape}")
-    opts = dict(opts)
-    opts.setdefault("hidden", (500, 250) if dataset == "mnist" else (128, 64))
-    cfg = VAEConfig(image_shape=shape, **opts)
-    return cfg, {"lr": 1e-3, "batch_size": 128, "binarize": cfg.likelihood == "bernoulli"}
-
-
-def _gan_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
-    """A GAN: images (MLP or DCGAN) in [-1, 1] inside the model, or a toy GAN on 2-d points."""
-    from .models.gan import GANConfig
-    cfg = GANConfig(data_shape=shape, **opts)
-    toy = len(shape) == 1
-    if toy != (cfg.arch == "toy"):
-        raise ValueError(f"a {cfg.arch} GAN cannot train on {dataset} ({'points' if toy else 'images'})")
-    return cfg, {"lr": 1e-3 if toy else 2e-4, "batch_size": 256 if toy else 128, "binarize": False}
-
-
-def _one_width(opts: dict, what: str) -> dict:
-    """The CLI's --hidden is a list of sizes; families with one width take exactly one."""
-    opts = dict(opts)
-    if isinstance(opts.get("hidden"), tuple):
-        if len(opts["hidden"]) != 1:
-            raise ValueError(f"{what} is one number")
-        opts["hidden"] = opts["hidden"][0]
-    return opts
-
-
-def _images_only(shape: tuple[int, ...], dataset: str, what: str) -> None:
-    if len(shape) != 3:
-        raise ValueError(f"{what} here models images; {dataset} holds points of shape {shape}")
-
-
-def _flow_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
-    """A flow: RealNVP on 8-bit images (dequantised inside the model), a coupling flow on vectors."""
+def _pending_flow(opts, shape, dataset):  # TRANSITIONAL: moves into the family file at integration
     from .models.flow import FlowConfig
     opts = dict(opts)
-    if isinstance(opts.get("hidden"), tuple):  # the CLI's --hidden is a list of sizes
-        if len(opts["hidden"]) != 1:
-            raise ValueError("a flow's --hidden is one width (its conditioners' channels or units)")
+    if isinstance(opts.get("hidden"), tuple):
         opts["hidden"] = opts["hidden"][0]
     if len(shape) == 1:
         opts.setdefault("masks", "parity")
@@ -80,36 +39,16 @@ def _flow_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any,
     return FlowConfig(data_shape=shape, **opts), {"lr": 1e-3, "batch_size": 64, "binarize": False}
 
 
-def _rbm_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
-    """An RBM on images, trained on dynamically binarized batches with SGD."""
+def _pending_rbm(opts, shape, dataset):  # TRANSITIONAL
     from .models.rbm import RBMConfig
-    opts = _one_width(opts, "an RBM's --hidden (its hidden units)")
-    _images_only(shape, dataset, "an RBM")
+    opts = dict(opts)
+    if isinstance(opts.get("hidden"), tuple):
+        opts["hidden"] = opts["hidden"][0]
+    base.images_only(shape, dataset, "an RBM")
     return RBMConfig(data_shape=shape, **opts), {"lr": 0.01, "batch_size": 100, "binarize": True}
 
 
-def _ebm_config(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
-    """An EBM on grey images in [0, 1], Adam (beta1 = 0) at 1e-4, batches of 128."""
-    from .models.ebm import EBMConfig
-    opts = _one_width(opts, "an EBM's --hidden (its dense layer's width)")
-    _images_only(shape, dataset, "an EBM")
-    return EBMConfig(data_shape=shape, **opts), {"lr": 1e-4, "batch_size": 128, "binarize": False}
-
-
-CONFIGS: dict[str, Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]] = {
-    "vae": _vae_config, "gan": _gan_config, "flow": _flow_config, "rbm": _rbm_config, "ebm": _ebm_config}
-
-# preset name -> (family, fixed config options, default config options, default data set)
-PRESETS: dict[str, tuple[str, dict, dict, str]] = {
-    "vae": ("vae", {}, {"latent_dim": 20}, "mnist"),
-    "ae": ("vae", {"autoencoder": True}, {"latent_dim": 20}, "mnist"),
-    "gan": ("gan", {"arch": "mlp"}, {"latent_dim": 100}, "mnist"),
-    "dcgan": ("gan", {"arch": "dcgan"}, {"latent_dim": 100}, "mnist"),
-    "gan2d": ("gan", {"arch": "toy"}, {"latent_dim": 2}, "ring8"),
-    "flow": ("flow", {}, {}, "mnist"),
-    "rbm": ("rbm", {}, {}, "mnist"),
-    "ebm": ("ebm", {}, {}, "mnist"),
-}
+_PENDING = {"flow": _pending_flow, "rbm": _pending_rbm}
 
 
 @dataclass
@@ -126,34 +65,36 @@ class Recipe:
 
 def make_recipe(preset: str, data: str | None = None, limit: int | None = None, film: int | None = None,
                 **options) -> Recipe:
-    """A recipe from a preset name (PRESETS) and options. Options that name a TrainConfig field
-    (epochs, lr, batch_size, seed, precision, ...) go to training, the rest to the model's config;
-    an option given as None takes the default. Unknown options are refused, never ignored."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    fam, fixed, defaults, default_data = PRESETS[preset]
-    data = data or default_data
+    """A recipe from a preset name (`base.presets()`) and options. Options that name a TrainConfig
+    field (epochs, lr, batch_size, seed, precision, ...) go to training, the rest to the model's
+    config; an option given as None takes the default. Unknown options are refused, never ignored."""
+    known = base.presets()
+    if preset not in known:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(known)}")
+    fam_name, p = known[preset]
+    fam = base.family(fam_name)
+    data = data or p.data
     options = {k: v for k, v in options.items() if v is not None}
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    config_names = {f.name for f in dataclasses.fields(base.family(fam).config_cls)}
-    wrong = [k for k in options if k not in train_names | config_names or k in fixed]
+    config_names = {f.name for f in dataclasses.fields(fam.config_cls)}
+    wrong = [k for k in options if k not in train_names | config_names or k in p.fixed]
     if wrong:
         raise ValueError(f"{wrong[0]} does not apply to {preset}")
     train_opts = {k: v for k, v in options.items() if k in train_names}
-    model_opts = defaults | {k: v for k, v in options.items() if k not in train_names} | fixed
+    model_opts = p.defaults | {k: v for k, v in options.items() if k not in train_names} | p.fixed
     shape = data_shape(data)
     try:
-        config, train_defaults = CONFIGS[fam](model_opts, shape, data)
+        config, train_defaults = _PENDING.get(fam_name, fam.recipe)(model_opts, shape, data)
     except TypeError as e:  # an option the config does not have
         raise ValueError(f"{preset}: {e}") from None
     tcfg = TrainConfig(**(train_defaults | train_opts))
-    return Recipe(fam, config, data, limit, tcfg, film if film is not None else (512 if len(shape) == 1 else 64))
+    return Recipe(fam_name, config, data, limit, tcfg, film if film is not None else (512 if len(shape) == 1 else 64))
 
 
 def preset_mismatch(preset: str, family_name: str, config: Any) -> str | None:
     """None when a checkpoint (family, config) is what `preset` trains, else why not."""
-    fam, fixed, _, _ = PRESETS[preset]
-    if fam != family_name or any(getattr(config, k, None) != v for k, v in fixed.items()):
+    fam, p = base.presets()[preset]
+    if fam != family_name or any(getattr(config, k, None) != v for k, v in p.fixed.items()):
         return f"is not a {preset} checkpoint"
     return None
 

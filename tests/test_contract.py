@@ -52,6 +52,24 @@ def test_every_family_has_examples_and_a_descriptor():
 
 
 @pytest.mark.parametrize("name,i", CASES)
+def test_has_every_method_its_capabilities_promise(name, i):
+    _, model = example(name, i)
+    assert base.protocol_gaps(model) == []
+
+
+def test_a_missing_promised_method_is_found():
+    class Half(torch.nn.Module):
+        capabilities = base.Capabilities(data_kind="image", data_shape=(1, 8, 8), latent="gaussian", latent_dim=2,
+                                         likelihoods=("exact",))
+
+        def decode(self, z):
+            return z
+    assert base.protocol_gaps(Half()) == ["gaussian_latent: prior", "gaussian_latent: prior_sample",
+                                          "likelihoods: likelihoods", "exact_likelihood: log_prob",
+                                          "exact_likelihood: bits_per_dim"]
+
+
+@pytest.mark.parametrize("name,i", CASES)
 def test_builds_from_its_config_and_the_card_round_trips(name, i):
     cfg, model = example(name, i)
     again = config_from_dict(name, json_round_trip(dataclasses.asdict(cfg)))

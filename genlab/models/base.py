@@ -188,17 +188,54 @@ class Curves:
     log_y: bool = False  # curves that start orders of magnitude above where they end
 
 
+def option(default: Any, help: str = "", **meta) -> Any:
+    """A config field with its command-line help; meta may add `choices`, a `flag` name other
+    than the field's, or `cli=False` (set by the recipe, e.g. the data shape)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named way to train a family (`python -m genlab train NAME`): config fields it fixes,
+    defaults it changes, the data set it trains on unless told, and one line of help."""
+
+    fixed: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)
+    data: str = "mnist"
+    help: str = ""
+
+
+def shape_config(config_cls: type):
+    """The recipe of a family whose config takes the data's shape as `data_shape` and needs
+    no other training defaults: (options, shape, data set) -> (config, training defaults)."""
+    def make(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Any, dict]:
+        return config_cls(data_shape=shape, **opts), {}
+    return make
+
+
+def images_only(shape: tuple[int, ...], dataset: str, what: str) -> None:
+    """For a recipe: refuse a data set of points for a family that models images."""
+    if len(shape) != 3:
+        raise ValueError(f"{what} here models images; {dataset} holds points of shape {shape}")
+
+
 @dataclass(frozen=True)
 class Family:
     """A family's descriptor, registered with its model: everything front ends show about it.
 
     label(config): a short kind name ("VAE", "DCGAN"); describe(config): a phrase for Home.
     curves(config): what the Training view draws. metrics: card metric key -> readable name.
-    explored_in: the view where this family is explored best (views point there).
     names: display names of history keys.
     examples(): small configs covering the family's variants; the contract test
         (tests/test_contract.py) builds, saves, samples, trains and scores each of them.
     progress_key: the per-step scalar that a short fit lowers (the contract test checks it).
+    presets: the names `python -m genlab train` knows it by (default: the family's own name).
+    make_config(options, data shape, data set) -> (config, training defaults): the recipe
+        that fits a config to a data set and picks learning rate, batch size, binarization.
+    live: the family's live trainer (a `genlab.live.LiveRun` subclass) when it trains in the
+        browser step by step; views pick trainers by their `kind`.
+    trainer(recipe, device, out) -> (paths, metrics): a family trained outside the one loop
+        (the measuring-stick classifier, which needs labels).
     """
 
     name: str
@@ -208,10 +245,18 @@ class Family:
     describe: Callable[[Any], str]
     curves: Callable[[Any], Curves] = lambda cfg: Curves()
     metrics: dict[str, str] = field(default_factory=dict)
-    explored_in: str = "Home"
     names: dict[str, str] = field(default_factory=dict)
     examples: Callable[[], list] = lambda: []
     progress_key: str = "loss"
+    presets: dict[str, Preset] = field(default_factory=dict)
+    make_config: Callable[[dict, tuple[int, ...], str], tuple[Any, dict]] | None = None
+    live: type | None = None
+    trainer: Callable | None = None
+    explored_in: str = "Home"  # TRANSITIONAL: the view registry derives this; removed at integration
+
+    @property
+    def recipe(self) -> Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]:
+        return self.make_config or shape_config(self.config_cls)
 
 
 @runtime_checkable
@@ -235,22 +280,69 @@ class GenerativeModel(Protocol):
         terms (e.g. KL per dimension) may be included and are averaged per epoch."""
 
 
-# Optional, per capability: prior() -> (loc, scale), prior_sample(n, g) and decode(z) (gaussian latent); encode(x)
-# (encode); decode_sample(z, g) (draw); loss_terms(x, g) (validates); likelihoods(x, ...)
-# (likelihoods); after_fit(train_x) (a step after training, e.g. fitting the AE's prior);
-# training_state() -> dict of non-weight tensors (chains, buffers) that are not in state_dict.
+# The methods each capability promises (views, the command line and evaluation call them, never
+# guessing from a family's name); `protocol_gaps` lists what a model lacks, and the contract test
+# (tests/test_contract.py) holds every family to it.
+#   gaussian latent: prior() -> (loc, scale), prior_sample(n, g, temperature), decode(z)
+#   encode: encode(x) -> z;  draw: decode_sample(z, g);  validates: loss_terms(x, g)
+#   likelihoods: likelihoods(x, k=..., progress=...) -> [LikelihoodRecord]
+#   "exact" likelihood: log_prob(x, g) -> (B,) nats, bits_per_dim(nll) (8-bit data)
+#   traceable: trace(x);  energy: free_energy(x), chain(x0, steps, every, generator, clamp, **settings),
+#       chain_settings() -> the keyword settings `chain` takes at their trained values ({} for Gibbs)
+#   filters: filters();  reconstruct: reconstruct(x)
+# Optional everywhere: after_fit(train_x) (a step after training, e.g. fitting the AE's prior);
+# training_state() -> dict of non-weight tensors that are not in state_dict; the keys views read
+# from a checkpoint: "chains" (persistent chains in the chain's own state space, continued by
+# `chain`), "buffer" (8-bit images);
+# test_data(x) -> the test set as the model scores it (binarized once, for binary likelihoods).
+PROTOCOL: dict[str, tuple[Callable[[Capabilities], bool], tuple[str, ...]]] = {
+    "gaussian_latent": (lambda c: c.gaussian_latent, ("prior", "prior_sample", "decode")),
+    "encode": (lambda c: c.encode, ("encode",)),
+    "draw": (lambda c: c.draw is not None, ("decode_sample",)),
+    "validates": (lambda c: c.validates, ("loss_terms",)),
+    "likelihoods": (lambda c: bool(c.likelihoods), ("likelihoods",)),
+    "exact_likelihood": (lambda c: "exact" in c.likelihoods, ("log_prob", "bits_per_dim")),
+    "traceable": (lambda c: c.traceable, ("trace",)),
+    "energy": (lambda c: c.energy, ("free_energy", "chain", "chain_settings")),
+    "filters": (lambda c: c.filters, ("filters",)),
+    "reconstruct": (lambda c: c.reconstruct, ("reconstruct",)),
+}
+
+
+def protocol_gaps(model) -> list[str]:
+    """The methods a model's capabilities promise that it does not have ([] when whole)."""
+    caps = model.capabilities
+    return [f"{cap}: {m}" for cap, (has, methods) in PROTOCOL.items() if has(caps)
+            for m in methods if not callable(getattr(model, m, None))]
 
 
 _FAMILIES: dict[str, Family] = {}
+_PRESETS: dict[str, tuple[str, Preset]] = {}
 
 
 def register(family: str, config_cls: type, **descriptor):
-    """Class decorator: make `family` buildable from a config dataclass and describe it."""
+    """Class decorator: make `family` buildable from a config dataclass and describe it.
+    Registering a family again (a module reloaded) replaces it and its presets."""
     def wrap(model_cls):
         model_cls.family = family
-        _FAMILIES[family] = Family(family, model_cls, config_cls, **descriptor)
+        fam = Family(family, model_cls, config_cls, **descriptor)
+        names = fam.presets or {family: Preset()}
+        taken = [n for n in names if n in _PRESETS and _PRESETS[n][0] != family]
+        if taken:
+            raise ValueError(f"family {family!r}: preset name {taken[0]!r} is already {_PRESETS[taken[0]][0]!r}'s")
+        for n in [n for n, (f, _) in _PRESETS.items() if f == family]:
+            del _PRESETS[n]
+        _FAMILIES[family] = fam
+        _PRESETS.update({n: (family, p) for n, p in names.items()})
         return model_cls
     return wrap
+
+
+def unregister(family: str) -> None:
+    """Forget a family and its presets (a test's own family, a plugin reloaded)."""
+    _FAMILIES.pop(family, None)
+    for n in [n for n, (f, _) in _PRESETS.items() if f == family]:
+        del _PRESETS[n]
 
 
 def families() -> list[str]:
@@ -261,6 +353,11 @@ def family(name: str) -> Family:
     if name not in _FAMILIES:
         raise KeyError(f"unknown model family {name!r}; known: {', '.join(families())}")
     return _FAMILIES[name]
+
+
+def presets() -> dict[str, tuple[str, Preset]]:
+    """Every family's presets: name -> (family, preset), in registration order."""
+    return dict(_PRESETS)
 
 
 def config_from_dict(family_name: str, d: dict) -> Any:

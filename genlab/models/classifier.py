@@ -17,19 +17,55 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Capabilities, eval_mode, register
+from .base import Capabilities, Preset, eval_mode, option, register
 
 
 @dataclass
 class ClassifierConfig:
-    data_shape: tuple[int, ...] = (1, 28, 28)
+    data_shape: tuple[int, ...] = option((1, 28, 28), "image shape (C, H, W)", cli=False)
     channels: tuple[int, int] = (32, 64)
     features: int = 128
     n_classes: int = 10
     dropout: float = 0.3
 
 
-@register("classifier", ClassifierConfig, label=lambda cfg: "classifier",
+def _fit(recipe, device: torch.device, out, say: Callable[[str], None]) -> tuple[tuple, dict]:
+    """`python -m genlab train classifier`: fit on MNIST's labels (outside the one loop, which
+    sees images only), store the test accuracy and MNIST's features beside the weights."""
+    import time
+
+    from .. import data, store
+    from ..evaluation import embed_mnist
+    tc = recipe.train
+    torch.manual_seed(tc.seed)
+    train = data.load_images("mnist", "train", device, limit=recipe.limit)
+    val, test = data.load_images("mnist", "val", device), data.load_images("mnist", "test", device)
+    model = Classifier(recipe.config).to(device)
+    say(f"training the MNIST classifier ({sum(p.numel() for p in model.parameters()):,} parameters) on "
+        f"{len(train)} images")
+    t0 = time.perf_counter()
+
+    def tick(epoch, step, total):
+        sys.stderr.write(f"\rclassifier epoch {epoch}/{tc.epochs} {100 * step / total:5.1f}%  "
+                         f"{time.perf_counter() - t0:5.0f} s")
+        sys.stderr.flush()
+
+    hist = train_classifier(model, train.x, train.y, epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr,
+                            seed=tc.seed, val=(val.x, val.y), progress=tick)
+    m = {"test_accuracy": round(accuracy(model, test.x, test.y), 5), "test_images": len(test)}
+    paths = store.save(model, out, dataset={"name": "mnist", "split": "train", "n": len(train)},
+                       history={"epochs": hist, "train_time_s": round(time.perf_counter() - t0, 2)}, metrics=m,
+                       extra_tensors=embed_mnist(model, device),
+                       train_config={"epochs": tc.epochs, "batch_size": tc.batch_size, "lr": tc.lr, "seed": tc.seed,
+                                     "augment": "random shifts of up to 2 pixels", "device": str(device)},
+                       likelihoods=[])
+    return paths, m
+
+
+@register("classifier", ClassifierConfig, label=lambda cfg: "classifier", trainer=lambda *a: _fit(*a),
+          presets={"classifier": Preset(help="the MNIST classifier that measures sample quality")},
+          make_config=lambda opts, shape, dataset: (ClassifierConfig(data_shape=shape, **opts),
+                                                    {"lr": 1e-3, "batch_size": 128}),
           describe=lambda cfg: "the MNIST classifier that sample quality is measured with (not a generative model)",
           metrics={"test_accuracy": "test accuracy"},
           examples=lambda: [ClassifierConfig(channels=(4, 8), features=16)])

@@ -28,25 +28,25 @@ import torch
 import torch.nn as nn
 
 from ..samplers import langevin_step, run_chain
-from .base import Capabilities, Curves, Series, descend, register
+from .base import Capabilities, Curves, Series, descend, images_only, option, register
 
 
 @dataclass
 class EBMConfig:
-    data_shape: tuple[int, ...] = (1, 28, 28)
-    channels: tuple[int, ...] = (32, 64, 64)  # stride-2 convolutions
-    hidden: int = 64  # the dense layer before the energy
-    alpha: float = 0.1  # energy regulariser
-    steps: int = 60  # Langevin steps per training update (K)
-    step_size: float = 10.0  # eps
-    noise: float = 0.005  # sigma (ignored when textbook)
-    grad_clip: float = 0.03  # per-pixel clamp of dE/dx in a Langevin step
-    textbook: bool = False  # sigma = sqrt(2 eps): the discretised Langevin diffusion
-    buffer_size: int = 10_000
-    reinit: float = 0.05  # share of each batch's chains restarted from uniform noise
-    data_noise: float = 0.005  # Gaussian noise added to data in the loss (smooths the energy at the data)
-    sample_steps: int = 256  # Langevin steps from fresh noise in `sample`
-    max_norm: float = 0.1  # the weights' gradient norm clip
+    data_shape: tuple[int, ...] = option((1, 28, 28), "image shape (C, H, W)", cli=False)
+    channels: tuple[int, ...] = option((32, 64, 64), "widths of the stride-2 convolutions, e.g. 32,64,64")
+    hidden: int = option(64, "the dense layer before the energy")
+    alpha: float = option(0.1, "weight of the energy regulariser")
+    steps: int = option(60, "Langevin steps per training update (K)", flag="langevin-steps")
+    step_size: float = option(10.0, "Langevin step size eps")
+    noise: float = option(0.005, "Langevin noise sigma (ignored when textbook)")
+    grad_clip: float = option(0.03, "per-pixel clamp of dE/dx in a Langevin step")
+    textbook: bool = option(False, "sigma = sqrt(2 eps): the discretised Langevin diffusion")
+    buffer_size: int = option(10_000, "replay buffer size")
+    reinit: float = option(0.05, "share of each batch's chains restarted from uniform noise")
+    data_noise: float = option(0.005, "Gaussian noise added to data in the loss (smooths the energy at the data)")
+    sample_steps: int = option(256, "Langevin steps from fresh noise when sampling")
+    max_norm: float = option(0.1, "the weights' gradient norm clip")
 
     def __post_init__(self):
         self.data_shape = tuple(self.data_shape)
@@ -76,7 +76,13 @@ def _curves(cfg: EBMConfig) -> Curves:
                        "data. Neither is a likelihood: an EBM's log Z is unknown.")
 
 
-@register("ebm", EBMConfig, label=lambda cfg: "EBM (Langevin)",
+def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[EBMConfig, dict]:
+    """An EBM on grey images in [0, 1], Adam (beta1 = 0) at 1e-4, batches of 128."""
+    images_only(shape, dataset, "an EBM")
+    return EBMConfig(data_shape=shape, **opts), {"lr": 1e-4, "batch_size": 128, "binarize": False}
+
+
+@register("ebm", EBMConfig, label=lambda cfg: "EBM (Langevin)", make_config=_recipe,
           describe=lambda cfg: (f"energy-based model, a {len(cfg.channels)}-layer convolutional energy, sampled by "
                                 f"{cfg.sample_steps} Langevin steps from noise"),
           curves=_curves, explored_in="Energy Models",
@@ -116,11 +122,10 @@ class EBM(nn.Module):
         return self.energy(x)
 
     # -- Langevin ----------------------------------------------------------------------
-    @property
-    def langevin_settings(self) -> dict:
-        """The sampler's trained settings (the Energy Models view starts its controls there)."""
+    def chain_settings(self) -> dict:
+        """The keyword settings `chain` takes, at the values the model was trained with."""
         cfg = self.config
-        return {"step_size": cfg.step_size, "noise": cfg.noise, "textbook": cfg.textbook, "grad_clip": cfg.grad_clip}
+        return {"step_size": cfg.step_size, "noise": cfg.noise, "textbook": cfg.textbook}
 
     def langevin(self, x: torch.Tensor, steps: int, generator: torch.Generator | None = None,
                  step_size: float | None = None, noise: float | None = None, textbook: bool | None = None

@@ -19,7 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Capabilities, Curves, Series, descend, eval_mode, register
+from ..live import LiveRun
+from ..watch import FixedNoiseFilm
+from .base import Capabilities, Curves, Preset, Series, descend, eval_mode, option, register
 
 ARCHS = ("mlp", "dcgan", "toy")
 LOSSES = ("nonsaturating", "minimax")
@@ -27,16 +29,17 @@ LOSSES = ("nonsaturating", "minimax")
 
 @dataclass
 class GANConfig:
-    arch: str = "mlp"  # "mlp", "dcgan" or "toy"
-    latent_dim: int = 100
-    data_shape: tuple[int, ...] = (1, 28, 28)  # (2,) for toy data
-    hidden: int = 128  # toy GAN width
-    loss: str = "nonsaturating"
-    label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
-    label_noise: float = 0.0  # probability of flipping each discriminator label
-    d_steps: int = 1  # discriminator steps per generator step
-    d_lr_mult: float = 1.0  # discriminator learning rate = lr * d_lr_mult
-    beta1: float = 0.5
+    arch: str = option("mlp", "architecture", choices=ARCHS)
+    latent_dim: int = option(100, "latent dimensions")
+    data_shape: tuple[int, ...] = option((1, 28, 28), "data shape: (C, H, W) images or (2,) points", cli=False)
+    hidden: int = option(128, "the toy GAN's width")
+    loss: str = option("nonsaturating", "generator loss", choices=LOSSES)
+    label_smoothing: float = option(0.0, "one-sided label smoothing: real targets become 1 - s")
+    label_noise: float = option(0.0, "probability of flipping each of D's labels")
+    d_steps: int = option(1, "discriminator steps per generator step")
+    d_lr_mult: float = option(1.0, "discriminator learning rate = lr x this (with --resume it replaces the "
+                                   "checkpoint's: two time-scale updates, Heusel et al. 2017)", resume=True)
+    beta1: float = option(0.5, "Adam's beta1 for both players")
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -185,7 +188,116 @@ def _describe(cfg: GANConfig) -> str:
     return f"{what}, {cfg.loss} generator loss"
 
 
+# ----------------------------------------------------------------------------- live training (GAN Live)
+@dataclass
+class LiveSettings:
+    """What the GAN Live page may change while the job is paused."""
+
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    d_steps: int = 1
+    loss: str = "nonsaturating"
+    batch_size: int = 128
+
+
+class LiveGAN(LiveRun):
+    """A GAN stepped by hand or in chunks: "d" (one discriminator step), "g" (one generator
+    step) or "both" (d_steps discriminator steps, then one generator step). The run's step
+    counter counts generator steps."""
+
+    keys = ("d_loss", "g_loss", "d_real", "d_fake")
+    actions = ("d", "g", "both")
+    kind = "adversarial"
+    Settings = LiveSettings
+
+    def __init__(self, model, data: torch.Tensor, settings: LiveSettings, seed: int = 0, toy: str | None = None,
+                 film_every: int = 100, film: FixedNoiseFilm | None = None):
+        self.opt_g, self.opt_d = model.configure_optimizers(settings.lr_g)
+        film = film or FixedNoiseFilm(model, n=64 if toy is None else 512, seed=0)
+        super().__init__(model, data, settings, seed, film, film_every, toy)
+        self.apply(settings)
+
+    @property
+    def g_steps(self) -> int:
+        return self.steps
+
+    def apply(self, s: LiveSettings) -> None:
+        """Take new settings (learning rates, D steps, loss, batch size)."""
+        self.settings = s
+        for grp in self.opt_g.param_groups:
+            grp["lr"] = s.lr_g
+        for grp in self.opt_d.param_groups:
+            grp["lr"] = s.lr_d
+        self.model.config.loss = s.loss
+        self.model.config.d_steps = s.d_steps
+
+    def _batch(self) -> torch.Tensor:
+        idx = torch.randint(0, len(self.data), (self.settings.batch_size,), generator=self.gen, device=self.device)
+        return self.model.to_model_space(self.data[idx])
+
+    def _update(self, action: str) -> tuple[dict[str, torch.Tensor], bool]:
+        out: dict[str, torch.Tensor] = {}
+        if action in ("d", "both"):
+            for _ in range(self.settings.d_steps if action == "both" else 1):
+                out.update(self.model.d_step(self._batch(), self.opt_d, self.gen))
+        if action in ("g", "both"):
+            out.update(self.model.g_step(self.settings.batch_size, self.opt_g, self.gen))
+        return out, action in ("g", "both")
+
+    @torch.no_grad()
+    def samples(self) -> torch.Tensor:
+        with eval_mode(self.model):
+            return self.model.decode(self.film.z).cpu()
+
+    @torch.no_grad()
+    def field(self, n: int = 40, extent: float = 3.0, arrows: int = 200) -> dict:
+        """For 2-d data: D's probability on a grid, real and generated points, and the
+        generator's gradient direction (-dLoss_G/dx) at generated points."""
+        with eval_mode(self.model):
+            ticks = torch.linspace(-extent, extent, n, device=self.device)
+            yy, xx = torch.meshgrid(ticks, ticks, indexing="ij")
+            grid = torch.stack([xx.flatten(), yy.flatten()], 1)
+            prob = torch.sigmoid(self.model.discriminate(grid)).view(n, n).cpu().numpy()
+            fake = self.model.decode(self.film.z[:arrows])
+        grads = generator_gradients(self.model, self.film.z[:arrows])
+        real = self.data[torch.randint(0, len(self.data), (500,), generator=self.gen, device=self.device)]
+        return {"ticks": ticks.cpu().numpy(), "prob": prob, "real": real.cpu().numpy(),
+                "fake": fake.cpu().numpy(), "grad": -grads[f"grad_x_{self.settings.loss}"].cpu().numpy(),
+                "grads": {k: -grads[f"grad_x_{k}"].cpu().numpy() for k in LOSSES}}
+
+    def loss_view(self, n: int = 64) -> dict:
+        """Both generator losses for the current D: the curves over D(G(z)), and for the first n
+        fixed-noise samples their D(G(z)), each loss's slope there, and the norm of the gradient
+        that reaches each sample (host arrays; see generator_gradients)."""
+        g = generator_gradients(self.model, self.film.z[:n])
+        out = {"d": g["d"].cpu().numpy(), "curves": {k: v.numpy() for k, v in loss_curves().items()}}
+        for k in LOSSES:
+            out[f"loss_{k}"] = g[f"loss_{k}"].cpu().numpy()
+            out[f"slope_{k}"] = g[f"dl_dd_{k}"].cpu().numpy()
+            out[f"norm_{k}"] = g[f"grad_x_{k}"].flatten(1).norm(dim=1).cpu().numpy()
+        return out
+
+    def draw(self) -> dict:
+        return {"g_steps": self.steps, **({"losses": self.loss_view()} if self.at_rest else {}),
+                **({"field": self.field()} if self.toy else {"samples": self.samples()})}
+
+
+
+def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[GANConfig, dict]:
+    """A GAN: images (MLP or DCGAN) in [-1, 1] inside the model, or a toy GAN on 2-d points."""
+    cfg = GANConfig(data_shape=shape, **opts)
+    toy = len(shape) == 1
+    if toy != (cfg.arch == "toy"):
+        raise ValueError(f"a {cfg.arch} GAN cannot train on {dataset} ({'points' if toy else 'images'})")
+    return cfg, {"lr": 1e-3 if toy else 2e-4, "batch_size": 256 if toy else 128, "binarize": False}
+
+
 @register("gan", GANConfig, label=lambda cfg: KIND[cfg.arch], describe=_describe, explored_in="GAN Live",
+          presets={"gan": Preset(fixed={"arch": "mlp"}, defaults={"latent_dim": 100}, help="MLP GAN"),
+                   "dcgan": Preset(fixed={"arch": "dcgan"}, defaults={"latent_dim": 100}, help="DCGAN (slow on a CPU)"),
+                   "gan2d": Preset(fixed={"arch": "toy"}, defaults={"latent_dim": 2}, data="ring8",
+                                   help="GAN on 2-d toy data")},
+          make_config=_recipe, live=LiveGAN,
           curves=lambda cfg: Curves(steps=(LOSS_CURVES, OUTPUT_CURVES), note=(
               "A balanced game keeps mean D(x) and D(G(z)) apart but near 0.5; D(G(z)) at 0 means the "
               "discriminator wins outright and the generator's gradient fades.")),

@@ -19,19 +19,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import metrics
-from .base import Capabilities, Curves, LikelihoodRecord, Series, minimize_terms, register
+from .base import Capabilities, Curves, LikelihoodRecord, Preset, Series, images_only, minimize_terms, option, register
 
 
 @dataclass
 class VAEConfig:
-    image_shape: tuple[int, ...] = (1, 28, 28)
-    hidden: tuple[int, ...] = (500, 250)
-    latent_dim: int = 20
-    likelihood: str = "bernoulli"  # "bernoulli" or "gaussian"
-    sigma: float = 0.1  # Gaussian decoder std (its initial value when learned)
-    learn_sigma: bool = False
-    beta: float = 1.0
-    autoencoder: bool = False
+    image_shape: tuple[int, ...] = option((1, 28, 28), "image shape (C, H, W)", cli=False)
+    hidden: tuple[int, ...] = option((500, 250), "hidden layer sizes, e.g. 500,250 (MNIST default; 128,64 otherwise)")
+    latent_dim: int = option(20, "latent dimensions")
+    likelihood: str = option("bernoulli", "the decoder's likelihood", choices=("bernoulli", "gaussian"))
+    sigma: float = option(0.1, "Gaussian decoder std (its initial value when learned)")
+    learn_sigma: bool = option(False, "learn the Gaussian decoder's std")
+    beta: float = option(1.0, "weight of the KL term")
+    autoencoder: bool = option(False, "a plain autoencoder: no KL term, a prior fitted to the codes after training")
 
     def __post_init__(self):
         if self.likelihood not in ("bernoulli", "gaussian"):
@@ -77,7 +77,21 @@ def _curves(cfg: VAEConfig) -> Curves:
                        "Reconstruction is −log p(x|z); KL is KL(q(z|x) ‖ p(z)).")
 
 
+def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[VAEConfig, dict]:
+    """A VAE or autoencoder on images: the shape comes from the data; Bernoulli decoders
+    train on dynamically binarized batches."""
+    images_only(shape, dataset, "a VAE")
+    opts = dict(opts)
+    opts.setdefault("hidden", (500, 250) if dataset == "mnist" else (128, 64))
+    cfg = VAEConfig(image_shape=shape, **opts)
+    return cfg, {"lr": 1e-3, "batch_size": 128, "binarize": cfg.likelihood == "bernoulli"}
+
+
 @register("vae", VAEConfig, label=_label, describe=_describe, curves=_curves, explored_in="VAE Manifold",
+          presets={"vae": Preset(defaults={"latent_dim": 20}, help="variational autoencoder"),
+                   "ae": Preset(fixed={"autoencoder": True}, defaults={"latent_dim": 20},
+                                help="plain autoencoder (no KL term)")},
+          make_config=_recipe,
           metrics={"test_neg_elbo": "test −ELBO", "test_recon": "test reconstruction −log p(x|z)",
                    "test_kl": "test KL(q(z|x) ‖ p(z))"},
           names={"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL", "loss": "loss"},
