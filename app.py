@@ -1,7 +1,7 @@
 """genlab dashboard: `streamlit run app.py`.
 
-Navigation and the shared sidebar (model picker, device) live here; each view is a file
-in views/ that calls the genlab engine.
+Navigation (from the views' registry, views/registry.py) and the shared sidebar (model picker,
+device) live here; each view is a file in views/ that calls the genlab engine.
 """
 import os
 
@@ -19,28 +19,16 @@ import pandas  # noqa: E402,F401
 import streamlit as st  # noqa: E402
 
 import genlab  # noqa: E402
-from views import common, lesson_bar, warm  # noqa: E402
+from views import common, lesson_bar, registry, warm  # noqa: E402
 
 st.set_page_config(page_title="genlab", page_icon="🧬", layout="wide")
 
-PAGES = [
-    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("views/latent_explorer.py", title="Latent Explorer", icon=":material/tune:"),
-    st.Page("views/interpolation.py", title="Interpolation", icon=":material/linear_scale:"),
-    st.Page("views/manifold.py", title="VAE Manifold", icon=":material/grid_on:"),
-    st.Page("views/training.py", title="Training", icon=":material/monitoring:"),
-    st.Page("views/gan_live.py", title="GAN Live", icon=":material/play_circle:"),
-    st.Page("views/flow.py", title="Flow", icon=":material/waves:"),
-    st.Page("views/energy.py", title="Energy Models", icon=":material/bolt:"),
-    st.Page("views/structure.py", title="Structure Search", icon=":material/account_tree:"),
-    st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("views/digit.py", title="Your Digit", icon=":material/draw:"),
-    st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
-]
+PAGES = [st.Page(v.file, title=v.title, icon=v.icon, default=v is registry.VIEWS[0]) for v in registry.VIEWS]
 
 common.device()  # once per server: the device, and torch's threads per computation on a CPU
 warm.start()  # once per server: open every view in the background so the class finds them drawn
 nav = st.navigation(PAGES)
+common.enter_view(nav.title)  # the view this run shows: its entry says which models fit it
 st.markdown(common.PIXELATED_CSS, unsafe_allow_html=True)
 lesson_bar.show(nav)  # the note and previous / next of a lesson being stepped through
 with st.sidebar:

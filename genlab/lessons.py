@@ -18,8 +18,8 @@ A lesson is one small JSON file in `lessons/` (`GENLAB_LESSONS` names another fo
 - `view` is a page title as the sidebar shows it ("Latent Explorer", "Energy Models", ...).
 - `state` holds URL keys of that view and their values, exactly what a shared link carries
   (`?model=vae-mnist-z20&seed=0&temp=0.5`): `model` (a checkpoint here) on every view, and
-  the keys in `VIEW_KEYS[view]`, each a string or a number inside the range its widget
-  takes. Keys a step leaves out start at the view's defaults.
+  the keys that view declares (views/registry.py), each a string or a number inside the range
+  its widget takes. Keys a step leaves out start at the view's defaults.
 - At most `MAX_STEPS` steps and `MAX_BYTES` bytes.
 
 A file that breaks any of this is refused as a whole with a `LessonError` that names the
@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Mapping
 
-from .tabular import TABLES
 
 VERSION = 1
 MAX_STEPS = 30
@@ -151,63 +150,6 @@ class Models:
         if not self.lo <= len(names) <= self.hi or len(set(names)) != len(names):
             raise ValueError(f"needs {self.lo} to {self.hi} different models, got {len(names)}")
         return ",".join(names)
-
-
-# ----------------------------------------------------------------------------- the registry
-# The URL keys each view reads (common.url_default, or st.query_params directly) and the
-# values its widgets take. tests/test_lessons.py scans views/*.py so this cannot drift silently.
-SEED = Int(0, 2**31 - 1)
-NN = Choice(("off", "pixels", "classifier features"))
-TEST_INDEX = Int(0, 9_999)  # the MNIST test set; the views clamp to the data set they load
-LATENT_DIM = Int(0, 783)  # the largest latent here (the flow's 784); the view clamps to Z - 1
-GLOBAL_KEYS: dict[str, Any] = {"model": Model()}  # the sidebar's model picker, on every view
-
-VIEW_KEYS: dict[str, dict[str, Any]] = {
-    "Home": {},
-    "Latent Explorer": {
-        "seed": SEED, "n": Int(2, 16), "temp": Float(0.1, 1.5), "nn": NN,
-        "sm": Float(-3.0, 3.0), "ss": Float(0.0, 3.0), "gs": Int(2, 16),
-        "base": SEED, **{f"d{i}": Float(-3.0, 3.0) for i in range(8)},
-    },
-    "Interpolation": {
-        **{f"{t}_src": Choice(("seed", "test image")) for t in "ab"},
-        **{f"{t}_seed": SEED for t in "ab"}, **{f"{t}_idx": TEST_INDEX for t in "ab"},
-        "method": Choice(("slerp", "lerp", "both")), "steps": Int(3, 24),
-    },
-    "VAE Manifold": {
-        "plane": Choice(("principal directions", "two dimensions")), "di": LATENT_DIM, "dj": LATENT_DIM,
-        "res": Int(5, 30), "plo": Float(0.001, 0.45), "phi": Float(0.55, 0.999), "pt": TEST_INDEX,
-    },
-    "Training": {},
-    "GAN Live": {},
-    "Flow": {"fi": TEST_INDEX, "fseed": SEED},
-    "Energy Models": {
-        "eps": Float(0.1, 30.0, (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)),
-        "sigma": Float(0.0, 0.05, (0.0, 0.001, 0.005, 0.01, 0.02, 0.05)),
-        "start": Choice(("noise", "a test image", "persistent chains", "a noisy test image", "a half-masked test image")),
-        "steps": Int(10, 2000), "every": Int(1, 100),
-    },
-    "Structure Search": {
-        "s_data": Choice(tuple(TABLES)), "s_layers": Int(1, 12), "s_budget": Int(5, 400),
-        "s_offspring": Int(1, 8), "s_seed": Int(0, 9999),
-    },
-    "Compare": {"models": Models(2, 4), "seed": SEED, "samples": Int(16, 64, (16, 36, 64)),
-                "path": Choice(("slerp", "lerp")), "nn": NN},
-    "Your Digit": {},
-}
-# Widgets of a view that are not in its URL but change what a step shows: dropped too when a
-# step opens, so every step starts from its own state.
-VIEW_EXTRA_KEYS: dict[str, tuple[str, ...]] = {
-    "Interpolation": ("a_by", "b_by", "a_digit", "b_digit", "a_k", "b_k"),
-    "Latent Explorer": ("sweep",),
-    "Energy Models": ("textbook", "cseed"),
-}
-
-
-def known_views(titles: Collection[str]) -> dict[str, dict[str, Any]]:
-    """{title: {key: spec}} for these page titles: the registry's keys plus the global ones.
-    A title the registry does not know gets only the global keys."""
-    return {t: {**GLOBAL_KEYS, **VIEW_KEYS.get(t, {})} for t in titles}
 
 
 # ----------------------------------------------------------------------------- lessons

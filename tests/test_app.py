@@ -8,10 +8,9 @@ from xml.etree import ElementTree
 import pytest
 
 from conftest import app_test, charts, is_chart_picture, svg_of
+from views import registry
 
-VIEWS = ["views/home.py", "views/latent_explorer.py", "views/interpolation.py",
-         "views/manifold.py", "views/training.py", "views/gan_live.py", "views/flow.py", "views/energy.py",
-         "views/compare.py", "views/structure.py"]
+VIEWS = [v.file for v in registry.VIEWS if v.title not in ("Your Digit", "Lessons")]  # those two: their own tests
 
 
 @pytest.fixture
@@ -170,8 +169,8 @@ def test_gan_checkpoints_work_on_the_latent_views(app):
     assert at.radio(key="a_src").options == ["seed"]  # a GAN has no encoder
     at.radio(key="method").set_value("slerp").run()
     assert len(image_urls(at)) == 1 and not at.exception
-    at = app("views/manifold.py", model="gan-mlp-mnist")
-    assert any("no encoder" in i.value for i in at.info)
+    at = app("views/manifold.py", model="gan-mlp-mnist")  # no encoder: the manifold switches to a model with one
+    assert any("no encoder" in i.value for i in at.info) and at.sidebar.selectbox[0].value == "vae-mnist-z20"
     at = app("views/training.py", model="gan-mlp-mnist")
     assert charts(at) and not at.exception
 
@@ -288,9 +287,71 @@ def test_flow_view_traces_a_digit_scores_the_unusual_and_samples_at_temperatures
     assert image_urls(at)[-1] != urls[-1]
 
 
-def test_flow_view_says_why_it_does_not_apply_to_a_vae(app):
-    at = app("views/flow.py", model="vae-mnist-z20")
-    assert any("no exact likelihood" in i.value for i in at.info) and not at.exception
+# ----------------------------------------------------------------------------- no dead ends
+def goto(at, page):
+    """Open a page as the sidebar does; forget it afterwards, so the app's own switch_page holds
+    (AppTest keeps the page given to its switch_page for every later run)."""
+    at.switch_page(page).run()
+    at._page_hash = ""
+    return at
+
+
+@pytest.mark.parametrize("page,title,shows", [("views/flow.py", "Flow", "realnvp-mnist"),
+                                              ("views/energy.py", "Energy Models", "ebm-mnist")])
+def test_a_new_user_clicking_a_view_the_default_model_does_not_fit_sees_it_with_one_that_fits(app, page, title, shows):
+    at = app()  # Home, with the default model
+    goto(at, page)
+    assert not at.exception and at.title[0].value == title
+    note = [i.value for i in at.info if "vae-mnist-z20" in i.value]
+    assert note == [f"vae-mnist-z20 {registry_why(title)}, so {title} shows {shows}, the first model here it applies to."]
+    assert at.sidebar.selectbox[0].value == shows and at.query_params["model"] == shows  # the picker and the URL follow
+    assert not any("does not apply" in i.value for i in at.info)
+    assert charts(at) or image_urls(at)  # the view's own content, drawn for the model that fits
+    at.run()  # a rerun neither switches again nor loses the way back
+    assert at.sidebar.selectbox[0].value == shows and at.button(key="_switch_back")
+    at.button(key="_switch_back").click().run()  # the way back: the previous model, on the view it came from
+    assert not at.exception and at.title[0].value == "genlab"
+    assert at.sidebar.selectbox[0].value == "vae-mnist-z20" and at.query_params["model"] == "vae-mnist-z20"
+
+
+def registry_why(title):
+    from genlab.models.base import NEEDS, missing
+    from test_registry import VAE
+    assert set(registry.view(title).needs) <= set(NEEDS)
+    return missing(VAE, registry.view(title).needs)
+
+
+def test_the_way_back_leads_to_the_view_before_or_where_the_model_is_explored(app):
+    from streamlit.testing.v1 import AppTest
+    from conftest import ROOT
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["model"] = "vae-mnist-z2"
+    at.switch_page("views/flow.py").run()  # a shared link: the session's first view
+    assert not at.exception and at.sidebar.selectbox[0].value == "realnvp-mnist"
+    assert at.button(key="_switch_back").help == "Opens VAE Manifold with vae-mnist-z2."  # where a VAE is explored
+    at = app("views/energy.py", model="rbm-mnist-h500")
+    goto(at, "views/latent_explorer.py")
+    assert any(i.value.startswith("rbm-mnist-h500 has no continuous latent space") and "Latent Explorer shows "
+               "vae-mnist-z20" in i.value for i in at.info)
+    assert at.button(key="_switch_back").help == "Opens Energy Models with rbm-mnist-h500."  # the view before
+    at.button(key="_switch_back").click().run()
+    assert at.title[0].value == "Energy Models" and at.query_params["model"] == "rbm-mnist-h500"
+
+
+def test_a_view_that_no_model_fits_says_it_does_not_apply(app, ckpt_dir, tmp_path, monkeypatch):
+    import shutil
+    for suffix in (".json", ".safetensors"):  # a folder with VAEs only: nothing has an exact likelihood
+        for name in ("vae-mnist-z20", "vae-mnist-z2"):
+            shutil.copy(ckpt_dir / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(tmp_path))
+    at = app("views/flow.py", model="vae-mnist-z2")
+    assert at.sidebar.selectbox[0].value == "vae-mnist-z2" and not at.exception
+    assert [i.value for i in at.info] == ["vae-mnist-z2 has no exact likelihood, so Flow does not apply to it, nor to "
+                                          "any other model here: explore it on the VAE Manifold page, or train a "
+                                          "model that fits."]
+    assert [p.proto.label for p in at.main.get("page_link")] == ["Go to VAE Manifold"]
+    at = app("views/energy.py")  # the live trainer above still works; the model part says why not
+    assert any("does not apply" in i.value for i in at.info) and any(b.label == "Start" for b in at.button)
 
 
 def test_a_flow_lights_up_the_latent_views(app):
@@ -375,11 +436,12 @@ def test_an_ebm_is_sampled_on_home_and_compare_without_special_cases(app):
     assert not at.exception and len(at.dataframe[0].value) >= 2
 
 
-def test_an_rbm_on_the_latent_views_says_where_to_go(app):
-    for page in ("views/latent_explorer.py", "views/interpolation.py", "views/manifold.py", "views/flow.py"):
+def test_an_rbm_on_the_latent_views_switches_to_a_model_that_fits(app):
+    for page, to in (("views/latent_explorer.py", "vae-mnist-z20"), ("views/interpolation.py", "vae-mnist-z20"),
+                     ("views/manifold.py", "vae-mnist-z20"), ("views/flow.py", "realnvp-mnist")):
         at = app(page, model="rbm-mnist-h500")
-        assert any("Energy Models" in i.value for i in at.info), page
-        assert not at.exception
+        assert any(i.value.startswith("rbm-mnist-h500 ") and f"shows {to}" in i.value for i in at.info), page
+        assert at.query_params["model"] == to and not at.exception
     at = app(COMPARE, models="vae-mnist-z20,rbm-mnist-h500", samples="16")
     row = at.dataframe[0].value
     # a 16-hidden-unit RBM also has its exact log Z, which the table prefers to the AIS estimate
@@ -390,7 +452,7 @@ def test_an_rbm_trains_live_pauses_takes_new_settings_and_saves(app, ckpt_dir):
     import time
     from conftest import wait_for
     at = app("views/energy.py", model="vae-mnist-z20")  # the live part works whatever model is picked
-    assert any("Energy Models" in i.value for i in at.info)
+    assert any("Energy Models shows" in i.value for i in at.info)
     at.select_slider[0].set_value(16)  # hidden units
     next(b for b in at.button if b.label == "Start").click().run()
     job = at.session_state["rbm_job"]
@@ -398,7 +460,7 @@ def test_an_rbm_trains_live_pauses_takes_new_settings_and_saves(app, ckpt_dir):
     at.run()
     assert any(m.value == "**running**" for m in at.markdown)
     assert any(c.value.startswith("running · update") for c in at.caption)  # the live counter, redrawn every second
-    svgs = [e for e in at.get("image") if "svg" in e.proto.imgs[0].url]
+    svgs = [e for e in at.main.expander[0].get("image") if "svg" in e.proto.imgs[0].url]  # the live part's
     assert len(svgs) == 3  # reconstruction error, free-energy gap, pseudo-NLL, as pictures while live
     at.button(key="rbm_pause").click().run()
     assert job.snapshot().state == "paused"

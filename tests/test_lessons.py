@@ -13,18 +13,14 @@ from conftest import ROOT, app_test
 from genlab import lessons, list_checkpoints, read_card
 from genlab.models import describe_card
 from genlab.lessons import LessonError
+from views import registry
 
 MODELS = {"vae-mnist-z20", "vae-mnist-z2", "ae-mnist-z2", "gan-mlp-mnist"}
 
 
-def view_files() -> dict[str, str]:
-    from views.common import VIEW_FILES
-    return VIEW_FILES
-
-
 @pytest.fixture(scope="module")
 def views():
-    return lessons.known_views([t for t in view_files() if t != "Lessons"])
+    return registry.lesson_views()
 
 
 def good_lesson() -> dict:
@@ -305,6 +301,7 @@ class ViewScan:
                     for k, v in zip(table.keys, table.values):
                         names = [e.id for e in ast.walk(target.elts[1]) if isinstance(e, ast.Name)]
                         values = ast.literal_eval(v) if len(target.elts) > 1 else ()
+                        values = values if isinstance(values, tuple) else (values,)
                         out.append((re.escape(k.value), dict(zip(names, values))))
             if not out:
                 self.fail(node, "no loop binds it")
@@ -365,29 +362,27 @@ def _is_qp(node) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == "query_params"
 
 
-def test_the_registry_knows_every_view_and_nothing_else():
-    titles = [t for t in view_files() if t != "Lessons"]
-    assert sorted(lessons.VIEW_KEYS) == sorted(titles)
-    listed = {ROOT / f for f in view_files().values()}
+def test_every_view_that_reads_the_url_is_a_step_a_lesson_may_open():
+    listed = {ROOT / v.file for v in registry.VIEWS if v.lesson}
     for path in (ROOT / "views").glob("*.py"):  # a view that reads the URL must be a page the registry knows
-        if path not in listed and path.name not in ("common.py", "lesson_bar.py"):
+        if path not in listed and path.name not in ("common.py", "lesson_bar.py", "registry.py"):
             assert "url_default" not in path.read_text() and "query_params" not in path.read_text(), path.name
 
 
-@pytest.mark.parametrize("title", [t for t in lessons.VIEW_KEYS])
+@pytest.mark.parametrize("title", [v.title for v in registry.VIEWS if v.lesson])
 def test_the_registry_matches_the_url_keys_each_view_reads(title):
-    scan = ViewScan(ROOT / view_files()[title])
+    scan = ViewScan(ROOT / registry.file(title))
     reads = scan.reads()
-    registry = lessons.VIEW_KEYS[title]
+    known = registry.keys(title)
     for regex, _, _ in reads:
-        assert any(re.fullmatch(regex, k) for k in registry), f"{title} reads {regex!r}: add it to lessons.VIEW_KEYS"
-    for key in registry:
+        assert any(re.fullmatch(regex, k) for k in known), f"{title} reads {regex!r}: add it to views/registry.py"
+    for key in known:
         assert any(re.fullmatch(regex, key) for regex, _, _ in reads), f"{title} no longer reads {key!r}"
-    for regex, call, env in reads:  # ranges and choices, wherever the view writes them as constants
+    for regex, call, env in reads:  # ranges and choices, wherever the view still writes them as constants
         if call is None:
             continue
-        for key in [k for k in registry if re.fullmatch(regex, k)]:
-            spec, kind = registry[key], call.func.id
+        for key in [k for k in known if re.fullmatch(regex, k)]:
+            spec, kind = known[key], call.func.id
             if kind == "parse_choice":
                 options = scan.choices(call.args[1])
                 if options is not None:
@@ -403,11 +398,16 @@ def test_the_registry_matches_the_url_keys_each_view_reads(title):
 
 
 def test_the_energy_views_step_and_noise_choices_match():
+    """Written once in the registry; while the view keeps literal copies, they must be equal."""
     tree = ast.parse((ROOT / "views" / "energy.py").read_text())
-    consts = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+    consts = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign)
               for t in n.targets if isinstance(t, ast.Name) and t.id in ("STEP_SIZES", "NOISES")}
-    spec = lessons.VIEW_KEYS["Energy Models"]
-    assert tuple(consts["STEP_SIZES"]) == spec["eps"].values and tuple(consts["NOISES"]) == spec["sigma"].values
+    spec = registry.keys("Energy Models")
+    for name, key in (("STEP_SIZES", "eps"), ("NOISES", "sigma")):
+        if isinstance(consts.get(name), (ast.List, ast.Tuple)):
+            assert tuple(ast.literal_eval(consts[name])) == spec[key].values, name
+        else:
+            assert "registry" in ast.unparse(consts[name]), name  # read from the registry
 
 
 # ----------------------------------------------------------------------------- AppTest
@@ -492,7 +492,7 @@ def test_the_lessons_view_lists_lessons_and_the_refused_files(app):
     assert any("3 steps:" in c.value and "Latent Explorer → VAE Manifold → Interpolation" in c.value for c in at.caption)
     assert [w.value for w in at.warning] == [
         "broken.json: step 1: view 'Nowhere' is not a view here (views: " + ", ".join(
-            t for t in view_files() if t != "Lessons") + ")"]
+            v.title for v in registry.VIEWS if v.lesson) + ")"]
     assert at.button(key="start_tour") and not at.error
     click(at, "copy_tour")  # a teacher starts a draft from a lesson
     assert [s.view for s in at.session_state["_lesson_draft"]["steps"]] == [s["view"] for s in TOUR["steps"]]
@@ -563,7 +563,7 @@ def test_a_teacher_saves_views_as_steps_and_saves_the_draft(app, lesson_folder):
     draft = at.session_state["_lesson_draft"]["steps"]
     assert draft == [lessons.Step("Latent Explorer", "Watch the temperature.",
                                   {**draft[0].state, "model": "vae-mnist-z2", "temp": 0.7})]
-    assert draft[0].state["seed"] == 0 and set(draft[0].state) <= set(lessons.VIEW_KEYS["Latent Explorer"]) | {"model"}
+    assert draft[0].state["seed"] == 0 and set(draft[0].state) <= set(registry.keys("Latent Explorer")) | {"model"}
     goto(at, "views/flow.py")
     at.text_area(key="_lesson_note").input("Now the flow.")
     click(at, "_lesson_add")

@@ -7,15 +7,15 @@ import pytest
 
 from conftest import streamlit_server, wait_for
 from stclient import run_together
-from views import common, warm
+from test_registry import FLOW, GAN, RBM, VAE
+from views import common, registry, warm
 
-MODELS = [{"name": "vae-mnist-z20", "explored_in": "VAE Manifold"}, {"name": "gan-x", "explored_in": "GAN Live"},
-          {"name": "flow-x", "explored_in": "Flow"}, {"name": "rbm-x", "explored_in": "Energy Models"},
-          {"name": "vae-mnist-z2", "explored_in": "VAE Manifold"}]
+MODELS = [{"name": "vae-mnist-z20", "caps": VAE}, {"name": "gan-x", "caps": GAN}, {"name": "flow-x", "caps": FLOW},
+          {"name": "rbm-x", "caps": RBM}, {"name": "vae-mnist-z2", "caps": VAE}]
 
 
 def test_visits_open_each_view_once_and_leave_out_jobs_and_lessons():
-    todo = warm.visits(MODELS, "vae-mnist-z20", common.VIEW_FILES)
+    todo = warm.visits(MODELS, "vae-mnist-z20")
     assert todo[0] == ("", "model=vae-mnist-z20")  # Home first: where a class lands
     assert len(todo) == len(set(todo))
     pages = {p for p, _ in todo}
@@ -24,8 +24,23 @@ def test_visits_open_each_view_once_and_leave_out_jobs_and_lessons():
     assert ("flow", "model=flow-x") in todo and ("energy", "model=rbm-x") in todo
     assert ("manifold", "model=vae-mnist-z2") in todo and ("manifold", "model=flow-x") in todo
     assert todo.index(("flow", "model=flow-x")) < todo.index(("manifold", "model=flow-x"))  # its own view first
+    assert todo.index(("latent_explorer", "model=gan-x")) < todo.index(("", "model=gan-x"))
     assert {q for p, q in todo if p == "compare"} == {"model=vae-mnist-z20"}
-    assert all(p in {"", *(f.split("/")[1][:-3] for f in common.VIEW_FILES.values())} for p in pages)
+    assert {v.path for v in registry.VIEWS} >= pages
+
+
+def test_visits_follow_the_registry():
+    """The first round is the registry's warm order with the default model; no view is opened
+    with a model it does not fit (it would switch models)."""
+    todo = warm.visits(MODELS, "vae-mnist-z20")
+    first = [v.path for v in sorted(registry.VIEWS, key=lambda v: v.warm)
+             if v.warm and registry.fits(v, VAE)]
+    assert [p for p, _ in todo[:len(first)]] == first
+    caps = {m["name"]: m["caps"] for m in MODELS}
+    by_path = {v.path: v for v in registry.VIEWS}
+    assert all(registry.fits(by_path[p], caps[q.removeprefix("model=")]) for p, q in todo)
+    assert ("flow", "model=vae-mnist-z20") not in todo and ("energy", "model=gan-x") not in todo
+    assert not warm.visits(MODELS, "vae-mnist-z20", [registry.view("Lessons")])
 
 
 def test_only_a_real_server_warms(monkeypatch):
@@ -60,7 +75,7 @@ def test_a_fresh_server_warms_every_view_without_an_error(ckpt_dir, tmp_path):
         time.sleep(0.5)
     log = log_path.read_text()
     models = [m for m in common._list_models(str(ckpt_dir), 0) if "error" not in m]
-    expected = warm.visits(models, common.DEFAULT_MODEL, common.VIEW_FILES)
+    expected = warm.visits(models, common.DEFAULT_MODEL)
     assert line and int(line.group(2)) == 0, log[-4000:]
     assert int(line.group(1)) == len(expected) > 8
     assert int(line.group(3).replace(",", "")) > 100_000  # the server's modules and caches, frozen (gc.freeze)

@@ -23,7 +23,9 @@ from genlab import evaluation, export, figsvg, parallel, viz
 from genlab.device import server_threads
 from genlab.jobs import JobManager
 from genlab.memo import SharedMemo
-from genlab.models import best_likelihood, card_likelihoods, describe_card, family, missing, sample
+from genlab.models import best_likelihood, card_likelihoods, config_from_dict, describe_card, family, missing, sample
+from genlab.models.base import expected_capabilities
+from views import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "vae-mnist-z20"
@@ -91,13 +93,15 @@ def _list_models(folder: str, stamp: int) -> list[dict]:
             continue
         if not info["generative"]:
             continue  # the measuring stick, not a generative model
+        caps = expected_capabilities(card["family"], config_from_dict(card["family"], card["config"]))
         latent = f", z={info['latent_dim']}" if info["latent"] != "none" else ""
-        out.append({"name": p.name, **info, "label": f"{p.name}  ({info['kind']}{latent})"})
+        out.append({"name": p.name, **info, "caps": caps, "label": f"{p.name}  ({info['kind']}{latent})"})
     return out
 
 
 def list_models() -> list[dict]:
-    """Every loadable checkpoint in the checkpoint folder (refreshed when the folder changes)."""
+    """Every loadable checkpoint in the checkpoint folder (refreshed when the folder changes), with
+    what pickers show of it and its capabilities ("caps")."""
     folder = checkpoint_dir()
     changed = folder.stat().st_mtime_ns if folder.exists() else 0
     return [m for m in _list_models(str(folder), changed) if "error" not in m]
@@ -210,19 +214,70 @@ def model_picker() -> str | None:
     return st.session_state["model"]
 
 
-VIEW_FILES = {"Home": "views/home.py", "Latent Explorer": "views/latent_explorer.py",
-              "Interpolation": "views/interpolation.py", "VAE Manifold": "views/manifold.py",
-              "Training": "views/training.py", "GAN Live": "views/gan_live.py", "Flow": "views/flow.py",
-              "Energy Models": "views/energy.py", "Structure Search": "views/structure.py",
-              "Compare": "views/compare.py", "Your Digit": "views/digit.py", "Lessons": "views/lessons.py"}
+# ----------------------------------------------------------------------------- the view's model
+VIEW = "_view"  # session keys: the title of the view this run shows, and of the one shown before it
+CAME_FROM = "_came_from"
+SWITCHED = "_switched"  # {"view", "from", "to", "why", "back"} after a view switched to a model that fits it
 
 
-def current_model(needs: tuple[str, ...] = ("images", "gaussian_latent"), view: str = "this view"):
-    """(name, model, card) of the picked model, or a message and stop when there is none.
+def enter_view(title: str) -> None:
+    """Note the view this run shows (app.py calls it before the view runs): its registry entry
+    says which models fit it, and the view before it is where a switch's way back leads."""
+    if st.session_state.get(VIEW) != title:
+        st.session_state[CAME_FROM] = st.session_state.get(VIEW)
+        st.session_state[VIEW] = title
 
-    `needs` names capabilities (genlab.models.base.NEEDS) the view reads. A model that lacks
-    one is explained in one sentence that points to where that model is explored, and the view stops.
+
+def fitting_model(needs: tuple[str, ...], but: str) -> str | None:
+    """The first model here (the default one first) that has every capability in `needs`."""
+    models = sorted(list_models(), key=lambda m: m["name"] != DEFAULT_MODEL)
+    return next((m["name"] for m in models if m["name"] != but and missing(m["caps"], needs) is None), None)
+
+
+def _way_back(name: str, caps, title: str) -> str:
+    """Where the way back leads with the model a view switched from: the view before, when it fits
+    that model, else the view where that model is explored best."""
+    before = registry.find(st.session_state.get(CAME_FROM))
+    if before is not None and before.title != title and registry.fits(before, caps):
+        return before.title
+    return registry.home_of(caps)
+
+
+def _switch(title: str, name: str, caps, why: str, to: str) -> None:
+    """Pick `to` in the sidebar (and so in the URL) and run the view again with it."""
+    st.session_state[SWITCHED] = {"view": title, "from": name, "to": to, "why": why,
+                                  "back": _way_back(name, caps, title)}
+    st.session_state["_select_model"] = to  # the picker takes it on the next run (its widget is drawn already)
+    st.rerun()
+
+
+def _switch_note(title: str, name: str) -> None:
+    """The one line that says this view switched models, with the way back, while it shows that model."""
+    s = st.session_state.get(SWITCHED)
+    if not s or s["view"] != title or s["to"] != name:
+        st.session_state.pop(SWITCHED, None)
+        return
+    text, back = st.columns([5, 1], vertical_alignment="center")
+    text.info(f"{s['from']} {s['why']}, so {title} shows {name}, the first model here it applies to.",
+              icon=":material/swap_horiz:")
+    if back.button(f"Back to {s['from']}", key="_switch_back", icon=":material/undo:", width="stretch",
+                   help=f"Opens {s['back']} with {s['from']}."):
+        st.session_state.pop(SWITCHED, None)
+        st.session_state["_select_model"] = s["from"]
+        st.switch_page(registry.file(s["back"]), query_params={"model": s["from"]})
+
+
+def current_model(needs: tuple[str, ...] | None = None, view: str | None = None):
+    """(name, model, card) of the picked model, for the view this run shows.
+
+    `needs` names capabilities (genlab.models.base.NEEDS) the view reads; by default those of its
+    registry entry. A model that lacks one is replaced by the first model that has them all (the
+    sidebar and the URL follow, and one line says so, with the way back); only when no model here
+    fits does the view say it does not apply, pointing to where the model is explored, and stop.
     """
+    entry = registry.find(st.session_state.get(VIEW))
+    title = entry.title if entry else (view or "this view")
+    needs = (entry.needs if entry else ()) if needs is None else needs
     name = st.session_state.get("model")
     if not name:
         st.info("No model is loaded. Pick one in the sidebar, or train one on the Training page.")
@@ -232,14 +287,20 @@ def current_model(needs: tuple[str, ...] = ("images", "gaussian_latent"), view: 
     except genlab.CheckpointError as e:
         st.error(f"This checkpoint cannot be loaded: {e}")
         st.stop()
-    why = missing(model.capabilities, needs)
+    caps = model.capabilities
+    why = missing(caps, needs)
     if why:
-        where = family(card["family"]).explored_in
-        st.info(f"{name} {why}, so {view} does not apply to it: explore it on the {where} page, "
-                "or pick another model in the sidebar.")
-        if where in VIEW_FILES:
-            st.page_link(VIEW_FILES[where], label=f"Go to {where}")
+        just_switched = (st.session_state.get(SWITCHED) or {}).get("to") == name  # never twice in a row
+        to = None if just_switched else fitting_model(needs, but=name)
+        if to:
+            _switch(title, name, caps, why, to)
+        where = registry.home_of(caps)
+        st.info(f"{name} {why}, so {title} does not apply to it, nor to any other model here: explore it on the "
+                f"{where} page, or train a model that fits.")
+        if where != title:
+            st.page_link(registry.file(where), label=f"Go to {where}")
         st.stop()
+    _switch_note(title, name)
     return name, model, card
 
 
@@ -415,7 +476,7 @@ def generator(seed: int) -> torch.Generator:
 PIXELATED_CSS = "<style>[data-testid='stImage'] img, [data-testid='stImageContainer'] img {image-rendering: pixelated;}</style>"
 
 
-JOB_KEYS = {"job": "Training", "gan_job": "GAN Live", "rbm_job": "Energy Models"}  # session keys of this session's jobs -> their page
+JOB_KEYS = registry.job_views()  # session keys of this session's jobs -> the view that owns each
 
 
 def _job_badge() -> None:

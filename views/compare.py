@@ -10,7 +10,7 @@ import torch
 
 from genlab import latent
 from genlab.pagestate import parse_choice, parse_int
-from views import common
+from views import common, registry
 
 st.title("Compare models")
 st.caption("The same seed drives every model: models with the same latent size get the same z; "
@@ -26,14 +26,15 @@ if len(names) < 2:
             "train another on the Training or GAN Live page.")
     st.stop()
 
-SIZES = [16, 36, 64]
-NN_SPACES = ["off", "pixels", "classifier features"]
-PATHS = ["slerp", "lerp"]
+K = registry.keys("Compare")  # the URL keys this view reads, with their ranges
+SIZES = list(K["samples"].values)
+NN_SPACES = list(K["nn"].options)
+PATHS = list(K["path"].options)
 
 
 def _parse_models(v) -> list[str]:
     wanted = [s for s in str(v or "").split(",") if s]
-    picked = [s for s in wanted if s in names][:4]
+    picked = [s for s in wanted if s in names][:K["models"].hi]
     missing = [s for s in wanted if s not in names]
     if missing:
         st.session_state["_cmp_notice"] = f"Not here, left out: {', '.join(missing)}."
@@ -44,8 +45,8 @@ def _parse_models(v) -> list[str]:
 
 
 common.url_default("models", _parse_models)
-common.url_default("seed", lambda v: parse_int(v, 0, 2**31 - 1, 0))
-common.url_default("samples", lambda v: parse_int(v, 16, 64, 36) if parse_int(v, 16, 64, 36) in SIZES else 36)
+common.url_default("seed", lambda v: parse_int(v, K["seed"].lo, K["seed"].hi, 0))
+common.url_default("samples", lambda v: n if (n := parse_int(v, K["samples"].lo, K["samples"].hi, 36)) in SIZES else 36)
 common.url_default("path", lambda v: parse_choice(v, PATHS, "slerp"))
 common.url_default("nn", lambda v: parse_choice(v, NN_SPACES, "off"))
 st.session_state["models"] = [m for m in st.session_state["models"] if m in names]
@@ -53,7 +54,7 @@ note = st.session_state.pop("_cmp_notice", None)
 if note:
     st.warning(note)
 
-st.multiselect("Models (2 to 4)", names, key="models", max_selections=4, format_func=lambda n: labels.get(n, n))
+st.multiselect(f"Models ({K['models'].lo} to {K['models'].hi})", names, key="models", max_selections=K["models"].hi, format_func=lambda n: labels.get(n, n))
 picked = st.session_state["models"]
 st.query_params["models"] = ",".join(picked)
 if len(picked) < 2:
@@ -106,7 +107,7 @@ def samples_section():
     """The controls that only change the pictures, and the pictures: a new seed, size, path or
     neighbour space reruns this part alone (the metrics below depend on the models only)."""
     c1, c2, c3, c4 = st.columns([1, 1, 1, 2])
-    c1.number_input("Seed", 0, 2**31 - 1, step=1, key="seed", help="The same seed gives the same pictures.")
+    c1.number_input("Seed", K["seed"].lo, K["seed"].hi, step=1, key="seed", help="The same seed gives the same pictures.")
     c2.select_slider("Samples", SIZES, key="samples")
     c3.radio("Path", PATHS, key="path", horizontal=True,
              help="The interpolation strip goes from the grid's first code to the first code of seed s + 1.")

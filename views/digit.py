@@ -16,7 +16,7 @@ from PIL import Image
 
 from genlab import digits, viz
 from genlab.models import card_likelihoods, missing
-from views import common
+from views import common, registry
 from views.canvas import drawing_pad
 
 N_TEST = 500  # test digits each score is compared with (the first N of the test set)
@@ -31,7 +31,7 @@ st.caption("Draw a digit or upload a picture of one. It is prepared the way MNIS
            "sits at the centre of a 28×28 frame. The sidebar's model then encodes and scores it, and the MNIST "
            "classifier reads it.")
 common.show_notice()
-name, model, card = common.current_model(needs=("images",), view="Your Digit")
+name, model, card = common.current_model()
 caps = model.capabilities
 if not caps.mnist_images:
     st.info(f"{name} models {'×'.join(map(str, caps.data_shape))} images; your digit is prepared as a 28×28 MNIST "
@@ -250,7 +250,7 @@ c1, c2, c3 = st.columns([1, 1, 3])
 c1.button("Use as endpoint A", key="yd_use_a", on_click=_use, args=("a", digit.image))
 c2.button("Use as endpoint B", key="yd_use_b", on_click=_use, args=("b", digit.image))
 with c3:
-    st.page_link("views/interpolation.py", label="Open Interpolation", icon=":material/linear_scale:")
+    st.page_link(registry.file("Interpolation"), label="Open Interpolation", icon=registry.view("Interpolation").icon)
 held = [t.upper() for t in "ab" if st.session_state.get(ENDPOINT_KEY.format(t)) is not None]
 st.caption(("Interpolation holds your digit as endpoint " + " and ".join(held) + ". " if held else "")
            + ("Interpolation encodes its endpoints, so it offers your digit with models that can encode (VAEs, "

@@ -3,7 +3,7 @@ import streamlit as st
 
 import genlab
 from genlab.models import describe_card
-from views import common
+from views import common, registry
 
 st.title("genlab")
 st.markdown("Explore the latent spaces of deep generative models: sample them, scale and walk "
@@ -11,31 +11,12 @@ st.markdown("Explore the latent spaces of deep generative models: sample them, s
             "compare them side by side.")
 common.show_notice()
 
-PAGES = [
-    ("views/latent_explorer.py", "Latent Explorer", ":material/tune:",
-     "Samples from a seed; scale the means and spreads of the latent Gaussian; move one dimension at a time."),
-    ("views/interpolation.py", "Interpolation", ":material/linear_scale:",
-     "Straight (lerp) and spherical (slerp) paths between seeds or encoded test images; save as a GIF."),
-    ("views/manifold.py", "VAE Manifold", ":material/grid_on:",
-     "The decoded latent grid beside the encoded test set; click a point; the autoencoder's holes."),
-    ("views/training.py", "Training", ":material/monitoring:",
-     "-ELBO, reconstruction and KL curves, KL per dimension; train a new model in the background."),
-    ("views/gan_live.py", "GAN Live", ":material/play_circle:",
-     "Press Start and watch a GAN learn, on MNIST or 2-d data; pause, step D or G, scrub the film."),
-    ("views/flow.py", "Flow", ":material/waves:",
-     "A normalizing flow's exact likelihood: one digit through every layer and back, bits/dim, temperature."),
-    ("views/energy.py", "Energy Models", ":material/bolt:",
-     "RBM Gibbs chains and EBM Langevin chains frame by frame: denoising, inpainting, energies; AIS for RBMs."),
-    ("views/structure.py", "Structure Search", ":material/account_tree:",
-     "Which features should a coupling layer condition on? Watch an evolutionary search on table data."),
-    ("views/compare.py", "Compare", ":material/compare:",
-     "Two to four models from one seed, side by side: samples, paths, nearest neighbours, FID."),
-]
-for start in range(0, len(PAGES), 4):  # rows of four, so no title is cut
-    for col, (path, title, icon, line) in zip(st.columns(4), PAGES[start:start + 4]):
+CARDS = [v for v in registry.VIEWS if v.blurb]  # a card per view with a one-line blurb in the registry
+for start in range(0, len(CARDS), 4):  # rows of four, so no title is cut
+    for col, v in zip(st.columns(4), CARDS[start:start + 4]):
         with col:
-            st.page_link(path, label=title, icon=icon)
-            st.caption(line)
+            st.page_link(v.file, label=v.title, icon=v.icon)
+            st.caption(v.blurb)
 
 def _report_calibration() -> dict | None:
     cal = common._report().get("calibration") or {}
@@ -48,7 +29,7 @@ with left:
     name = st.session_state.get("model")
     if name:
         try:
-            _, model, card = common.current_model(needs=())
+            _, model, card = common.current_model()
             info = describe_card(card)
             latent = {"none": "", "binary": f"**{info['latent_dim']}** binary hidden units, "}.get(
                 info["latent"], f"latent size **{info['latent_dim']}**, ")
@@ -67,7 +48,7 @@ with left:
                        f"{cal['uniform noise']['fid']:,.0f})") if cal else ""
                 st.markdown(f"FID **{q['fid']:.1f}** on classifier features, lower is better{ref}; label entropy **{q['label_entropy']:.3f}** of 2.303 nats, "
                             f"precision {q['precision']:.2f}, recall {q['recall']:.2f}")
-                st.page_link("views/compare.py", label="Compare it with the others", icon=":material/compare:")
+                st.page_link(registry.file("Compare"), label="Compare it with the others", icon=registry.view("Compare").icon)
             rows = common.metric_rows(card)
             if rows:
                 st.dataframe(rows, hide_index=True)

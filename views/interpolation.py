@@ -9,15 +9,16 @@ import torch
 
 from genlab import latent, viz
 from genlab.pagestate import parse_choice, parse_int
-from views import common
+from views import common, registry
 
 st.title("Interpolation")
 common.show_notice()
-name, model, card = common.current_model(view="Interpolation")
+name, model, card = common.current_model()
 Z = model.capabilities.latent_dim
 can_encode = model.capabilities.encode
-SOURCES = ["seed", "test image"] if can_encode else ["seed"]
-METHODS = ["slerp", "lerp", "both"]
+K = registry.keys("Interpolation")  # the URL keys this view reads, with their ranges
+SOURCES = list(K["a_src"].options) if can_encode else ["seed"]
+METHODS = list(K["method"].options)
 test = common.test_set(card.get("dataset", {}).get("name", "mnist")) if can_encode else None
 YOURS = "your digit"  # not in the URL: a link without the digit falls back to a test image
 
@@ -41,7 +42,7 @@ def endpoint(tag: str, default_seed: int, default_index: int):
                        else parse_choice(v, SOURCES, fallback))
     if st.session_state[f"{tag}_src"] not in choices:  # e.g. "your digit" with none stored
         st.session_state[f"{tag}_src"] = fallback
-    common.url_default(f"{tag}_seed", lambda v: parse_int(v, 0, 2**31 - 1, default_seed))
+    common.url_default(f"{tag}_seed", lambda v: parse_int(v, K[f"{tag}_seed"].lo, K[f"{tag}_seed"].hi, default_seed))
     common.url_default(f"{tag}_idx", lambda v: parse_int(v, 0, len(test) - 1 if test else 0, default_index))
     src = st.radio(f"Endpoint {tag}", choices, key=f"{tag}_src", horizontal=True)
     if src == YOURS:
@@ -50,7 +51,7 @@ def endpoint(tag: str, default_seed: int, default_index: int):
             z = model.encode(x)[0]
         return (YOURS, z, x), "your digit"
     if src == "seed":
-        st.number_input("seed", 0, 2**31 - 1, step=1, key=f"{tag}_seed")
+        st.number_input("seed", K[f"{tag}_seed"].lo, K[f"{tag}_seed"].hi, step=1, key=f"{tag}_seed")
         return ("seed", int(st.session_state[f"{tag}_seed"])), f"seed {st.session_state[f'{tag}_seed']}"
     pick = st.radio("pick by", ["index", "label"], key=f"{tag}_by", horizontal=True)
     if pick == "label":
@@ -88,15 +89,15 @@ if lacking:
                f"{' / '.join(lacking)}”." if can_encode else
                f"Your own digit can be an endpoint with a model that can encode it (a VAE, an autoencoder or a "
                f"flow); {name} cannot.")
-    st.page_link("views/digit.py", label="Your Digit", icon=":material/draw:")
+    st.page_link(registry.file("Your Digit"), label="Your Digit", icon=registry.view("Your Digit").icon)
 
 common.url_default("method", lambda v: parse_choice(v, METHODS, "both"))
-common.url_default("steps", lambda v: parse_int(v, 3, 24, 10))
+common.url_default("steps", lambda v: parse_int(v, K["steps"].lo, K["steps"].hi, 10))
 c1, c2 = st.columns(2)
 c1.radio("Path", METHODS, key="method", horizontal=True,
          help="lerp: the straight line. slerp: the great circle, with the norm blended linearly; "
               "it keeps codes at the norms the prior makes typical.")
-c2.slider("Steps", 3, 24, key="steps")
+c2.slider("Steps", K["steps"].lo, K["steps"].hi, key="steps")
 common.url_write("a_src", "a_seed", "a_idx", "b_src", "b_seed", "b_idx", "method", "steps")
 steps = st.session_state["steps"]
 methods = ["lerp", "slerp"] if st.session_state["method"] == "both" else [st.session_state["method"]]

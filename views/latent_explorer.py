@@ -5,27 +5,28 @@ import torch
 
 from genlab import latent
 from genlab.pagestate import parse_choice, parse_float, parse_int
-from views import common
+from views import common, registry
 
 st.title("Latent Explorer")
 common.show_notice()
-name, model, card = common.current_model(view="the Latent Explorer")
+name, model, card = common.current_model()
 caps = model.capabilities
 Z = caps.latent_dim
-NN_SPACES = ["off", "pixels", "classifier features"]
+K = registry.keys("Latent Explorer")  # the URL keys this view reads, with their ranges
+NN_SPACES = list(K["nn"].options)
 
 # ----------------------------------------------------------------------------- samples
 @st.fragment
 def samples_section():
     st.subheader("Samples from the prior")
-    common.url_default("seed", lambda v: parse_int(v, 0, 2**31 - 1, 0))
-    common.url_default("n", lambda v: parse_int(v, 2, 16, 8))
-    common.url_default("temp", lambda v: parse_float(v, 0.1, 1.5, 1.0, 0.05))
+    common.url_default("seed", lambda v: parse_int(v, K["seed"].lo, K["seed"].hi, 0))
+    common.url_default("n", lambda v: parse_int(v, K["n"].lo, K["n"].hi, 8))
+    common.url_default("temp", lambda v: parse_float(v, K["temp"].lo, K["temp"].hi, 1.0, 0.05))
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+    c1.number_input("Seed", min_value=K["seed"].lo, max_value=K["seed"].hi, step=1, key="seed",
                     help="The same seed always gives the same codes and pictures.")
-    c2.slider("Grid side", 2, 16, key="n", help="The grid shows side × side samples.")
-    c3.slider("Temperature T", 0.1, 1.5, step=0.05, key="temp",
+    c2.slider("Grid side", K["n"].lo, K["n"].hi, key="n", help="The grid shows side × side samples.")
+    c3.slider("Temperature T", K["temp"].lo, K["temp"].hi, step=0.05, key="temp",
               help="Codes from the prior with its spread scaled by T: z ~ N(μ, (T σ)²). Below 1 the samples "
                    "stay near the prior's centre (cleaner, less varied); above 1 they wander off.")
     common.url_write("seed", "n", "temp")
@@ -85,13 +86,13 @@ def scaling_section():
         r"$\sigma = |s_\sigma \cdot \mathrm{linspace}(-1, 1, Z)|$: "
         f"each of the {Z} dimensions gets its own mean and spread. "
         r"$s_\mu = 0, s_\sigma = 1$ is close to the prior; large $s_\mu$ leaves the region the decoder was trained on.")
-    common.url_default("sm", lambda v: parse_float(v, -3.0, 3.0, 0.0, 0.1))
-    common.url_default("ss", lambda v: parse_float(v, 0.0, 3.0, 1.0, 0.1))
-    common.url_default("gs", lambda v: parse_int(v, 2, 16, 8))
+    common.url_default("sm", lambda v: parse_float(v, K["sm"].lo, K["sm"].hi, 0.0, 0.1))
+    common.url_default("ss", lambda v: parse_float(v, K["ss"].lo, K["ss"].hi, 1.0, 0.1))
+    common.url_default("gs", lambda v: parse_int(v, K["gs"].lo, K["gs"].hi, 8))
     controls, picture = st.columns([1, 2])
-    controls.slider("Scale of the means  s_μ", -3.0, 3.0, step=0.1, key="sm")
-    controls.slider("Scale of the standard deviations  s_σ", 0.0, 3.0, step=0.1, key="ss")
-    controls.slider("Grid side ", 2, 16, key="gs")
+    controls.slider("Scale of the means  s_μ", K["sm"].lo, K["sm"].hi, step=0.1, key="sm")
+    controls.slider("Scale of the standard deviations  s_σ", K["ss"].lo, K["ss"].hi, step=0.1, key="ss")
+    controls.slider("Grid side ", K["gs"].lo, K["gs"].hi, key="gs")
     common.url_write("sm", "ss", "gs")
     n, sm, ss = st.session_state["gs"], st.session_state["sm"], st.session_state["ss"]
     seed = int(st.session_state.get("seed", 0))
@@ -117,26 +118,26 @@ def dims_section():
     st.subheader("One dimension at a time")
     st.caption(f"Start from a code, then move its first {k} coordinates. The strip sweeps the chosen "
                "dimension from −3 to +3 with the others held fixed.")
-    common.url_default("base", lambda v: parse_int(v, 0, 2**31 - 1, 0))
+    common.url_default("base", lambda v: parse_int(v, K["base"].lo, K["base"].hi, 0))
     keys = [f"d{i}" for i in range(k)]
 
     def reset_dims():
         with torch.inference_mode():
             base = model.prior_sample(1, common.generator(st.session_state["base"]))[0].cpu()
         for i, key in enumerate(keys):
-            st.session_state[key] = round(max(-3.0, min(3.0, float(base[i]))), 1)
+            st.session_state[key] = round(max(K[key].lo, min(K[key].hi, float(base[i]))), 1)
 
     if any(key not in st.session_state for key in keys):
         reset_dims()
         for key in keys:  # a shared link overrides the starting point
             if key in st.query_params:
-                st.session_state[key] = parse_float(st.query_params[key], -3.0, 3.0, st.session_state[key], 0.1)
+                st.session_state[key] = parse_float(st.query_params[key], K[key].lo, K[key].hi, st.session_state[key], 0.1)
     left, right = st.columns([2, 3])
     with left:
-        st.number_input("Starting code (seed)", 0, 2**31 - 1, step=1, key="base", on_change=reset_dims,
+        st.number_input("Starting code (seed)", K["base"].lo, K["base"].hi, step=1, key="base", on_change=reset_dims,
                         help="Sets the sliders to the first coordinates of this seed's prior sample.")
         for i, key in enumerate(keys):
-            st.slider(f"z[{i}]", -3.0, 3.0, step=0.1, key=key)
+            st.slider(f"z[{i}]", K[key].lo, K[key].hi, step=0.1, key=key)
         sweep = st.selectbox("Sweep dimension", list(range(k)), key="sweep")
     common.url_write("base", *keys)
     base, values = int(st.session_state["base"]), tuple(float(st.session_state[key]) for key in keys)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from genlab import lessons
-from views import common
+from views import common, registry
 
 ACTIVE = "_lesson"
 DRAFT = "_lesson_draft"
@@ -27,7 +27,7 @@ BAR_CSS = """<style>
 
 def views() -> dict:
     """The views a step may open, with the URL keys each reads (the Lessons page is not one)."""
-    return lessons.known_views([t for t in common.VIEW_FILES if t != LESSONS_PAGE])
+    return registry.lesson_views()
 
 
 def model_names() -> list[str]:
@@ -46,14 +46,15 @@ def open_step(lesson: lessons.Lesson, k: int) -> None:
     k = max(0, min(len(lesson.steps) - 1, k))
     step = lesson.steps[k]
     st.session_state[ACTIVE] = {"lesson": lesson, "step": k}
-    for key in (*lessons.VIEW_KEYS.get(step.view, {}), *lessons.VIEW_EXTRA_KEYS.get(step.view, ())):
+    entry = registry.view(step.view)
+    for key in (*entry.keys, *entry.extra_keys):
         st.session_state.pop(key, None)
     params = step.query()
     if "model" in params:
         st.session_state["_select_model"] = params["model"]
     elif st.session_state.get("model"):
         params["model"] = st.session_state["model"]
-    st.switch_page(common.VIEW_FILES[step.view], query_params=params)
+    st.switch_page(entry.file, query_params=params)
 
 
 def leave() -> None:
@@ -70,7 +71,7 @@ def show(nav) -> None:
     step, n = lesson.steps[k], len(lesson.steps)
     st.markdown(BAR_CSS, unsafe_allow_html=True)
     with st.container(border=True, key="lesson_bar"):
-        where = f":material/school: Lesson: **{_plain(lesson.title)}** · "
+        where = f"{registry.view(LESSONS_PAGE).icon} Lesson: **{_plain(lesson.title)}** · "
         if nav.title == step.view:
             st.container(key="lesson_where").markdown(f"{where}step {k + 1} of {n} · {step.view}")
             with st.container(key="lesson_note"):
@@ -140,4 +141,4 @@ def teacher_box(nav) -> None:
         if steps:
             st.caption(f"The draft has {len(steps)} step{'s' if len(steps) != 1 else ''}: name it, download it "
                        "or save it on the Lessons page.")
-            st.page_link(common.VIEW_FILES[LESSONS_PAGE], label="Open the draft", icon=":material/school:")
+            st.page_link(registry.file(LESSONS_PAGE), label="Open the draft", icon=registry.view(LESSONS_PAGE).icon)

@@ -7,17 +7,18 @@ import torch
 
 from genlab import latent, viz
 from genlab.pagestate import parse_choice, parse_float, parse_int, selected_rows
-from views import common
+from views import common, registry
 
 st.title("VAE Manifold")
 common.show_notice()
-name, model, card = common.current_model(needs=("images", "gaussian_latent", "encode"), view="the manifold view")
+name, model, card = common.current_model()
 Z = model.capabilities.latent_dim
 codes, labels = common.test_codes(name)
 loc, scale = (t.cpu() for t in model.prior())
 
 # ----------------------------------------------------------------------------- the plane
-PLANES = ["principal directions", "two dimensions"]
+K = registry.keys("VAE Manifold")  # the URL keys this view reads, with their ranges
+PLANES = list(K["plane"].options)
 
 
 def find_plane(plane: tuple):
@@ -70,13 +71,13 @@ left, right = st.columns(2)
 
 @st.fragment
 def grid_view():
-    common.url_default("res", lambda x: parse_int(x, 5, 30, 20))
-    common.url_default("plo", lambda x: parse_float(x, 0.001, 0.45, 0.05, 0.001))
-    common.url_default("phi", lambda x: parse_float(x, 0.55, 0.999, 0.95, 0.001))
+    common.url_default("res", lambda x: parse_int(x, K["res"].lo, K["res"].hi, 20))
+    common.url_default("plo", lambda x: parse_float(x, K["plo"].lo, K["plo"].hi, 0.05, 0.001))
+    common.url_default("phi", lambda x: parse_float(x, K["phi"].lo, K["phi"].hi, 0.95, 0.001))
     c1, c2, c3 = st.columns(3)
-    c1.slider("Resolution", 5, 30, key="res", help="images per side")
-    c2.slider("from probability", 0.001, 0.45, step=0.001, key="plo", format="%.3f")
-    c3.slider("to probability", 0.55, 0.999, step=0.001, key="phi", format="%.3f")
+    c1.slider("Resolution", K["res"].lo, K["res"].hi, key="res", help="images per side")
+    c2.slider("from probability", K["plo"].lo, K["plo"].hi, step=0.001, key="plo", format="%.3f")
+    c3.slider("to probability", K["phi"].lo, K["phi"].hi, step=0.001, key="phi", format="%.3f")
     common.url_write("res", "plo", "phi")
     n, plo, phi = st.session_state["res"], st.session_state["plo"], st.session_state["phi"]
 

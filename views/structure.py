@@ -9,7 +9,7 @@ from genlab import export, store, structure, viz
 from genlab.jobs import JobRefused
 from genlab.pagestate import parse_choice, parse_int
 from genlab.tabular import TABLES
-from views import common
+from views import common, registry
 
 st.title("Structure Search")
 st.caption("A coupling layer keeps some features as they are and uses them to scale and shift the rest. On "
@@ -19,10 +19,11 @@ st.caption("A coupling layer keeps some features as they are and uses them to sc
            "from scratch beside parity and random masks.")
 common.show_notice()
 
-LIMITS = {"s_layers": (1, 12, 4), "s_budget": (5, 400, 200), "s_offspring": (1, 8, 1), "s_seed": (0, 9999, 0)}
+K = registry.keys("Structure Search")  # the URL keys this view reads, with their ranges
+DEFAULTS = {"s_layers": 4, "s_budget": 200, "s_offspring": 1, "s_seed": 0}
 common.url_default("s_data", lambda v: parse_choice(v, list(TABLES), "magic"))
-for key, (lo, hi, default) in LIMITS.items():
-    common.url_default(key, lambda v, lo=lo, hi=hi, default=default: parse_int(v, lo, hi, default))
+for key, default in DEFAULTS.items():
+    common.url_default(key, lambda v, spec=K[key], default=default: parse_int(v, spec.lo, spec.hi, default))
 
 live: structure.LiveSearch | None = st.session_state.get("search_live")
 job = st.session_state.get("search_job")
@@ -32,14 +33,14 @@ active = job is not None and job.active
 if live is None:
     c1, c2, c3, c4, c5 = st.columns([3, 1, 1, 1, 1])
     c1.selectbox("Data set", list(TABLES), key="s_data", format_func=lambda n: TABLES[n]["label"])
-    c2.number_input("Depth (layers)", *LIMITS["s_layers"][:2], key="s_layers",
+    c2.number_input("Depth (layers)", K["s_layers"].lo, K["s_layers"].hi, key="s_layers",
                     help="Coupling layers, each after a learned per-feature scale and shift.")
-    c3.number_input("Budget (iterations)", *LIMITS["s_budget"][:2], key="s_budget",
+    c3.number_input("Budget (iterations)", K["s_budget"].lo, K["s_budget"].hi, key="s_budget",
                     help="Search iterations; each trains its offspring for 50 SGD steps. The paper uses 200.")
-    c4.number_input("Offspring per iteration", *LIMITS["s_offspring"][:2], key="s_offspring",
+    c4.number_input("Offspring per iteration", K["s_offspring"].lo, K["s_offspring"].hi, key="s_offspring",
                     help="λ offspring trained at once as one batched model; the best of them may replace the "
                          "parent. 1 is the paper's algorithm.")
-    c5.number_input("Seed", *LIMITS["s_seed"][:2], key="s_seed")
+    c5.number_input("Seed", K["s_seed"].lo, K["s_seed"].hi, key="s_seed")
     common.url_write("s_data", "s_layers", "s_budget", "s_offspring", "s_seed")
     t = TABLES[st.session_state["s_data"]]
     st.caption(f"{t['label']}: raw features, batch {t['batch_size']}; the paper's flow (one tanh layer per "
@@ -137,7 +138,7 @@ def results_view(x: dict) -> None:
     with c1:
         st.subheader("Test bits per dimension")
         st.dataframe(rows, hide_index=True, width="stretch")
-        st.caption(f"Lowest on test: {best['model']}. One instance and one seed: the README's tables give "
+        st.caption(f"Lowest on test: {best['model']}. One instance and one seed: docs/structure-search-summary.md gives "
                    "20 instances per depth, with their spread.")
         search = st.session_state["search_live"]
         if search.final is not None:

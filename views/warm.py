@@ -22,9 +22,10 @@ import ssl
 import sys
 import threading
 import time
-from pathlib import Path
 
 import streamlit as st
+
+from views import registry
 
 log = logging.getLogger("genlab.warm")
 
@@ -38,22 +39,22 @@ def enabled() -> bool:
     return "streamlit.web.bootstrap" in sys.modules  # what `streamlit run` starts the server with
 
 
-SKIP = ("GAN Live", "Structure Search", "Lessons")  # they start jobs or read a person's input
-FIRST = ("Home", "Latent Explorer", "Interpolation", "VAE Manifold", "Compare", "Training", "Your Digit")
-
-
-def visits(models: list[dict], default: str, view_files: dict[str, str]) -> list[tuple[str, str]]:
-    """(url path, query) of each view to open, most wanted first: every view a class starts from
-    with the default model; each model on the view made for it; then every other view with every
-    model (a student who picked the flow in the sidebar keeps it on the Manifold, whose test-set
-    codes then come from the flow). A view that does not apply to a model stops at once. Views
-    that start a job or read a person's input (GAN Live, Structure Search, Lessons) and Compare
-    with other models (its own list) are left out."""
-    path = {title: Path(f).stem for title, f in view_files.items() if title not in SKIP}
-    path["Home"] = ""
-    out = [(path[t], f"model={default}") for t in FIRST if t in path]
-    out += [(path[m["explored_in"]], f"model={m['name']}") for m in models if m.get("explored_in") in path]
-    out += [(path[t], f"model={m['name']}") for m in models for t in path if t != "Compare"]
+def visits(models: list[dict], default: str, views=None) -> list[tuple[str, str]]:
+    """(url path, query) of each view to open, most wanted first: the views of the warm-up's first
+    round (the registry's `warm` order) with the default model; each model on the view where it is
+    explored best; then every warmed view with every model it fits (a student who picked the flow
+    in the sidebar keeps it on the Manifold, whose test-set codes then come from the flow). Only
+    pairs where the view fits the model: a view opened with another switches models. Views with
+    `warm` 0 (they start a job or read a person's input) are left out, and Compare (its own list
+    of models) opens with the default model only. `models` are the picker's entries (with "caps")."""
+    views = [v for v in (registry.VIEWS if views is None else views) if v.warm]
+    caps = {m["name"]: m["caps"] for m in models}
+    first = sorted(views, key=lambda v: v.warm)
+    out = [(v.path, f"model={default}") for v in first if default in caps and registry.fits(v, caps[default])]
+    home = {v.title: v for v in views}
+    out += [(home[t].path, f"model={m['name']}") for m in models if (t := registry.home_of(m["caps"])) in home]
+    out += [(v.path, f"model={m['name']}") for m in models for v in views
+            if v.warm_each and registry.fits(v, m["caps"])]
     seen = set()
     return [v for v in out if not (v in seen or seen.add(v))]
 
@@ -136,7 +137,7 @@ def start() -> threading.Thread | None:
     if not enabled():
         return None
     from views import common
-    todo = visits(common.list_models(), common.DEFAULT_MODEL, common.VIEW_FILES)
+    todo = visits(common.list_models(), common.DEFAULT_MODEL)
     t = threading.Thread(target=_run, args=(list(todo),), name="genlab-warm", daemon=True)
     t.start()
     return t
