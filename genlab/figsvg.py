@@ -6,18 +6,20 @@ same figure as one SVG picture costs the browser a few milliseconds. So the view
 chart as this picture by default, and the figure itself (hover, zoom, click) when a person
 turns on interactive charts (views/common.py `chart`).
 
-`figure_svg` reads the figure's own data and layout (`fig.to_plotly_json()`), so both drawings
-come from one figure. It draws what genlab's figures use: scatter and scattergl (lines,
-markers, lines+markers, step lines, error bars, NaN gaps), bars (grouped or overlaid, with a
-base), histograms (nbinsx or xbins; histnorm), heatmaps (a colour scale, gaps, a colour bar),
-horizontal and vertical lines with their notes, subplots side by side (make_subplots), a second
-y axis on the right, log axes, categorical axes, reversed axes, equal scales (scaleanchor),
-titles and legends. Colours a trace does not set follow Streamlit's chart theme, as
+`figure_svg` reads the figure's own data and layout (`fig.to_plotly_json()`, or that JSON
+given as a dict, as genlab's live charts build it), so both drawings come from one figure. It
+draws what genlab's figures use: scatter and scattergl (lines, markers, lines+markers, step
+lines, error bars, NaN gaps), bars (grouped or overlaid, with a base), histograms (nbinsx or
+xbins; histnorm), heatmaps (a named or a given colour scale, gaps, a colour bar), horizontal
+and vertical lines with their notes, subplots side by side (make_subplots), a second y axis on
+the right, log axes, categorical axes, reversed axes, equal scales (scaleanchor), titles and
+legends. Colours a trace does not set follow Streamlit's chart theme, as
 st.plotly_chart draws them.
 """
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import re
@@ -132,8 +134,26 @@ def _rgb(colour) -> tuple[int, int, int, float]:
     return 0, 0, 0, 1.0
 
 
+def colourscale(scale) -> list:
+    """A colour scale as [[position, colour], ...]: a named one ("RdBu") or a list of colours is
+    spread evenly, as Plotly expands them (a figure given as a dict has not been through Plotly)."""
+    if isinstance(scale, str):
+        scale = list(_named_colours(scale))
+    if len(scale) and isinstance(scale[0], str):
+        return [[i / (len(scale) - 1), c] for i, c in enumerate(scale)]
+    return scale
+
+
+@functools.lru_cache(maxsize=16)
+def _named_colours(name: str) -> tuple:
+    """The colours of one of Plotly's named colour scales (looked up once: Plotly's lookup is slow)."""
+    from plotly.colors import get_colorscale
+    return tuple(c for _, c in get_colorscale(name))
+
+
 def colourscale_lut(scale, n: int = 256) -> np.ndarray:
-    """(n, 3) uint8 colours along a Plotly colour scale ([[position, colour], ...])."""
+    """(n, 3) uint8 colours along a Plotly colour scale ([[position, colour], ...], or a name)."""
+    scale = colourscale(scale)
     pos = np.array([float(p) for p, _ in scale])
     cols = np.array([_rgb(c)[:3] for _, c in scale], dtype=np.float64)
     t = np.linspace(0, 1, n)
@@ -177,7 +197,7 @@ class _Axis:
         """Data values as this axis's linear coordinates (log10 on a log axis, NaN where undefined)."""
         if values is None:
             return np.zeros(0)
-        arr = np.asarray(values, dtype=object).ravel() if not isinstance(values, np.ndarray) else values.ravel()
+        arr = values.ravel() if isinstance(values, np.ndarray) else _array(values)
         if arr.dtype.kind in "US":
             return self.category(arr)
         if arr.dtype == object and any(isinstance(v, str) for v in arr):
@@ -250,6 +270,18 @@ class _Axis:
         else:
             vals = nice_ticks(lo, hi, n)
         return labelled(vals, hi - lo)
+
+
+def _array(values) -> np.ndarray:
+    """A list as a flat array: numeric where every item is a number, else of objects (numbers
+    beside strings or None, or rows of unequal length)."""
+    try:
+        arr = np.asarray(values)
+    except ValueError:
+        arr = None
+    if arr is None or arr.dtype.kind not in "fiub":
+        arr = np.asarray(values, dtype=object)
+    return arr.ravel()
 
 
 def _len(values) -> int:
@@ -340,8 +372,8 @@ def _decode(v):
                 arr = arr.reshape([int(k) for k in str(shape).split(",")])
             return arr
         return {k: _decode(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_decode(x) for x in v]
+    if isinstance(v, list) and v and isinstance(v[0], (dict, list)):  # Plotly's arrays are of one kind:
+        return [_decode(x) for x in v]  # numbers or strings are returned as they are
     return v
 
 
@@ -612,20 +644,13 @@ def _scatter(item: dict, tr: dict, ax: _Axis, ay: _Axis) -> dict:
 
 
 def _path(px: np.ndarray, py: np.ndarray, step: bool = False) -> str:
-    """One SVG path through the points, broken where a value is missing (NaN)."""
-    parts, pen = [], False
-    for x, y in zip(px.tolist(), py.tolist()):
-        if not (math.isfinite(x) and math.isfinite(y)):
-            pen = False
-            continue
-        if not pen:
-            parts.append(f"M{x:.1f} {y:.1f}")
-            pen = True
-        elif step:
-            parts.append(f"H{x:.1f}V{y:.1f}")
-        else:
-            parts.append(f"L{x:.1f} {y:.1f}")
-    return "".join(parts)
+    """One SVG path through the points, broken where a value is missing (NaN): each run of
+    points is "M x y" then "L x y" (or "H x V y", a step) per point, formatted in one go."""
+    ok = np.isfinite(px) & np.isfinite(py)
+    edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(np.int8), 0]))  # where each run starts and ends
+    seg = "H%.1fV%.1f" if step else "L%.1f %.1f"
+    fmt = "".join("M%.1f %.1f" + seg * (b - a - 1) for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()))
+    return fmt % tuple(np.stack([px[ok], py[ok]], 1).ravel().tolist())
 
 
 MARKER_LAYERS = 4  # translucent markers that overlap build up to this many layers (0.5 opaque: 94%)
@@ -686,7 +711,7 @@ def _markers(out: list, px: np.ndarray, py: np.ndarray, marker: dict, colour: st
             layer = overlap_layers(xs, ys, size) if translucent else np.zeros(len(xs), dtype=int)
             for k in range(int(layer.max()) + 1):
                 on = layer == k
-                d = "".join(f"M{x:.1f} {y:.1f}h0" for x, y in zip(xs[on].tolist(), ys[on].tolist()))
+                d = ("M%.1f %.1fh0" * int(on.sum())) % tuple(np.stack([xs[on], ys[on]], 1).ravel().tolist())
                 out.append(f'<path d="{d}" stroke="{c}" stroke-width="{size:.3g}" stroke-linecap="round" '
                            f'fill="none"{op}/>')
 

@@ -1,11 +1,12 @@
-"""Tensors to pictures: image grids as uint8 arrays, PNG and GIF bytes, plotly figures.
+"""Tensors to pictures: image grids as uint8 arrays, PNG and GIF bytes, and charts.
 
 Grids use torchvision.utils.make_grid where torchvision imports and genlab's own
-equivalent otherwise; both give the same layout.
+equivalent otherwise; both give the same layout. Every chart has one builder, which returns
+a Plotly figure: Plotly draws it when a person asks for interactive charts, and its picture
+is that figure drawn by genlab/figsvg.py.
 """
 from __future__ import annotations
 
-import functools
 import io
 from dataclasses import dataclass
 import math
@@ -175,12 +176,13 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", heigh
 
 @dataclass
 class LineChart:
-    """A line chart as data, drawn either by Plotly (interactive) or as a small SVG.
+    """A line chart as data: `figure()` builds it, `plotly()` is that figure for interactive
+    charts and `svg(width)` its picture (genlab/figsvg.py), so both drawings are one chart.
 
-    Live views redraw their curves every second. In a browser without a GPU each Plotly
-    redraw holds the page's main thread for ~50-150 ms, and a click waits behind it;
-    an SVG image of the same chart costs the browser next to nothing. So GAN Live draws
-    SVG while training runs and Plotly (hover, zoom) when paused or stopped.
+    Live views show the picture while a run is live: they redraw every second, and a Plotly
+    redraw would hold a GPU-less browser's main thread each time. The figure is built as
+    Plotly's JSON (a dict that go.Figure takes as it is) rather than as a go.Figure, whose
+    validation of every point costs several times the drawing of the picture.
     """
     series: list  # (x, y, name, colour)
     xtitle: str
@@ -189,124 +191,46 @@ class LineChart:
     hline: float | None = None
     height: int = 260
     right: dict | None = None  # one more series on its own right-hand axis: x, y, name, colour, title, range, ticks
-    log_y: bool = False  # Plotly only: a logarithmic y axis
+    log_y: bool = False  # a logarithmic y axis (the left one); `yrange` stays in data units
+
+    def figure(self) -> dict:
+        """The chart as a Plotly figure's JSON: lines, a dotted reference line, a right-hand axis."""
+        data = [{"line": {"color": c}, "mode": "lines", "name": name, "x": x, "y": y, "type": "scatter"}
+                for x, y, name, c in self.series]
+        yaxis = {"title": {"text": self.ytitle}}
+        rng = (_log_range(self.yrange) if self.log_y else list(self.yrange)) if self.yrange else None
+        if rng:
+            yaxis["range"] = rng
+        if self.log_y:
+            yaxis["type"] = "log"
+        layout = {"margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "legend": {"orientation": "h", "y": -0.3},
+                  "yaxis": yaxis, "height": self.height, "xaxis": {"title": {"text": self.xtitle}}}
+        if self.hline is not None:  # across the plot at y, as Plotly's add_hline draws it
+            layout["shapes"] = [{"line": {"dash": "dot"}, "type": "line", "x0": 0, "x1": 1, "xref": "x domain",
+                                 "y0": self.hline, "y1": self.hline, "yref": "y"}]
+        r = self.right
+        if r:
+            data.append({"line": {"color": r["colour"], "dash": "dot"}, "mode": "lines", "name": r["name"],
+                         "x": r["x"], "y": r["y"], "yaxis": "y2", "type": "scatter"})
+            ticks = {"tickmode": "array", "tickvals": list(r["ticks"][0]), "ticktext": list(r["ticks"][1])} \
+                if r.get("ticks") else {}
+            layout["yaxis2"] = {"title": {"text": r["title"]}, "range": list(r["range"]), "overlaying": "y",
+                                "side": "right", "showgrid": False, **ticks}
+        return {"data": data, "layout": layout}
 
     def plotly(self):
         import plotly.graph_objects as go
-
-        fig = go.Figure([go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(color=c))
-                         for x, y, name, c in self.series])
-        if self.hline is not None:
-            fig.add_hline(y=self.hline, line_dash="dot")
-        fig.update_layout(height=self.height, margin=dict(l=10, r=10, t=10, b=10), xaxis_title=self.xtitle,
-                          yaxis_title=self.ytitle, legend=dict(orientation="h", y=-0.3),
-                          yaxis=dict(range=self.yrange) if self.yrange else {})
-        if self.log_y:
-            fig.update_yaxes(type="log")
-        r = self.right
-        if r:
-            fig.add_trace(go.Scatter(x=r["x"], y=r["y"], mode="lines", name=r["name"],
-                                     line=dict(color=r["colour"], dash="dot"), yaxis="y2"))
-            ticks = dict(tickmode="array", tickvals=r["ticks"][0], ticktext=r["ticks"][1]) if r.get("ticks") else {}
-            fig.update_layout(yaxis2=dict(title=r["title"], range=r["range"], overlaying="y", side="right",
-                                          showgrid=False, **ticks))
-        return fig
+        return go.Figure(self.figure())
 
     def svg(self, width: int = 300) -> str:
-        return _svg_chart(self, width)
+        return figsvg.figure_svg(self.figure(), width)
 
 
-def _ticks(lo: float, hi: float, n: int = 6) -> list[tuple[float, str]]:
-    """About n round ticks covering [lo, hi], each with its label: the chart pictures' own
-    (`figsvg.nice_ticks`, `figsvg.tick_label`), so live and still charts read alike."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [(lo, figsvg.tick_label(lo))] if math.isfinite(lo) else []
-    return figsvg.labelled(figsvg.nice_ticks(lo, hi, n), hi - lo)
-
-
-def _range_of(values, given) -> tuple[float, float]:
-    if given:
-        return float(given[0]), float(given[1])
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return 0.0, 1.0
-    lo, hi = min(finite), max(finite)
-    pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.05
-    return lo - pad, hi + pad
-
-
-def _svg_chart(ch: LineChart, width: int) -> str:
-    """The chart as a self-contained SVG string (axes, ticks, grid, legend), Plotly-like."""
-    from html import escape
-
-    h = ch.height
-    left, right_m, top, bottom = 58, (58 if ch.right else 14), 10, 74
-    pw, ph = width - left - right_m, h - top - bottom
-    xs = [v for x, *_ in ch.series for v in x] + (list(ch.right["x"]) if ch.right else [])
-    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
-    if x1 <= x0:
-        x1 = x0 + 1
-    y0, y1 = _range_of([v for _, y, *_ in ch.series for v in y], ch.yrange)
-
-    def px(v):
-        return left + (v - x0) / (x1 - x0) * pw
-
-    def py(v, lo=y0, hi=y1):
-        return top + (1 - (v - lo) / (hi - lo)) * ph
-
-    def path(x, y, lo=y0, hi=y1):
-        parts, run = [], []
-        for a, b in zip(x, y):
-            if b is None or not math.isfinite(b):
-                if run:
-                    parts.append(run)
-                run = []
-                continue
-            run.append(f"{px(a):.1f},{py(min(max(b, lo - (hi - lo)), hi + (hi - lo)), lo, hi):.1f}")
-        if run:
-            parts.append(run)
-        return " ".join("M" + " L".join(r) for r in parts)
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="{width}" height="{h}" '
-           f'font-family="sans-serif" font-size="11" fill="#555">',
-           f'<defs><clipPath id="plot"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath></defs>']
-    for t, label in _ticks(y0, y1):
-        y = py(t)
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
-    for t, label in _ticks(x0, x1, 5):
-        x = px(t)
-        out.append(f'<text x="{x:.1f}" y="{top + ph + 15}" text-anchor="middle">{label}</text>')
-    out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#bbb"/>')
-    out.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 33}" text-anchor="middle" font-size="12">'
-               f'{escape(ch.xtitle)}</text>')
-    out.append(f'<text transform="translate(14,{top + ph / 2:.1f}) rotate(-90)" text-anchor="middle" '
-               f'font-size="12">{escape(ch.ytitle)}</text>')
-    if ch.hline is not None and y0 <= ch.hline <= y1:
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(ch.hline):.1f}" y2="{py(ch.hline):.1f}" '
-                   f'stroke="#222" stroke-dasharray="2,3"/>')
-    legend = [(name, c, "") for _, _, name, c in ch.series]
-    for x, y, _, c in ch.series:
-        out.append(f'<path d="{path(x, y)}" fill="none" stroke="{c}" stroke-width="1.6" clip-path="url(#plot)"/>')
-    r = ch.right
-    if r:
-        lo, hi = _range_of(r["y"], r.get("range"))
-        pairs = list(zip(*r["ticks"])) if r.get("ticks") else _ticks(lo, hi)
-        for t, label in pairs:
-            out.append(f'<text x="{left + pw + 6}" y="{py(t, lo, hi) + 4:.1f}">{escape(str(label))}</text>')
-        out.append(f'<text transform="translate({width - 12},{top + ph / 2:.1f}) rotate(90)" '
-                   f'text-anchor="middle" font-size="12">{escape(r["title"])}</text>')
-        out.append(f'<path d="{path(r["x"], r["y"], lo, hi)}" fill="none" stroke="{r["colour"]}" stroke-width="1.6" '
-                   f'stroke-dasharray="3,3" clip-path="url(#plot)"/>')
-        legend.append((r["name"], r["colour"], ' stroke-dasharray="3,3"'))
-    ly = top + ph + 50
-    for i, (name, c, dash) in enumerate(legend):  # one entry per line, as Plotly lays out long names
-        y = ly + 14 * (i % 2)
-        x = left + (pw / 2) * (i // 2)
-        out.append(f'<line x1="{x:.1f}" x2="{x + 22:.1f}" y1="{y - 4}" y2="{y - 4}" stroke="{c}" stroke-width="2"{dash}/>')
-        out.append(f'<text x="{x + 28:.1f}" y="{y}">{escape(name)}</text>')
-    out.append("</svg>")
-    return "".join(out)
+def _log_range(yrange) -> list | None:
+    """A range in data units as a log axis takes it (log10 of each end), or None (Plotly's
+    autorange) where an end is not positive."""
+    lo, hi = (float(v) for v in yrange)
+    return [math.log10(lo), math.log10(hi)] if lo > 0 and hi > 0 else None
 
 
 def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str = "step",
@@ -326,25 +250,41 @@ def step_charts(steps: dict, series: tuple, max_points: int = 600, xtitle: str =
     return charts
 
 
-def toy_field_figure(field: dict, title: str = ""):
+def toy_field_spec(field: dict, title: str = "") -> dict:
     """2-d GAN view: D's probability as a heatmap, real and generated points, and the
-    generator's gradient (the direction each generated point is pushed) as short arrows."""
-    import plotly.graph_objects as go
+    generator's gradient (the direction each generated point is pushed) as short arrows.
 
+    Built as Plotly's JSON (as `LineChart.figure`): GAN Live redraws it every second while a
+    run is live."""
     t = field["ticks"]
-    fig = go.Figure(go.Heatmap(x=t, y=t, z=field["prob"], zmin=0, zmax=1, colorscale="RdBu", opacity=0.55,
-                               colorbar=dict(title="D(x)", thickness=12)))
     real, fake, grad = field["real"], field["fake"], field["grad"]
-    fig.add_scatter(x=real[:, 0], y=real[:, 1], mode="markers", name="real", marker=dict(size=4, color="#2ca02c"))
-    fig.add_scatter(x=fake[:, 0], y=fake[:, 1], mode="markers", name="generated", marker=dict(size=4, color="#7b2cbf"))
     tips = _arrow_tips(fake, grad, field.get("arrow_ref"))
-    xs = np.stack([fake[: len(grad), 0], tips[:, 0], np.full(len(grad), np.nan)], 1).ravel()
+    xs = np.stack([fake[: len(grad), 0], tips[:, 0], np.full(len(grad), np.nan)], 1).ravel()  # (3A,) NaN between arrows
     ys = np.stack([fake[: len(grad), 1], tips[:, 1], np.full(len(grad), np.nan)], 1).ravel()
-    fig.add_scatter(x=xs, y=ys, mode="lines", name="G's gradient", line=dict(color="#333333", width=1))
-    fig.update_layout(title=title, height=480, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis=dict(range=[t[0], t[-1]]), yaxis=dict(range=[t[0], t[-1]], scaleanchor="x"),
-                      legend=dict(orientation="h", y=-0.1))
-    return fig
+    data = [{"colorbar": {"thickness": 12, "title": {"text": "D(x)"}}, "colorscale": "RdBu",
+             "opacity": 0.55, "x": t, "y": t, "z": field["prob"], "zmax": 1, "zmin": 0, "type": "heatmap"},
+            {"marker": {"color": "#2ca02c", "size": 4}, "mode": "markers", "name": "real",
+             "x": real[:, 0], "y": real[:, 1], "type": "scatter"},
+            {"marker": {"color": "#7b2cbf", "size": 4}, "mode": "markers", "name": "generated",
+             "x": fake[:, 0], "y": fake[:, 1], "type": "scatter"},
+            {"line": {"color": "#333333", "width": 1}, "mode": "lines", "name": "G's gradient",
+             "x": xs, "y": ys, "type": "scatter"}]
+    lim = [float(t[0]), float(t[-1])]
+    layout = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "xaxis": {"range": lim},
+              "yaxis": {"range": lim, "scaleanchor": "x"}, "legend": {"orientation": "h", "y": -0.1},
+              "title": {"text": title}, "height": 480}
+    return {"data": data, "layout": layout}
+
+
+def toy_field_figure(field: dict, title: str = ""):
+    """`toy_field_spec` as a Plotly figure (interactive charts)."""
+    import plotly.graph_objects as go
+    return go.Figure(toy_field_spec(field, title))
+
+
+def toy_field_svg(field: dict, title: str = "", width: int = 540) -> str:
+    """`toy_field_spec` as a picture: what GAN Live shows each second while a run is live."""
+    return figsvg.figure_svg(toy_field_spec(field, title), width)
 
 
 def _arrow_tips(fake: np.ndarray, grad: np.ndarray, ref: float | None = None) -> np.ndarray:
@@ -358,100 +298,28 @@ def _arrow_tips(fake: np.ndarray, grad: np.ndarray, ref: float | None = None) ->
     return fake[: len(grad)] + grad * (0.3 / max(ref, 1e-12))
 
 
-@functools.lru_cache(maxsize=2)
-def _rdbu_lut(opacity: float = 0.55) -> np.ndarray:
-    """Plotly's RdBu colour scale as 256 RGB rows, blended over white as the figure's heatmap is."""
-    import plotly.colors as pc
-
-    rgb = [tuple(int(v) for v in c[4:-1].split(",")) for c in pc.sample_colorscale("RdBu", np.linspace(0, 1, 256))]
-    lut = (opacity * np.array(rgb, dtype=np.float64) + (1 - opacity) * 255).round().astype(np.uint8)
-    lut.setflags(write=False)  # cached and shared
-    return lut
-
-
-def labelled_rows_svg(arr: np.ndarray, labels: list[str], cell: int, padding: int = 1, scale: int = 2,
-                      label_width: int = 64) -> str:
-    """A grid picture (grid_array's uint8 output, one row of tiles per label) as an SVG with each
-    row's label to its left, centred on the row: the pixels stay an embedded PNG drawn without
-    smoothing, the labels stay text, and both scale together wherever the picture is shown."""
-    import base64
-    from html import escape
+def labelled_rows_png(arr: np.ndarray, labels: list[str], cell: int, padding: int = 1, scale: int = 2,
+                      label_width: int = 64, font_size: int = 14) -> bytes:
+    """A grid picture (grid_array's uint8 output, one row of tiles per label) enlarged `scale`
+    times by whole pixels, with each row's label to its left, centred on the row, on a
+    transparent strip: a picture with captions rather than a chart, so one PNG like every grid."""
+    from PIL import ImageDraw, ImageFont
 
     h, w = arr.shape[:2]
     if len(labels) * (cell + padding) + padding != h:
         raise ValueError(f"{len(labels)} labels for a picture {h} pixels high in rows of {cell} + {padding}")
-    W, H = label_width + w * scale, h * scale
-    png = base64.b64encode(png_bytes(arr)).decode()
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-           f'font-family="sans-serif" font-size="14" fill="#333">',
-           f'<image x="{label_width}" y="0" width="{w * scale}" height="{H}" preserveAspectRatio="none" '
-           f'style="image-rendering:pixelated" href="data:image/png;base64,{png}"/>']
+    big = arr.repeat(scale, axis=0).repeat(scale, axis=1)  # (H, W) or (H, W, 3)
+    big = big[..., None] if big.ndim == 2 else big
+    mask = Image.new("L", (label_width, h * scale), 0)
+    draw = ImageDraw.Draw(mask)
+    font = ImageFont.load_default(size=font_size)
     for i, text in enumerate(labels):
         y = (padding + i * (cell + padding) + cell / 2) * scale
-        out.append(f'<text x="{label_width - 10}" y="{y:.1f}" text-anchor="end" dominant-baseline="central">'
-                   f'{escape(text)}</text>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-def toy_field_svg(field: dict, title: str = "", width: int = 560) -> str:
-    """`toy_field_figure` as a light SVG picture (for redrawing every second while training
-    runs): D's probability as an embedded PNG, real and generated points, G's gradient arrows,
-    a colour bar and a legend."""
-    import base64
-    from html import escape
-
-    t = field["ticks"]
-    lo, hi = float(t[0]), float(t[-1])
-    top, left, size = (34 if title else 10), 40, width - 40 - 70
-    h = top + size + 56
-
-    def px(v):
-        return left + (v - lo) / (hi - lo) * size
-
-    def py(v):
-        return top + (1 - (v - lo) / (hi - lo)) * size
-
-    lut = _rdbu_lut()
-    idx = np.clip((np.asarray(field["prob"]) * 255).round(), 0, 255).astype(np.int64)[::-1]  # row 0 = top
-    heat = base64.b64encode(png_bytes(lut[idx])).decode()
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-           f'viewBox="0 0 {width} {h}" width="{width}" height="{h}" font-family="sans-serif" font-size="11" fill="#555">']
-    if title:
-        out.append(f'<text x="{left}" y="20" font-size="14" font-weight="bold" fill="#222">{escape(title)}</text>')
-    cell = size / len(t)  # the heatmap's cells are centred on the ticks, as Plotly draws them
-    out.append(f'<image x="{left - cell / 2:.1f}" y="{top - cell / 2:.1f}" width="{size + cell:.1f}" '
-               f'height="{size + cell:.1f}" preserveAspectRatio="none" style="image-rendering:pixelated" '
-               f'href="data:image/png;base64,{heat}"/>')
-    for v, label in _ticks(lo, hi, 7):
-        out.append(f'<text x="{px(v):.1f}" y="{top + size + 18:.1f}" text-anchor="middle">{label}</text>')
-        out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end">{label}</text>')
-    real, fake, grad = np.asarray(field["real"]), np.asarray(field["fake"]), np.asarray(field["grad"])
-    tips = _arrow_tips(fake, grad, field.get("arrow_ref"))
-    arrows = " ".join(f"M{px(a):.1f},{py(b):.1f}L{px(c):.1f},{py(d):.1f}"
-                      for (a, b), (c, d) in zip(fake[: len(grad)], tips))
-    out.append(f'<defs><clipPath id="field"><rect x="{left}" y="{top}" width="{size}" height="{size}"/></clipPath></defs>'
-               f'<g clip-path="url(#field)">')
-    for pts, colour in ((real, "#2ca02c"), (fake, "#7b2cbf")):
-        out.append(f'<g fill="{colour}">' + "".join(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.2"/>'
-                                                   for a, b in pts) + "</g>")
-    out.append(f'<path d="{arrows}" stroke="#333" stroke-width="1" fill="none"/></g>')
-    bx = left + size + 22  # the colour bar, 1 at the top
-    bar = base64.b64encode(png_bytes(lut[::-1][:, None, :].repeat(8, 1))).decode()
-    out.append(f'<image x="{bx}" y="{top}" width="12" height="{size}" preserveAspectRatio="none" '
-               f'href="data:image/png;base64,{bar}"/>')
-    for v in (0, 0.2, 0.4, 0.6, 0.8, 1):
-        out.append(f'<text x="{bx + 16}" y="{top + (1 - v) * size + 4:.1f}">{v:g}</text>')
-    out.append(f'<text x="{bx}" y="{top - 12}">D(x)</text>')  # above the bar's "1"
-    ly = top + size + 44
-    for i, (name, colour, kind) in enumerate((("real", "#2ca02c", "dot"), ("generated", "#7b2cbf", "dot"),
-                                              ("G's gradient", "#333", "line"))):
-        x = left + 110 * i
-        out.append(f'<circle cx="{x + 6}" cy="{ly - 4}" r="3" fill="{colour}"/>' if kind == "dot" else
-                   f'<line x1="{x}" x2="{x + 18}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}"/>')
-        out.append(f'<text x="{x + 24}" y="{ly}">{escape(name)}</text>')
-    out.append("</svg>")
-    return "".join(out)
+        draw.text((label_width - 10, y), text, fill=255, font=font, anchor="rm")
+    strip = np.concatenate([np.full((h * scale, label_width, big.shape[2]), 0x33, np.uint8),
+                            np.asarray(mask)[..., None]], 2)  # (H, label_width, C + 1): grey text, alpha its coverage
+    pixels = np.concatenate([big, np.full(big.shape[:2] + (1,), 255, np.uint8)], 2)  # (H, W, C + 1), opaque
+    return png_bytes(np.concatenate([strip, pixels], 1))
 
 
 def toy_measure_charts(rows: list[dict]) -> tuple[LineChart | None, LineChart]:

@@ -58,6 +58,16 @@ def test_histogram_bins_and_heights_agree_with_numpy():
     assert any(math.isclose(mantissa, m) for m in (1, 2, 5))
 
 
+def test_nice_ticks_are_round_and_cover_the_range():
+    for lo, hi in [(0, 8.5), (0.47, 1.55), (1, 2900), (-3, 120), (0, 0.72)]:
+        ticks = figsvg.nice_ticks(lo, hi, 6)
+        assert 2 <= len(ticks) <= 7 and lo <= ticks[0] and ticks[-1] <= hi
+        steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+        assert len(steps) == 1
+        step = steps.pop()
+        assert round(step / 10 ** math.floor(math.log10(step)), 6) in (1, 2, 5), (lo, hi, ticks)
+
+
 def test_nice_step_is_the_smallest_round_step_at_least_the_raw_one():
     for raw in (0.013, 0.2, 0.21, 3.0, 7.5, 49.0, 1234.0):
         step = figsvg.nice_step(raw)
@@ -139,6 +149,52 @@ def test_colourscale_lut_interpolates_between_its_stops():
     assert lut.tolist() == [[0, 0, 0], [128, 0, 0], [255, 0, 0], [255, 128, 128], [255, 255, 255]]
 
 
+def test_a_named_colour_scale_is_spread_as_plotly_spreads_it():
+    for name in ("RdBu", "Viridis"):
+        plotly_scale = go.Figure(go.Heatmap(z=[[0.0]], colorscale=name)).data[0].colorscale
+        assert figsvg.colourscale(name) == [list(stop) for stop in plotly_scale]
+    assert figsvg.colourscale(["#000000", "#ffffff", "#ff0000"]) == [[0.0, "#000000"], [0.5, "#ffffff"],
+                                                                      [1.0, "#ff0000"]]
+    assert figsvg.colourscale_lut("RdBu", 3).tolist()[0] == [103, 0, 31]
+
+
+def path_by_hand(px, py, step: bool) -> str:
+    """A new M after every gap, then L (or H and V) to each point, one point at a time."""
+    out, pen = [], False
+    for x, y in zip(px, py):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            pen = False
+        elif not pen:
+            out.append(f"M{x:.1f} {y:.1f}")
+            pen = True
+        else:
+            out.append(f"H{x:.1f}V{y:.1f}" if step else f"L{x:.1f} {y:.1f}")
+    return "".join(out)
+
+
+def test_a_path_breaks_at_missing_values_and_steps_across_then_up():
+    px = np.array([0.0, 1.04, np.nan, 3.0, 4.25, 5.0, np.nan, 7.0])
+    py = np.array([10.0, 11.0, 12.0, np.inf, 14.0, 15.55, 16.0, -0.04])
+    assert figsvg._path(px, py) == path_by_hand(px, py, False) == "M0.0 10.0L1.0 11.0M4.2 14.0L5.0 15.6M7.0 -0.0"
+    assert figsvg._path(px, py, step=True) == path_by_hand(px, py, True)
+    rng = np.random.default_rng(5)
+    px, py = rng.normal(size=500) * 100, rng.normal(size=500) * 100
+    py[rng.random(500) < 0.1] = np.nan
+    assert figsvg._path(px, py) == path_by_hand(px, py, False)
+    assert figsvg._path(np.array([np.nan]), np.array([1.0])) == ""
+
+
+def test_a_figure_given_as_its_json_draws_as_the_figure_does():
+    """Numbers, gaps (None), categories (strings) and typed arrays read alike from a dict and a go.Figure."""
+    spec = {"data": [{"type": "scatter", "x": [0, 1, 2, 3], "y": [1.0, None, 2, 3.5], "mode": "lines+markers",
+                      "name": "a"},
+                     {"type": "bar", "x": ["p", "q"], "y": [2, 1], "xaxis": "x2", "yaxis": "y2", "name": "b"},
+                     {"type": "scatter", "x": np.arange(3.0), "y": np.array([3.0, np.nan, 1.0]), "name": "c"}],
+            "layout": {"xaxis": {"domain": [0, 0.45]}, "xaxis2": {"domain": [0.55, 1]}, "yaxis2": {"anchor": "x2"},
+                       "height": 300, "title": {"text": "t"}}}
+    assert figsvg.figure_svg(spec, 500) == figsvg.figure_svg(go.Figure(spec), 500)
+
+
 def test_colours_a_trace_does_not_set_follow_streamlits_theme():
     fig = go.Figure([go.Scatter(y=[1, 2], mode="lines", name="a"), go.Scatter(y=[2, 1], mode="lines", name="b")])
     svg = figsvg.figure_svg(fig)
@@ -167,7 +223,9 @@ def figures():
         "kl per dim": viz.kl_per_dim_figure(list(rng.random(8))),
         "latent scatter": viz.latent_scatter(rng.normal(size=(3000, 2)), rng.integers(0, 10, 3000), title="codes"),
         "line chart": line.plotly(),
+        "line chart as JSON": line.figure(),
         "toy field": viz.toy_field_figure(field, "field"),
+        "toy field as JSON": viz.toy_field_spec(field, "field"),
         "masks": viz.mask_heatmap((rng.random((4, 6)) > 0.5).astype(int), list("abcdef"), title="masks"),
         "search": viz.search_figure(np.c_[np.arange(30), rng.random(30), rng.random(30) > 0.7], [0, 10, 20],
                                     [1.0, 0.8, 0.5]),
@@ -180,6 +238,9 @@ def figures():
 @pytest.mark.parametrize("name", list(figures()))
 def test_every_figure_genlab_builds_draws_as_a_well_formed_picture(name):
     fig = figures()[name]
+    if isinstance(fig, dict):  # built as Plotly's JSON (live charts): go.Figure takes it as it is
+        assert figsvg.figure_svg(fig, 640) == figsvg.figure_svg(go.Figure(fig), 640)
+        fig = go.Figure(fig)
     svg = figsvg.figure_svg(fig, 640)
     root = parse(svg)
     assert root.get("width") == "640" and root.get("class") == "genlab-chart"

@@ -9,14 +9,14 @@ import torch
 from genlab import export, viz
 from genlab.models import family
 from genlab.pagestate import parse_int
-from views import common
+from views import common, registry
 
 st.title("Flow")
 st.caption("A normalizing flow is an invertible map from an image x to a code z of the same size with "
            "z ~ N(0, I). Because it can be inverted, its likelihood is exact: log p(x) = log N(z) + the sum of "
            "each layer's log-determinant.")
 common.show_notice()
-name, model, card = common.current_model(needs=("images", "exact_likelihood", "traceable"), view="the Flow view")
+name, model, card = common.current_model()
 caps = model.capabilities
 test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
 D = caps.latent_dim
@@ -122,8 +122,9 @@ PER_T = 8  # samples per temperature: the columns of the matrix
 @st.fragment
 def temperatures():
     st.subheader("Samples at temperatures 0.5 to 1.0")
-    common.url_default("fseed", lambda v: parse_int(v, 0, 2**31 - 1, 0))
-    st.number_input("Seed", 0, 2**31 - 1, step=1, key="fseed",
+    seeds = registry.key("Flow", "fseed")
+    common.url_default("fseed", lambda v: parse_int(v, seeds.lo, seeds.hi, 0))
+    st.number_input("Seed", seeds.lo, seeds.hi, step=1, key="fseed",
                     help="z ~ N(0, T² I): the same noise, scaled by each temperature.")
     common.url_write("fseed")
     seed = int(st.session_state["fseed"])
@@ -137,10 +138,10 @@ def temperatures():
             eps = model.prior_sample(PER_T, common.generator(seed))
             x = model.decode(torch.cat([t * eps for t in TEMPS]))
         g = common.grid(x, nrow=PER_T)
-        return g, viz.labelled_rows_svg(g.arr, [f"T = {t}" for t in TEMPS], cell=x.shape[-2])
+        return g, viz.labelled_rows_png(g.arr, [f"T = {t}" for t in TEMPS], cell=x.shape[-2])
 
-    g, svg = common.memo(("flow-temperatures", seed, PER_T), draw, model=name)
-    st.image(svg)  # at the SVG's own size: each digit at twice its pixels
+    g, png = common.memo(("flow-temperatures", seed, PER_T), draw, model=name)
+    st.image(png)  # at its own size: each digit at twice its pixels
     common.download("PNG", lambda: export.upscaled_png(g.arr), f"{name}-temperatures-seed{seed}.png", "image/png",
                     help="The rows as one picture (T = 0.5 at the top), enlarged by whole pixels")
     st.caption("Each column is one noise vector ε, decoded at z = T·ε for each temperature. Lower temperatures keep "
