@@ -10,9 +10,11 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT, wait_for
 from genlab.data import toy2d
 from genlab.jobs import JobManager
-from genlab.live import LiveGAN, LiveSettings, live_target
+from genlab.live import live_target
 from genlab.models import GAN, GANConfig
-from genlab.models.gan import generator_gradients, loss_curves
+from genlab.models.gan import LiveGAN, generator_gradients, loss_curves
+
+LiveSettings = LiveGAN.Settings
 
 
 

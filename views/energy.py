@@ -8,10 +8,10 @@ import torch
 from genlab import data as gdata
 from genlab import export, recipes, store, viz
 from genlab.jobs import JobRefused
-from genlab.live import LiveRBM, RBMLiveSettings, live_target
-from genlab.models import family
+from genlab.live import live_target
+from genlab.models import family, presets
 from genlab.pagestate import parse_choice, parse_int
-from views import common
+from views import common, registry
 
 st.title("Energy Models")
 st.caption("An energy model gives every image x an energy; low energy means likely: p(x) = exp(−F(x)) / Z. "
@@ -21,16 +21,20 @@ common.show_notice()
 
 # ----------------------------------------------------------------------------- train one live
 LR = [1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2]
+# the first preset whose family trains live as an energy model: (preset, its live trainer)
+LIVE = next(((n, family(f).live) for n, (f, _) in presets().items()
+             if family(f).live is not None and family(f).live.kind == "energy"), (None, None))
 
 
-def settings_widgets(d: RBMLiveSettings) -> RBMLiveSettings:
+def settings_widgets(d):
+    """The energy trainer's settings (its `Settings`: negative phase, k, learning rate, momentum)."""
     c1, c2, c3, c4 = st.columns(4)
     method = c1.radio("Negative phase", ["pcd", "cd"], index=["pcd", "cd"].index(d.method), horizontal=True,
                       format_func=lambda m: {"pcd": "PCD (persistent chains)", "cd": "CD (from the data)"}[m])
     k = c2.number_input("Gibbs steps k", 1, 25, d.k)
     lr = c3.select_slider("Learning rate", LR, value=d.lr if d.lr in LR else 1e-2)
     momentum = c4.select_slider("Momentum", [0.0, 0.5, 0.9], value=d.momentum if d.momentum in (0.0, 0.5, 0.9) else 0.5)
-    return RBMLiveSettings(lr=lr, method=method, k=int(k), momentum=momentum)
+    return type(d)(lr=lr, method=method, k=int(k), momentum=momentum)
 
 
 def live_start() -> None:
@@ -39,13 +43,13 @@ def live_start() -> None:
         hidden = c1.select_slider("Hidden units", [16, 64, 100, 200, 500], value=100)
         seed = c1.number_input("Seed", 0, 2**31 - 1, 0)
         with c2:
-            s = settings_widgets(RBMLiveSettings())
+            s = settings_widgets(LIVE[1].Settings())
         start = st.form_submit_button("Start", type="primary")
     if not start:
         return
-    run = recipes.Run(recipes.make_recipe("rbm", hidden=hidden, method=s.method, k=s.k, lr=s.lr, momentum=s.momentum,
+    run = recipes.Run(recipes.make_recipe(LIVE[0], hidden=hidden, method=s.method, k=s.k, lr=s.lr, momentum=s.momentum,
                                           seed=int(seed), film=16), common.device())
-    live = LiveRBM(run.model, run.train_x, s, seed=int(seed), film=run.film)  # 16 fixed chains per epoch
+    live = LIVE[1](run.model, run.train_x, s, seed=int(seed), film=run.film)  # 16 fixed chains per epoch
     try:
         job = common.job_manager().start(live_target(live), label=f"RBM, {hidden} hidden, live")
     except JobRefused as e:
@@ -94,16 +98,17 @@ def live_view() -> None:
     with b:
         common.show_grid(x["samples"], nrow=8, caption="64 fantasy chains, one Gibbs sweep per picture")
     with c:
-        series = family("rbm").curves(live.model.config).steps
+        recipe = st.session_state["rbm_run"].recipe
+        series = family(recipe.family).curves(recipe.config).steps
         for chart in viz.step_charts(x["history"], series, xtitle="update"):
             if s.active:
-                st.image(chart.svg(420), width="stretch")
+                st.image(chart.svg(450), width="stretch")
             else:
                 common.chart(chart.plotly(), key=f"rbm_live_{chart.ytitle}", name=f"rbm-live-{chart.ytitle}", px=450)
     if s.state == "paused":
         with st.form("rbm_settings"):
             st.caption("Change the training while paused; Resume continues with the new settings.")
-            new = settings_widgets(RBMLiveSettings(**x.get("settings", {})))
+            new = settings_widgets(live.Settings(**x.get("settings", {})))
             if st.form_submit_button("Apply"):
                 job.send("settings", **vars(new))
                 st.toast("Settings applied")
@@ -145,22 +150,24 @@ def live_view() -> None:
     st.session_state["rbm_was_active"] = s.active
 
 
-with st.expander("Train an RBM live", expanded="rbm_job" in st.session_state):
-    st.caption("CD-k or PCD-k updates on random batches of binarized MNIST, on a background thread; the filters "
-               "and the fantasy chains are redrawn every second. Pause to change the negative phase, k or the step.")
-    if "rbm_job" not in st.session_state:
-        live_start()
-    else:
-        st.fragment(live_controls)()
-        active = st.session_state["rbm_job"].active
-        st.fragment(run_every=1.0 if active else None)(live_view)()
+if LIVE[0] is not None:
+    with st.expander("Train an RBM live", expanded="rbm_job" in st.session_state):
+        st.caption("CD-k or PCD-k updates on random batches of binarized MNIST, on a background thread; the filters "
+                   "and the fantasy chains are redrawn every second. Pause to change the negative phase, k or the step.")
+        if "rbm_job" not in st.session_state:
+            live_start()
+        else:
+            st.fragment(live_controls)()
+            active = st.session_state["rbm_job"].active
+            st.fragment(run_every=1.0 if active else None)(live_view)()
 
-name, model, card = common.current_model(needs=("images", "energy"), view="the Energy Models view")
+name, model, card = common.current_model()
 caps = model.capabilities
 test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
 shape = tuple(caps.data_shape)
-GIBBS = caps.sampler == "gibbs"  # binary units (an RBM) or continuous pixels moved by Langevin steps (an EBM)
-STEP_NAME = "Gibbs" if GIBBS else "Langevin"
+GIBBS = caps.sampler == "gibbs"  # a Gibbs chain over binary units (its states are 0/1), or continuous pixels
+STEP_NAME = caps.sampler.capitalize()  # "Gibbs" or "Langevin"
+ENERGY = "free energy F(v)" if caps.latent != "none" else "energy E(x)"  # a latent summed out: a free energy
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -173,6 +180,7 @@ def saved_state(name: str, sha: str, what: str):
 
 
 def persistent_chains(name: str, sha: str):
+    """The chains a training run kept with the checkpoint (a model's `training_state()["chains"]`), or None."""
     return saved_state(name, sha, "chains")
 
 
@@ -230,17 +238,16 @@ with right:
                                 "they improve across updates")
 
 # ----------------------------------------------------------------------------- chains
-if GIBBS:
-    STARTS = ["noise", "a test image", "persistent chains"]
-else:
-    STARTS = ["noise", "a test image", "a noisy test image", "a half-masked test image"]
-STEP_SIZES = [0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
-NOISES = [0.0, 0.001, 0.005, 0.01, 0.02, 0.05]
+# continuous pixels may also start from a noisy or a half-masked digit; kept chains are continued where they are
+STARTS = ["noise", "a test image"] + ([] if GIBBS else ["a noisy test image", "a half-masked test image"])
+K = registry.keys("Energy Models")  # the URL keys this view reads, with their ranges
+STEP_SIZES = list(K["eps"].values)
+NOISES = list(K["sigma"].values)
 
 
-def langevin_controls() -> dict:
-    """Step size, noise and the textbook switch (Langevin models only), seeded from the URL."""
-    trained = model.langevin_settings  # what the model was trained with: always among the choices
+def langevin_controls(trained: dict) -> dict:
+    """Step size, noise and the textbook switch (Langevin models only), seeded from the URL; `trained`:
+    the model's `chain_settings()`, what it was trained with, always among the choices."""
     eps_choices = [str(e) for e in sorted(set(STEP_SIZES) | {float(trained["step_size"])})]
     sigma_choices = [str(e) for e in sorted(set(NOISES) | {float(trained["noise"])})]
     common.url_default("eps", lambda v: parse_choice(v, eps_choices, str(float(trained["step_size"]))))
@@ -286,18 +293,18 @@ def chain_start(start: str, seed: int, chains) -> tuple[torch.Tensor, torch.Tens
 
 def chains_section():
     st.subheader(f"A {STEP_NAME} chain, frame by frame")
-    chains = persistent_chains(name, card.get("weights_sha256", "")) if GIBBS else None
-    starts = STARTS if (chains is not None or not GIBBS) else STARTS[:2]
+    chains = persistent_chains(name, card.get("weights_sha256", ""))
+    starts = STARTS + (["persistent chains"] if chains is not None else [])
     common.url_default("start", lambda v: parse_choice(v, starts, "noise"))
-    common.url_default("steps", lambda v: parse_int(v, 10, 2000, 200))
-    common.url_default("every", lambda v: parse_int(v, 1, 100, 10))
+    common.url_default("steps", lambda v: parse_int(v, K["steps"].lo, K["steps"].hi, 200))
+    common.url_default("every", lambda v: parse_int(v, K["every"].lo, K["every"].hi, 10))
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     c1.radio("Start from", starts, key="start", horizontal=True)
-    c2.number_input(f"{STEP_NAME} steps", 10, 2000, step=10, key="steps")
-    c3.number_input("A frame every", 1, 100, step=1, key="every")
+    c2.number_input(f"{STEP_NAME} steps", K["steps"].lo, K["steps"].hi, step=10, key="steps")
+    c3.number_input("A frame every", K["every"].lo, K["every"].hi, step=1, key="every")
     c4.number_input("Seed", 0, 2**31 - 1, step=1, key="cseed")
     common.url_write("start", "steps", "every")
-    settings = {} if GIBBS else langevin_controls()
+    settings = langevin_controls(model.chain_settings()) if caps.sampler == "langevin" else {}
     seed, steps, every = int(st.session_state.get("cseed", 0)), int(st.session_state["steps"]), int(st.session_state["every"])
     start = st.session_state["start"]
     key = (start, steps, every, seed, tuple(sorted(settings.items())))
@@ -358,7 +365,7 @@ def chains_section():
         common.download("Download the chain as a GIF", gif, f"{name}-chain.gif", "image/gif")
     with b:
         fe = energies.mean(1).cpu().tolist()
-        label = "free energy F(v)" if GIBBS else "energy E(x)"
+        label = ENERGY
         fig = go.Figure(go.Scatter(x=[k * every for k in range(n)], y=fe, mode="lines", name=f"mean {label}"))
         fig.add_vline(x=i * every, line_dash="dot")
         fig.update_layout(height=300, xaxis_title=f"{STEP_NAME} step", yaxis_title=f"{label}, mean of 16 chains",
@@ -454,7 +461,7 @@ def histogram(values: dict[str, list[float]], xtitle: str):
 def energy_histogram():
     """The histogram of the model's energies of test digits and the rest, and their medians as text."""
     fe = _energies(name, sha)
-    fig = histogram(fe, "free energy F(v) (lower = more likely)" if GIBBS else "energy E(x) (lower = more likely)")
+    fig = histogram(fe, f"{ENERGY} (lower = more likely)")
     med = {k: sorted(v)[len(v) // 2] for k, v in fe.items()}
     return fig, "Medians: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
 

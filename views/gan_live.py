@@ -9,8 +9,8 @@ import genlab
 from genlab import data as gdata
 from genlab import export, recipes, viz
 from genlab.jobs import JobRefused
-from genlab.live import LiveGAN, LiveSettings, live_target
-from genlab.models import GANConfig, family
+from genlab.live import LiveRun, live_target
+from genlab.models import family, presets
 from views import common
 
 st.title("GAN Live")
@@ -19,19 +19,38 @@ st.caption("The generator G turns noise into samples; the discriminator D scores
            "fixed noise at every step, so you watch one set of samples change.")
 common.show_notice()
 
-DATASETS = {"mnist-mlp": "MNIST, MLP GAN", "mnist-dcgan": "MNIST, DCGAN (slow on a CPU)",
-            "ring8": "2-d: ring of 8 Gaussians", "spiral": "2-d: spiral", "moons": "2-d: two moons",
-            "checkerboard": "2-d: checkerboard"}
-PRESETS = {"mnist-mlp": ("gan", "mnist"), "mnist-dcgan": ("dcgan", "mnist"), **{t: ("gan2d", t) for t in gdata.TOY_SETS}}
-CURVES = family("gan").curves(GANConfig())
+DATA_LABELS = {"mnist": "MNIST", "ring8": "2-d: ring of 8 Gaussians", "spiral": "2-d: spiral",
+               "moons": "2-d: two moons", "checkerboard": "2-d: checkerboard"}
+
+
+def choices() -> dict[str, tuple[str, str, str]]:
+    """What the page offers, from every preset whose family's live trainer is adversarial:
+    choice -> (preset, data set, label). A preset for 2-d toy data is offered on every toy set
+    (named by the set); an image preset on its own data set, named by the data and the preset."""
+    out = {}
+    for preset, (fam, p) in presets().items():
+        trainer = family(fam).live
+        if trainer is None or trainer.kind != "adversarial":
+            continue
+        if p.data in gdata.TOY_SETS:
+            out.update({t: (preset, t, DATA_LABELS.get(t, f"2-d: {t}")) for t in gdata.TOY_SETS})
+        else:
+            kind = family(fam).label(recipes.make_recipe(preset).config)  # "MLP GAN": the choice is "mnist-mlp"
+            out[f"{p.data}-{kind.split()[0].lower()}"] = (preset, p.data,
+                                                           f"{DATA_LABELS.get(p.data, p.data)}, {p.help or kind}")
+    return out
+
+
+CHOICES = choices()
 LOSSES = {"nonsaturating": "non-saturating: −log D(G(z))", "minimax": "minimax: log(1 − D(G(z)))"}
 
-live: LiveGAN | None = st.session_state.get("gan_live")
+live: LiveRun | None = st.session_state.get("gan_live")
 job = st.session_state.get("gan_job")
 active = job is not None and job.active
 
 
-def settings_widgets(defaults: LiveSettings, disabled: bool) -> LiveSettings:
+def settings_widgets(defaults, disabled: bool):
+    """The adversarial trainer's settings (its `Settings`: learning rates, D steps, loss, batch size)."""
     c1, c2, c3, c4, c5 = st.columns(5)
     lr_g = c1.select_slider("G learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3], value=defaults.lr_g, disabled=disabled)
     lr_d = c2.select_slider("D learning rate", [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3], value=defaults.lr_d, disabled=disabled)
@@ -39,7 +58,7 @@ def settings_widgets(defaults: LiveSettings, disabled: bool) -> LiveSettings:
     loss = c4.selectbox("Generator loss", list(LOSSES), index=list(LOSSES).index(defaults.loss),
                         format_func=LOSSES.get, disabled=disabled)
     bs = c5.select_slider("Batch size", [32, 64, 128, 256, 512], value=defaults.batch_size, disabled=disabled)
-    return LiveSettings(lr_g=lr_g, lr_d=lr_d, d_steps=int(d_steps), loss=loss, batch_size=bs)
+    return type(defaults)(lr_g=lr_g, lr_d=lr_d, d_steps=int(d_steps), loss=loss, batch_size=bs)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -53,18 +72,19 @@ def preview(preset: str, data: str, seed: int):
 # ----------------------------------------------------------------------------- start
 if live is None:
     c1, c2, c3, c4 = st.columns(4)
-    ds = c1.selectbox("Data and model", list(DATASETS), format_func=DATASETS.get, key="g_ds")
+    ds = c1.selectbox("Data and model", list(CHOICES), format_func=lambda c: CHOICES[c][2], key="g_ds")
     smoothing = c2.number_input("One-sided label smoothing", 0.0, 0.3, 0.0, 0.05, key="g_smooth",
                                 help="Real targets become 1 − s: D is discouraged from being over-confident.")
     noise = c3.number_input("Label noise (flip probability)", 0.0, 0.3, 0.0, 0.05, key="g_noise",
                             help="Each of D's labels is flipped with this probability.")
     seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="g_seed")
-    toy_data = ds in gdata.TOY_SETS
+    preset, data, label = CHOICES[ds]
+    toy_data = data in gdata.TOY_SETS
+    Live = family(presets()[preset][0]).live
+    train = recipes.make_recipe(preset, data=data).train  # the recipe's rate and batch: the toy GAN's differ
     with st.container(key=f"g_settings_{'toy' if toy_data else 'img'}"):  # toy data gets its own defaults
-        s = settings_widgets(LiveSettings(lr_g=1e-3, lr_d=1e-3, batch_size=256) if toy_data else LiveSettings(),
-                             disabled=False)
+        s = settings_widgets(Live.Settings(lr_g=train.lr, lr_d=train.lr, batch_size=train.batch_size), disabled=False)
     start = st.button("Start", type="primary", key="g_start")
-    preset, data = PRESETS[ds]
     real, fake = preview(preset, data, int(seed))
     st.markdown("**Start** builds this GAN (its weights drawn from the seed), then trains D and G in turn on "
                 "random batches of the real data, redrawing the samples of the same fixed noise every second. "
@@ -79,7 +99,6 @@ if live is None:
         common.show_grid(fake, nrow=8, caption="the untrained generator on the fixed noise: step 0 of the film",
                          where=c2, name=f"{ds}-untrained-seed{seed}")
     if start:
-        preset, data = PRESETS[ds]
         try:
             recipe = recipes.make_recipe(preset, data=data, loss=s.loss, label_smoothing=smoothing, label_noise=noise,
                                          d_steps=s.d_steps, seed=int(seed), lr=s.lr_g, batch_size=s.batch_size)
@@ -87,10 +106,10 @@ if live is None:
         except ValueError as e:
             st.error(f"These settings do not make a GAN: {e}")
             st.stop()
-        live = LiveGAN(run.model, run.train_x, s, seed=int(seed), toy=run.toy, film_every=50 if run.toy else 100,
-                       film=run.film)
+        live = Live(run.model, run.train_x, s, seed=int(seed), toy=run.toy, film_every=50 if run.toy else 100,
+                    film=run.film)
         try:
-            job = common.job_manager().start(live_target(live), label=f"GAN on {DATASETS[ds]}")
+            job = common.job_manager().start(live_target(live), label=f"GAN on {label}")
         except JobRefused as e:
             st.error(f"Did not start: {e}")
             st.stop()
@@ -110,7 +129,9 @@ def chart(spec: viz.LineChart, key: str, live: bool, where=st, width: int = 300)
 
 
 def charts(history: dict, prefix: str, live: bool, width: int = 300) -> None:
-    losses, outputs = viz.step_charts(history, CURVES.steps, xtitle="generator step")
+    recipe = st.session_state["gan_run"].recipe
+    losses, outputs = viz.step_charts(history, family(recipe.family).curves(recipe.config).steps,
+                                      xtitle="generator step")
     c1, c2 = st.columns(2)
     chart(losses, f"{prefix}_losses", live, c1, width)
     chart(outputs, f"{prefix}_outputs", live, c2, width)
@@ -194,7 +215,7 @@ def live_view():
     if s.state == "paused":
         with st.form("gan_settings"):
             st.caption("Change the game while paused; Resume continues with the new settings.")
-            new = settings_widgets(LiveSettings(**s.extra.get("settings", {})), disabled=False)
+            new = settings_widgets(st.session_state["gan_live"].Settings(**s.extra.get("settings", {})), disabled=False)
             if st.form_submit_button("Apply"):
                 job.send("settings", **vars(new))
                 st.toast("Settings applied")

@@ -1,18 +1,21 @@
-"""Training: -ELBO, reconstruction and KL curves (train and validation) and KL per latent
-dimension for the loaded checkpoint; train a new VAE in a background job and save it."""
+"""Training: the loaded checkpoint's curves (per epoch, train and validation, and per step), KL per
+latent dimension and its film; train a new model of any family that trains in the one loop, in a
+background job, and save it."""
+import dataclasses
 import time
+import typing
 
 import streamlit as st
 
 import genlab
 from genlab import export, figsvg, recipes, viz
 from genlab.jobs import JobRefused, run_target
-from genlab.models import family, n_params
-from views import common
+from genlab.models import family, n_params, presets
+from views import common, registry
 
 st.title("Training")
 common.show_notice()
-name, model, card = common.current_model(needs=())
+name, model, card = common.current_model()
 hist = card.get("history", {})
 fam = family(card["family"])
 curves = fam.curves(model.config)
@@ -73,8 +76,9 @@ else:
     if rows:
         st.caption("Test figures from the card (nats per image on the test set):")
         st.dataframe(rows, hide_index=True)
-    if fam.explored_in not in ("Training", "Home"):
-        st.caption(f"Explore {name} further on the {fam.explored_in} page.")
+    where = registry.home_of(model.capabilities)
+    if where not in ("Training", "Home"):
+        st.caption(f"Explore {name} further on the {where} page.")
 
 # ----------------------------------------------------------------------------- the film
 def film_section(name: str, card: dict) -> None:
@@ -132,7 +136,7 @@ def film_gif(name: str, stamp: str, nrow: int) -> bytes:
 
 
 film_section(name, card)
-if card.get("family") != "classifier":
+if model.capabilities.generative:  # a helper model (the measuring-stick classifier) is not offered for download
     common.checkpoint_download(name)
 
 # ----------------------------------------------------------------------------- train a new one
@@ -140,47 +144,151 @@ st.divider()
 st.subheader("Train a new model")
 job = st.session_state.get("job")
 busy = job is not None and job.active
+finished = job is not None and job.state in ("done", "stopped") and job.step > 0  # its save box comes before the form
 
-start = False
+IMAGE_SETS = {"mnist": "MNIST 28×28", "digits8": "8×8 digits (fast)"}
+COMMON = ("latent_dim",)  # the config field shown beside the data and the epochs (as "Latent size"), not in Options
+
+
+def fits(preset: str, data: str) -> bool:
+    """Whether the preset's recipe takes this data set (a DCGAN wants 28x28 images)."""
+    try:
+        recipes.make_recipe(preset, data=data)
+    except ValueError:
+        return False
+    return True
+
+
+def trainable() -> dict[str, tuple[str, list[str]]]:
+    """What the form offers: preset -> (its kind's label, the image data sets it trains on), for
+    every family that trains in the one loop (no trainer of its own, as the classifier has)."""
+    offered = {}
+    for preset, (fam, _) in presets().items():
+        sets = [d for d in IMAGE_SETS if family(fam).trainer is None and fits(preset, d)]
+        if sets:
+            offered[preset] = (family(fam).label(recipes.make_recipe(preset, data=sets[0]).config), sets)
+    return offered
+
+
+def like_loaded(offered: dict) -> int:
+    """The form's first choice: the most specific preset that trains a model like the loaded one, else the first."""
+    like = [p for p in offered if recipes.preset_mismatch(p, card["family"], model.config) is None]
+    best = max(like, key=lambda p: len(presets()[p][1].fixed), default=None)
+    return list(offered).index(best) if best else 0
+
+
+def option_fields(preset: str) -> dict[str, tuple[dataclasses.Field, object]]:
+    """The config fields the form offers under Options: name -> (field, type). Left out: fields a
+    preset fixes (they tell the family's presets apart), those the recipe fills from the data
+    (`cli=False`), the common ones, and types with no widget."""
+    fam, _ = presets()[preset]
+    cls = family(fam).config_cls
+    fixed = {k for f, p in presets().values() if f == fam for k in p.fixed}
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)
+            if f.name not in fixed and f.name not in COMMON and f.metadata.get("cli") is not False
+            and widget_kind(f, hints[f.name])}
+
+
+def widget_kind(f: dataclasses.Field, hint) -> str | None:
+    if "choices" in f.metadata:
+        return "choice"
+    if hint in (bool, int, float, str):
+        return hint.__name__
+    if typing.get_origin(hint) is tuple and set(typing.get_args(hint)) <= {int, ...}:
+        return "ints"
+    return None
+
+
+def option_widget(f: dataclasses.Field, hint, default, key: str, where):
+    """One config field's widget, from its type and metadata; returns the value (ints as text)."""
+    label, help = f.name.replace("_", " "), f.metadata.get("help") or None
+    kind = widget_kind(f, hint)
+    if kind == "choice":
+        options = list(f.metadata["choices"])
+        return where.selectbox(label, options, index=options.index(default), key=key, help=help)
+    if kind == "bool":
+        return where.checkbox(label, bool(default), key=key, help=help)
+    if kind == "int":
+        return int(where.number_input(label, value=int(default), step=1, key=key, help=help))
+    if kind == "float":
+        return float(where.number_input(label, value=float(default), step=abs(default) / 10 or 0.01, format="%g",
+                                        key=key, help=help))
+    if kind == "ints":
+        return where.text_input(label, ",".join(map(str, default)), key=key, help=f"{help or ''} (comma-separated)")
+    return where.text_input(label, default, key=key, help=help)
+
+
+def parse(kind: str | None, value):
+    """A widget's value as the config field's: '500,250' -> (500, 250) (a ValueError when not integers)."""
+    if kind != "ints":
+        return value
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a list of whole numbers such as 500,250") from None
+
+
+def train_form() -> None:
+    """Pick a preset and its data, set the common options and the preset's own, and start a job.
+    A fragment: a change redraws only the form (its options follow the chosen model and data)."""
+    offered = trainable()
+    c1, c2, c3, c4 = st.columns(4)
+    preset = c1.selectbox("Model", list(offered), index=like_loaded(offered), key="t_family",
+                          format_func=lambda p: offered[p][0])
+    label, sets = offered[preset]
+    dataset = c2.selectbox("Data", sets, key="t_data", format_func=IMAGE_SETS.get)
+    recipe = recipes.make_recipe(preset, data=dataset)  # the preset's defaults on this data
+    fields = {f.name for f in dataclasses.fields(recipe.config)}
+    has_z = "latent_dim" in fields and "latent_dim" not in presets()[preset][1].fixed
+    zdim = c3.number_input("Latent size", 1, 64, 2, key="t_z", disabled=not has_z,
+                           help=None if has_z else f"{label} has no latent size to set")
+    epochs = c4.number_input("Epochs", 1, 200, 5, key="t_epochs")
+    c1, c2, c3, c4 = st.columns(4)
+    limit = c1.number_input("Training images (0 = all)", 0, 55000, 0, 1000, key="t_limit")
+    seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="t_seed")
+    scope = f"{preset}_{dataset}"  # widgets whose defaults follow the preset and the data
+    lr = c3.select_slider("Learning rate", sorted({1e-4, 3e-4, 1e-3, 3e-3, recipe.train.lr}), value=recipe.train.lr,
+                          key=f"t_lr_{scope}")
+    bs = c4.select_slider("Batch size", sorted({32, 64, 128, 256, 512, recipe.train.batch_size}),
+                          value=recipe.train.batch_size, key=f"t_bs_{scope}")
+    options = option_fields(preset)
+    raw = {}
+    if options:
+        with st.expander("Options"):
+            cols = st.columns(3)
+            for i, (k, (f, hint)) in enumerate(options.items()):
+                raw[k] = option_widget(f, hint, getattr(recipe.config, k), f"t_{scope}_{k}", cols[i % 3])
+    if not st.button("Start training", type="primary", key="t_start"):
+        return
+    try:
+        values = {k: parse(widget_kind(*options[k]), v) for k, v in raw.items()}
+        changed = {k: v for k, v in values.items() if v != getattr(recipe.config, k)}  # the rest: the recipe's choice
+        recipe = recipes.make_recipe(preset, data=dataset, limit=int(limit) or None, epochs=int(epochs),
+                                     batch_size=int(bs), lr=float(lr), seed=int(seed),
+                                     **({"latent_dim": int(zdim)} if has_z else {}), **changed)
+        run = recipes.Run(recipe, common.device())
+        z = f" z={zdim}" if has_z else ""
+        job = common.job_manager().start(run_target(run), label=f"{label}{z} on {dataset}")
+    except JobRefused as e:
+        st.error(f"Training did not start: {e}")
+        return
+    except ValueError as e:
+        st.error(f"These settings do not make a model: {e}")
+        return
+    st.session_state["job"] = job
+    st.session_state["job_info"] = {
+        "run": run, "suggest": f"{preset}-{dataset}{z.replace(' z=', '-z')}-s{seed}",
+        "summary": f"{int(epochs)} epochs, {family(recipe.family).describe(recipe.config)}, "
+                   f"{len(run.train_x):,} images, batch {bs}, lr {lr:g}, seed {seed}"}
+    st.rerun()
+
+
 if busy:
     st.info(f"Training {job.label} ({st.session_state['job_info']['summary']}). Pause or stop it below; "
             "the other pages keep working meanwhile.")
-else:
-    with st.form("train_form"):
-        c1, c2, c3, c4 = st.columns(4)
-        family_choice = c1.selectbox("Model", ["VAE", "plain autoencoder"], key="t_family")
-        dataset = c2.selectbox("Data", ["mnist", "digits8"], key="t_data",
-                               format_func=lambda d: {"mnist": "MNIST 28×28", "digits8": "8×8 digits (fast)"}[d])
-        zdim = c3.number_input("Latent size", 1, 64, 2, key="t_z")
-        epochs = c4.number_input("Epochs", 1, 200, 5, key="t_epochs")
-        c1, c2, c3, c4 = st.columns(4)
-        beta = c1.number_input("β (weight of KL; VAE only)", 0.0, 20.0, 1.0, 0.1, key="t_beta")
-        lik = c2.selectbox("Decoder", ["bernoulli", "gaussian"], key="t_lik")
-        limit = c3.number_input("Training images (0 = all)", 0, 55000, 0, 1000, key="t_limit")
-        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="t_seed")
-        c1, c2 = st.columns(2)
-        lr = c1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], value=1e-3, key="t_lr")
-        bs = c2.select_slider("Batch size", [32, 64, 128, 256, 512], value=128, key="t_bs")
-        start = st.form_submit_button("Start training", type="primary")
-
-if start:
-    dev = common.device()
-    try:
-        recipe = recipes.make_recipe("vae" if family_choice == "VAE" else "ae", data=dataset, limit=int(limit) or None,
-                                     latent_dim=int(zdim), likelihood=lik, beta=float(beta) if family_choice == "VAE" else None,
-                                     epochs=int(epochs), batch_size=int(bs), lr=float(lr), seed=int(seed))
-        run = recipes.Run(recipe, dev)
-        job = common.job_manager().start(run_target(run), label=f"{family_choice} z={zdim} on {dataset}")
-        st.session_state["job"] = job
-        st.session_state["job_info"] = {"run": run,
-                                        "suggest": f"{'vae' if family_choice == 'VAE' else 'ae'}-{dataset}-z{zdim}-s{seed}",
-                                        "summary": f"{int(epochs)} epochs, β={beta:g}, {lik} decoder, "
-                                                   f"{len(run.train_x):,} images, batch {bs}, lr {lr:g}, seed {seed}"}
-        st.rerun()
-    except JobRefused as e:
-        st.error(f"Training did not start: {e}")
-    except ValueError as e:
-        st.error(f"These settings do not make a model: {e}")
+elif not finished:
+    st.fragment(train_form)()
 
 
 def live_view():
@@ -212,8 +320,11 @@ def live_view():
         run = info["run"]
         run_fam = family(run.recipe.family)
         run_curves = run_fam.curves(run.recipe.config)
-        fig = viz.history_figure(s.history, run_curves.epoch, title="this run, per epoch",
-                                 names=run_fam.names, unit=run_curves.epoch_unit, log_y=run_curves.log_y)
+        # a family that draws per-step curves only (a GAN): the epoch means of those steps' keys
+        keys = run_curves.epoch or tuple(k for series in run_curves.steps for k, _, _ in series.lines)
+        fig = viz.history_figure(s.history, keys, title="this run, per epoch", names=run_fam.names,
+                                 unit=run_curves.epoch_unit if run_curves.epoch else "mean over the epoch",
+                                 log_y=run_curves.log_y)
         if s.active and common.interactive_charts():  # redrawn every second: its CSV comes once the run has ended
             st.plotly_chart(fig, width="stretch", key="live_curves")
         elif s.active:
@@ -266,3 +377,5 @@ if job is not None and job.state in ("done", "stopped") and job.step > 0:
             st.session_state["_select_model"] = new_name
             st.session_state["_notice"] = f"Saved {new_name} ({n_params(run.model):,} parameters) and selected it."
             st.rerun()
+if finished:  # the next run's form, below the finished one's result and save box
+    st.fragment(train_form)()
