@@ -3,15 +3,12 @@
 Navigation (from the views' registry, views/registry.py) and the shared sidebar (model picker,
 device) live here; each view is a file in views/ that calls the genlab engine.
 """
-import os
+import runpy
+from pathlib import Path
 
-# Torch's threads per computation for a server many sessions share (genlab/device.py
-# `server_threads`: GENLAB_THREADS, or half the cores), set before torch loads: OpenMP reads it
-# once, for every thread, and threads a session starts later do not all follow a count set
-# afterwards (bench/load.py read p95 0.35 s that way against 0.26-0.30 s with the variable).
-_threads = os.environ.get("GENLAB_THREADS", "").strip()
-os.environ.setdefault("OMP_NUM_THREADS", _threads if _threads.isdigit() and int(_threads) > 0
-                      else str(max(1, (os.cpu_count() or 1) // 2)))
+# Torch's threads per computation for a server many sessions share, set before torch loads (OpenMP
+# reads OMP_NUM_THREADS once): genlab/serving_env.py, run on its own since `import genlab` loads torch.
+runpy.run_path(str(Path(__file__).with_name("genlab") / "serving_env.py"))["set_thread_env"]()
 
 # Session threads share sys.modules and plotly peeks at pandas there: import it whole first.
 import pandas  # noqa: E402,F401

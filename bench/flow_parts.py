@@ -1,9 +1,10 @@
 """The Flow view's decode as a server computes it: one torch thread, the batch in one piece, in
-slices, and in slices lent to an idle core (genlab.parallel), side by side in one run.
+slices, and in slices lent to an idle core (genlab.serving, genlab.parallel), side by side in one run.
 
-A server gives each computation one thread on this 2-core machine (genlab.device.server_threads),
+A server gives each computation one thread on this 2-core machine (genlab.serving.server_threads),
 so that two sessions compute side by side. The decode a new seed asks for (24 samples: 8 noise
-vectors at three temperatures, through the shipped RealNVP) is timed three ways, alternating:
+vectors at three temperatures, through the shipped RealNVP, served: traced graphs) is timed three
+ways, alternating:
 
   whole    the 24 images in one piece (what genlab did before: slices of 64)
   slices   two slices of 12 on the caller's thread (a slice's activations stay in the caches)
@@ -33,14 +34,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from flow_gil import load  # noqa: E402
-from genlab import parallel  # noqa: E402
-from genlab.models import flow as flow_mod  # noqa: E402
+from genlab import parallel, serving  # noqa: E402
 
 WAYS = {"whole": (64, 0), "slices": (12, 0), "helped": (12, 1)}  # (images per slice, helpers)
 
 
 def decode(model, z: torch.Tensor, way: str) -> tuple[float, torch.Tensor]:
-    flow_mod.INFERENCE_SLICE, helpers = WAYS[way]
+    serving.ROWS_SLICE, helpers = WAYS[way]
     parallel.set_helpers(helpers)
     with torch.inference_mode():
         t0 = time.perf_counter()
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2], help="threads of other torch work beside it")
     a = ap.parse_args()
     model, what = load()
-    model.eval().requires_grad_(False)
+    serving.serve(model)
     eps = model.prior_sample(8, torch.Generator().manual_seed(0))
     z = torch.cat([t * eps for t in (0.5, 0.75, 1.0)])  # (24, 784): the Flow view's temperatures
     outs = {w: [decode(model, z, w)[1] for _ in range(3)][-1] for w in WAYS}  # warm the traced graphs

@@ -4,8 +4,10 @@
    host sync) against the usual notebook loop (DataLoader over a TensorDataset, shuffle=True,
    `.item()` on the loss every step), the same flow and the same number of steps; the rounds
    alternate (A B A B) so drift in machine load hits both.
-2. Sampling a 64-image grid (what the Latent Explorer and the Flow view draw).
-3. The test set's bits per dimension (10,000 images, one dequantisation draw).
+2. Sampling a 64-image grid (what the Latent Explorer and the Flow view draw), with the plain
+   model and with a served copy (genlab.serving: traced graphs, as the server's shared models).
+3. The test set's bits per dimension (10,000 images, one dequantisation draw), with the plain
+   model as `python -m genlab eval` scores it.
 
 Sampling and scoring use the shipped checkpoint when it is there (the size users get), else a
 fresh model of the same configuration. Run: python bench/flow_speed.py [--device cuda]
@@ -14,6 +16,7 @@ fresh model of the same configuration. Run: python bench/flow_speed.py [--device
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -26,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import genlab  # noqa: E402
-from genlab import store  # noqa: E402
+from genlab import serving, store  # noqa: E402
 from genlab.data import load_mnist  # noqa: E402
 from genlab.models import Flow, FlowConfig  # noqa: E402
 from genlab.train import TrainConfig, fit  # noqa: E402
@@ -103,17 +106,18 @@ def main():
         what = "the shipped realnvp-mnist"
     else:
         model, what = Flow(config()).to(device).eval(), "a fresh model (no shipped checkpoint)"
-    times = []
-    with torch.inference_mode():
-        model.sample(64, torch.Generator(device=device).manual_seed(0))
-        for s in range(a.repeats):
-            sync(device)
-            t0 = time.perf_counter()
-            model.sample(64, torch.Generator(device=device).manual_seed(s))
-            sync(device)
-            times.append(time.perf_counter() - t0)
-    print(f"sampling a 64-image grid ({what}): median {1000 * statistics.median(times):.1f} ms, "
-          f"max {1000 * max(times):.1f} ms over {a.repeats}")
+    for way, m in (("plain", model), ("served", serving.serve(copy.deepcopy(model)))):
+        times = []
+        with torch.inference_mode():
+            m.sample(64, torch.Generator(device=device).manual_seed(0))
+            for s in range(a.repeats):
+                sync(device)
+                t0 = time.perf_counter()
+                m.sample(64, torch.Generator(device=device).manual_seed(s))
+                sync(device)
+                times.append(time.perf_counter() - t0)
+        print(f"sampling a 64-image grid ({what}, {way}): median {1000 * statistics.median(times):.1f} ms, "
+              f"max {1000 * max(times):.1f} ms over {a.repeats}")
     test = load_mnist("test", device).x
     sync(device)
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ import os
 import torch
 
 
+
 def pick_device(preference: str | None = None) -> torch.device:
     """Return the device genlab computes on.
 
@@ -44,21 +45,3 @@ def describe(device: torch.device) -> str:
         per = f"{n} thread{'s' if n != 1 else ''}"
         return f"cpu ({per} per computation, {cores} cores)" if n < cores else f"cpu ({per})"
     return device.type
-
-
-def server_threads(environ=os.environ, cores: int | None = None) -> int:
-    """Torch's threads per computation for a server that many sessions share: GENLAB_THREADS, or
-    half the cores (at least one). Two sessions' computations then run side by side instead of
-    four threads fighting for two cores, where every parallel step waits at a barrier for a
-    thread the scheduler put aside (bench/load.py: a class's p95 0.34-0.36 s with 2 threads a
-    computation on 2 cores, 0.26-0.30 s with 1). A single computation alone takes longer (the
-    Flow view's 24-sample decode 0.10 s -> 0.19 s here)."""
-    cores = cores or os.cpu_count() or 1
-    raw = environ.get("GENLAB_THREADS", "")
-    try:
-        n = int(raw) if raw.strip() else max(1, cores // 2)
-    except ValueError:
-        raise ValueError(f"GENLAB_THREADS must be a whole number of threads, not {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"GENLAB_THREADS must be at least 1, not {n}")
-    return n

@@ -328,7 +328,7 @@ def score_kinds(model, k: int = 64, log_z: float | None = None) -> list[Score]:
     if "iw" in caps.likelihoods:
         out.append(Score("iw_nll", f"importance-weighted NLL, k={k}", "nats",
                          f"The importance-weighted bound from the same {k} draws is tighter (Burda et al.)."))
-    if "exact" in caps.likelihoods and hasattr(model, "log_prob"):
+    if "exact" in caps.likelihoods:
         out.append(Score("nll", "exact NLL", "nats", "The exact NLL, −log p(x) by the change of variables, is on "
                                                      "8-bit pixels with one uniform dequantisation draw (seed 0).",
                          per_dim=d * math.log(2)))
@@ -405,7 +405,7 @@ def scores(model, x: torch.Tensor, k: int = 64, seed: int = 0, log_z: float | No
                 lw = metrics.iw_log_weights(model, data, k, g)  # (k, B)
                 out["neg_elbo"] = -lw.mean(0)
                 out["iw_nll"] = -(torch.logsumexp(lw, 0) - math.log(k))
-            if "nll" in kinds and hasattr(model, "log_prob"):
+            if "nll" in kinds:
                 out["nll"] = -model.log_prob(xb, g)
             if "free_energy" in kinds:
                 out["free_energy"] = model.free_energy(data)

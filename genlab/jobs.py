@@ -10,7 +10,6 @@ import atexit
 import copy
 import itertools
 import queue
-import sys
 import threading
 import time
 import traceback
@@ -18,38 +17,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import serving
 from .train import Divergence, History, Progress, StopTraining
 
 MAX_RUNNING = 2
 IDLE_TIMEOUT_S = 60.0
 ACTIVE = ("starting", "running", "paused")
-
-
-# While a training thread runs, a short GIL switch interval (1 ms instead of Python's 5 ms) lets
-# the threads that answer clicks take their turn sooner (bench/live_controls.py). With no
-# training it only costs: every session's script thread hands the GIL over five times as often
-# (bench/load.py, 30 sessions: interaction p95 681 ms at 1 ms, 393 ms at Python's 5 ms).
-TRAINING_SWITCH_INTERVAL = 0.001
-_training = 0
-_training_lock = threading.Lock()
-_saved_interval = sys.getswitchinterval()
-
-
-def _training_started() -> None:
-    global _training, _saved_interval
-    with _training_lock:
-        if _training == 0:
-            _saved_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(_saved_interval, TRAINING_SWITCH_INTERVAL))
-        _training += 1
-
-
-def _training_ended() -> None:
-    global _training
-    with _training_lock:
-        _training -= 1
-        if _training == 0:
-            sys.setswitchinterval(_saved_interval)
 
 
 class JobRefused(RuntimeError):
@@ -159,11 +132,11 @@ class Job:
         self._thread = threading.Thread(target=self._run, name=f"genlab-job-{self.id}", daemon=True)
 
     def _run(self) -> None:
-        _training_started()
+        serving.training_started()  # a shorter GIL switch interval while any job trains
         try:
             self._work()
         finally:
-            _training_ended()
+            serving.training_ended()
 
     def _work(self) -> None:
         ctl = JobControl(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -180,61 +180,3 @@ def live_target(live: LiveRun, publish_every: float = 0.5, chunk: int = 10):
                 live.at_rest = ctl.pause_requested  # what only a paused page shows is drawn when parking
                 ctl.publish(extra=live.snapshot(), step=live.steps, elapsed=last - t0)
     return target
-
-
-# ----------------------------------------------------------------------------- the RBM's part
-@dataclass
-class RBMLiveSettings:
-    """What the Energy Models page may change while an RBM trains live (applied when paused)."""
-
-    lr: float = 0.01
-    method: str = "pcd"
-    k: int = 1
-    momentum: float = 0.5
-    batch_size: int = 100
-
-
-class LiveRBM(LiveRun):
-    """An RBM trained one CD-k / PCD-k update at a time on random batches of binarized data,
-    with 64 fantasy chains advanced one Gibbs sweep at every snapshot: the samples the page shows."""
-
-    keys = ("recon", "fe_gap", "pseudo_nll")
-    actions = ("step",)
-    kind = "energy"
-    Settings = RBMLiveSettings
-
-    def __init__(self, model, data: torch.Tensor, settings: RBMLiveSettings, seed: int = 0,
-                 film_every: int | None = None, film: FixedNoiseFilm | None = None):
-        """film: a fixed-chain film (watch.Film) recorded every `film_every` updates (default: one
-        pass over the data at the batch size, an epoch)."""
-        (self.opt,) = model.configure_optimizers(settings.lr)
-        self._epoch_film = film_every is None  # one frame per epoch, whatever the batch size becomes
-        film_every = film_every or max(1, len(data) // settings.batch_size)
-        super().__init__(model, data, settings, seed, film, film_every)
-        self.apply(settings)
-        self.fantasy = torch.bernoulli(torch.full((64, data[0].numel()), 0.5, device=self.device), generator=self.gen)
-
-    def apply(self, s: RBMLiveSettings) -> None:
-        if s.method not in ("cd", "pcd") or s.k < 1 or s.lr <= 0:
-            raise ValueError(f"bad RBM settings: {s}")
-        self.settings = s
-        if getattr(self, "_epoch_film", False):
-            self.film_every = max(1, len(self.data) // s.batch_size)
-        for grp in self.opt.param_groups:
-            grp["lr"], grp["momentum"] = s.lr, s.momentum
-        self.model.config.method, self.model.config.k = s.method, s.k
-
-    def _update(self, action: str) -> tuple[dict[str, torch.Tensor], bool]:
-        idx = torch.randint(0, len(self.data), (self.settings.batch_size,), generator=self.gen, device=self.device)
-        batch = torch.bernoulli(self.data[idx], generator=self.gen)
-        out = self.model.train_step(batch, [self.opt], self.gen)
-        out["pseudo_nll"] = self.model.loss_terms(batch, self.gen)["pseudo_nll"]
-        return out, True
-
-    @torch.no_grad()
-    def draw(self) -> dict:
-        self.fantasy, pv = self.model.gibbs(self.fantasy, self.gen)
-        shape = (-1, *self.model.config.data_shape)
-        w = self.model.filters()
-        strongest = w.flatten(1).norm(dim=1).argsort(descending=True)[:64]
-        return {"samples": pv.view(shape).cpu(), "filters": w[strongest].cpu()}

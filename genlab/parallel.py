@@ -1,14 +1,14 @@
-"""Spare cores for a computation that splits into independent parts.
+"""Spare cores for a computation that splits into independent parts: the serving layer's helper
+threads (genlab.serving, which alone uses this module).
 
-A server on a small machine gives each computation one thread (`device.server_threads`), so
+A server on a small machine gives each computation one thread (`serving.server_threads`), so
 that two sessions' computations run side by side instead of fighting over one barrier. When
 only one session computes, the other cores idle. `map_parts` lends them: the caller computes
 the parts in order, and a helper thread that is free takes the next part not yet started. The
 caller never waits for a part nobody has begun; it does wait at the end for a part a helper
 began, and when the other cores are busy with other sessions that part runs no faster than on
-the caller's own core (bench/flow_parts.py: beside one other computation, 161 ms helped against
-159 ms on the caller alone; alone, 81 ms against 158 ms). The results are the parts' results in
-their order, whichever thread computed them.
+the caller's own core (docs/serving.md). The results are the parts' results in their order,
+whichever thread computed them.
 
 A helper runs under the caller's gradient and inference modes (thread-local in torch); under
 autocast, or anything else a thread carries that a helper would not (hooks, modes, streams),
@@ -32,11 +32,12 @@ _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 _HELPERS = 0
-MAX_HELPERS = 3  # past this, slices get too small to be worth a thread (the flow's 24 images: 6 a slice)
+MAX_HELPERS = 3  # past this, slices get too small to be worth a thread (24 images: 6 a slice)
 
 
 def set_helpers(n: int) -> None:
-    """Lend up to n helper threads to each split computation (0: none). A server calls it once."""
+    """Lend up to n helper threads to each split computation (0: none). A server calls it once
+    (`serving.configure`)."""
     global _POOL, _POOL_SIZE, _HELPERS
     if n < 0:
         raise ValueError(f"helpers must be 0 or more, not {n}")

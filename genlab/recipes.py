@@ -28,29 +28,6 @@ from .train import History, Progress, TrainConfig, fit
 from .watch import Film, toy_measures
 
 
-def _pending_flow(opts, shape, dataset):  # TRANSITIONAL: moves into the family file at integration
-    from .models.flow import FlowConfig
-    opts = dict(opts)
-    if isinstance(opts.get("hidden"), tuple):
-        opts["hidden"] = opts["hidden"][0]
-    if len(shape) == 1:
-        opts.setdefault("masks", "parity")
-        opts.setdefault("couplings", (6,))
-    return FlowConfig(data_shape=shape, **opts), {"lr": 1e-3, "batch_size": 64, "binarize": False}
-
-
-def _pending_rbm(opts, shape, dataset):  # TRANSITIONAL
-    from .models.rbm import RBMConfig
-    opts = dict(opts)
-    if isinstance(opts.get("hidden"), tuple):
-        opts["hidden"] = opts["hidden"][0]
-    base.images_only(shape, dataset, "an RBM")
-    return RBMConfig(data_shape=shape, **opts), {"lr": 0.01, "batch_size": 100, "binarize": True}
-
-
-_PENDING = {"flow": _pending_flow, "rbm": _pending_rbm}
-
-
 @dataclass
 class Recipe:
     """Everything that defines a training run: family, config, data and training settings."""
@@ -84,7 +61,7 @@ def make_recipe(preset: str, data: str | None = None, limit: int | None = None, 
     model_opts = p.defaults | {k: v for k, v in options.items() if k not in train_names} | p.fixed
     shape = data_shape(data)
     try:
-        config, train_defaults = _PENDING.get(fam_name, fam.recipe)(model_opts, shape, data)
+        config, train_defaults = fam.recipe(model_opts, shape, data)
     except TypeError as e:  # an option the config does not have
         raise ValueError(f"{preset}: {e}") from None
     tcfg = TrainConfig(**(train_defaults | train_opts))

@@ -541,7 +541,7 @@ def _pm(s: dict) -> str:
 def report_markdown(results: dict) -> str:
     """docs/structure-search.md from the JSON of every table run so far."""
     lines = ["# Structure search for coupling flows, reproduced", "",
-             "Written by `python -m genlab structure` (see the README); the numbers are in "
+             "Written by `python -m genlab structure` (see docs/structure-search-summary.md); the numbers are in "
              "`structure-search.json`. Bits per dimension of the raw features, -log p(x) / (d ln 2): "
              "lower is better, and it can be negative for continuous data (a density above 1).",
              "The model, the protocol and the choices the paper leaves open are in the docstring of "
@@ -675,7 +675,7 @@ def search_target(live: LiveSearch):
 
 
 def readme_markdown(results: dict) -> str:
-    """The compact tables the README shows: test bits/dim per depth and layout, per data set."""
+    """The compact tables of docs/structure-search-summary.md: test bits/dim per depth and layout, per data set."""
     out = []
     for name, r in results.items():
         depths = list(r["depths"])

@@ -191,3 +191,32 @@ def test_recipes_write_the_same_card_sections_for_every_preset(tmp_path):
         assert card["film"]["steps"][0] == 0 and card["extra_tensors"]["film"][0] == len(card["film"]["steps"])
         assert card["dataset"]["name"] == data_name
     assert len(keys) == 1, keys
+
+
+@pytest.mark.parametrize("name,i", CASES)
+def test_an_energy_model_runs_its_chain_at_its_own_settings(name, i):
+    _, model = example(name, i)
+    caps = model.capabilities
+    if not caps.energy:
+        return
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(3, *caps.data_shape, generator=g)
+    out = model.chain(x0.round() if caps.sampler == "gibbs" else x0, 2, 1, g, **model.chain_settings())
+    frames = out[0] if isinstance(out, tuple) else out
+    assert torch.isfinite(torch.as_tensor(frames, dtype=torch.float32)).all()
+
+
+def test_an_exact_rbm_log_prob_sums_to_one_over_every_image():
+    """On 2x2 binary images, exp(log p(v)) over all 16 images adds up to 1 (enumeration)."""
+    import itertools
+    from genlab.models.rbm import RBMConfig
+    torch.manual_seed(0)
+    model = build("rbm", RBMConfig(data_shape=(1, 2, 2), hidden=3, chains=4, sample_steps=5))
+    with torch.no_grad():
+        model.W.normal_(0, 1.0), model.b.normal_(0, 0.5), model.c.normal_(0, 0.5)
+    assert "exact" in model.capabilities.likelihoods
+    v = torch.tensor(list(itertools.product((0.0, 1.0), repeat=4))).view(16, 1, 2, 2)
+    with torch.no_grad():
+        total = model.log_prob(v).double().exp().sum().item()
+    assert total == pytest.approx(1.0, abs=1e-5)
+    assert model.bits_per_dim(torch.tensor(4 * math.log(2.0))).item() == pytest.approx(1.0)

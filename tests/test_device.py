@@ -19,16 +19,6 @@ def test_missing_cuda_is_a_clear_error():
         pick_device("cuda")
 
 
-def test_a_server_uses_half_the_cores_per_computation_unless_told():
-    from genlab.device import server_threads
-    assert server_threads({}, cores=2) == 1 and server_threads({}, cores=16) == 8 and server_threads({}, cores=1) == 1
-    assert server_threads({"GENLAB_THREADS": "3"}, cores=2) == 3
-    assert server_threads({"GENLAB_THREADS": " "}, cores=4) == 2
-    for bad in ("0", "-2", "two", "1.5"):
-        with pytest.raises(ValueError, match="GENLAB_THREADS"):
-            server_threads({"GENLAB_THREADS": bad}, cores=2)
-
-
 def test_describe_names_threads_per_computation_when_fewer_than_the_cores(monkeypatch):
     import genlab.device as d
     monkeypatch.setattr(d.os, "cpu_count", lambda: 64)

@@ -76,9 +76,9 @@ def test_the_gil_switches_faster_only_while_some_job_trains():
     import sys
     import threading
 
-    from genlab import jobs
+    from genlab import serving
     before = sys.getswitchinterval()
-    assert before > jobs.TRAINING_SWITCH_INTERVAL  # Python's 5 ms: nothing trains
+    assert before > serving.TRAINING_SWITCH_INTERVAL  # Python's 5 ms: nothing trains
     gates = [threading.Event(), threading.Event()]
     seen = []
 
@@ -89,10 +89,10 @@ def test_the_gil_switches_faster_only_while_some_job_trains():
         return target
     a, b = JobManager(max_running=2).start(waits(gates[0])), JobManager(max_running=2).start(waits(gates[1]))
     assert wait_for(lambda: len(seen) == 2)
-    assert seen == [jobs.TRAINING_SWITCH_INTERVAL] * 2
+    assert seen == [serving.TRAINING_SWITCH_INTERVAL] * 2
     gates[0].set()
     a.join(5)
-    assert sys.getswitchinterval() == jobs.TRAINING_SWITCH_INTERVAL  # the other still trains
+    assert sys.getswitchinterval() == serving.TRAINING_SWITCH_INTERVAL  # the other still trains
     gates[1].set()
     b.join(5)
     assert sys.getswitchinterval() == before

@@ -160,9 +160,10 @@ def test_sampling_follows_the_seed_and_runs_the_stated_chain():
 
 
 @pytest.mark.parametrize("block", [1 << 20, 100])
-def test_the_compiled_chain_gives_the_eager_chains_numbers(digits, monkeypatch, block):
-    """The Gibbs chain on the CPU runs as a TorchScript loop (rbm._sweeps, in blocks of sweeps):
-    bit for bit what the eager sweeps (torch.bernoulli) give from the same generator."""
+def test_the_chain_in_blocks_gives_the_eager_sweeps_numbers(digits, monkeypatch, block):
+    """The Gibbs chain on the CPU runs as one loop (rbm._sweeps) per block of sweeps from uniforms
+    drawn ahead: bit for bit what the eager sweeps (torch.bernoulli) give from the same generator.
+    A server runs the same loop compiled (tests/test_serving.py)."""
     from genlab.models import rbm
     from genlab.samplers import run_chain
     monkeypatch.setattr(rbm, "CHAIN_BLOCK", block)  # 100 floats: one sweep a block, so blocks join
@@ -178,7 +179,7 @@ def test_the_compiled_chain_gives_the_eager_chains_numbers(digits, monkeypatch, 
                 g = torch.Generator().manual_seed(3)
                 want_f, want_e = run_chain(lambda v: m.gibbs(v, g), m.free_energy, x, steps, every, clamp)
             assert torch.equal(frames, want_f) and torch.equal(energies, want_e), (clamp is not None, steps, every)
-    assert isinstance(rbm._sweeps_compiled, torch.jit.ScriptFunction)  # compiled here, not the eager fallback
+    assert m.sweeps is rbm._sweeps  # the plain function: nothing compiled in the model file
     # with gradients wanted, the chain is the eager loop itself (its frames carry the graph)
     a = m.chain(x, 5, 1, torch.Generator().manual_seed(4))[0]
     with torch.no_grad():

@@ -19,8 +19,7 @@ from streamlit.errors import StreamlitDuplicateElementKey
 
 import genlab
 from genlab import data as gdata
-from genlab import evaluation, export, figsvg, parallel, viz
-from genlab.device import server_threads
+from genlab import evaluation, export, figsvg, serving, viz
 from genlab.jobs import JobManager
 from genlab.memo import SharedMemo
 from genlab.models import best_likelihood, card_likelihoods, config_from_dict, describe_card, family, missing, sample
@@ -56,18 +55,10 @@ def memo(key: tuple, compute: Callable[[], object], model: str | None = None):
 
 @st.cache_resource(show_spinner=False)
 def device() -> torch.device:
-    """The server's device; on the CPU, torch's threads per computation set for a class
-    (`genlab.device.server_threads`: GENLAB_THREADS, or half the cores), and helper threads that
-    lend the other cores to a computation split in parts while they idle (`genlab.parallel`)."""
+    """The server's device, configured for a class (`genlab.serving.configure`: on the CPU,
+    torch's threads per computation and helper threads for idle cores)."""
     dev = genlab.pick_device()
-    if dev.type == "cpu":
-        try:
-            n = server_threads()
-        except ValueError as e:
-            n = server_threads({})
-            print(f"genlab: {e}; using {n}", file=sys.stderr, flush=True)
-        torch.set_num_threads(n)
-        parallel.set_helpers(parallel.helpers_for(os.cpu_count() or 1, n))  # idle cores for split work
+    serving.configure(dev)
     return dev
 
 
@@ -110,7 +101,7 @@ def list_models() -> list[dict]:
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
 def _load(path: str, stamp: tuple[int, int]):
     model, card = genlab.load(path, device())
-    model.requires_grad_(False)  # shared across sessions: read-only
+    serving.serve(model)  # shared across sessions: read-only, with the server's speed-ups (same numbers)
     return model, card
 
 

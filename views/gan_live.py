@@ -3,7 +3,6 @@ discriminator or the generator by hand, change the settings, scrub the film of f
 samples, and save the model."""
 import numpy as np
 import streamlit as st
-import torch
 
 import genlab
 from genlab import data as gdata

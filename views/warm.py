@@ -14,7 +14,6 @@ waits for that line. GENLAB_WARM=0 turns it off (the tests do, except the one th
 """
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import os
@@ -25,6 +24,7 @@ import time
 
 import streamlit as st
 
+from genlab import serving
 from views import registry
 
 log = logging.getLogger("genlab.warm")
@@ -117,18 +117,10 @@ def _run(todo: list[tuple[str, str]]) -> None:
         if err:
             errors += 1
             log.warning("genlab: warming %s?%s failed: %s", page or "home", query, err)
-    # What the server keeps from here on (modules, models, shared renders) leaves Python's cyclic
-    # collector: a full collection walked all of it, holding the GIL for 0.21-0.24 s, three
-    # times in a class of thirty (gc.callbacks; bench/load.py), and every click in flight waited.
-    # Collected once first. Reference counting still frees what is dropped later, but garbage in a
-    # reference cycle that was made before this line is never collected: the warm-up's own
-    # sessions, which Streamlit keeps two minutes for a reconnect, and what the warm caches evict.
-    # That is bounded by what exists now, once: 2,381 objects, 0.3 MB, three minutes after a warm-up.
-    gc.collect()
-    gc.freeze()
+    frozen = serving.freeze_heap()  # what the server keeps leaves the cyclic collector (its docstring says why)
     # print, not log: streamlit's logger level hides info lines, and bench/load.py waits for this one
     print(f"genlab: warmed {len(todo)} views in {time.perf_counter() - t0:.1f} s, {errors} errors, "
-          f"{gc.get_freeze_count():,} objects kept out of the cyclic collector", flush=True)
+          f"{frozen:,} objects kept out of the cyclic collector", flush=True)
 
 
 @st.cache_resource(show_spinner=False)

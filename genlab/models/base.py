@@ -252,7 +252,6 @@ class Family:
     make_config: Callable[[dict, tuple[int, ...], str], tuple[Any, dict]] | None = None
     live: type | None = None
     trainer: Callable | None = None
-    explored_in: str = "Home"  # TRANSITIONAL: the view registry derives this; removed at integration
 
     @property
     def recipe(self) -> Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]:
@@ -401,7 +400,7 @@ def describe_card(card: dict) -> dict:
     caps = expected_capabilities(card["family"], cfg)
     return {"family": card["family"], "kind": fam.label(cfg), "description": fam.describe(cfg),
             "latent_dim": caps.latent_dim, "latent": caps.latent, "data_kind": caps.data_kind,
-            "generative": caps.generative, "explored_in": fam.explored_in, "images": caps.images,
+            "generative": caps.generative, "images": caps.images,
             "likelihoods": tuple(caps.likelihoods), "traceable": caps.traceable, "mnist_images": caps.mnist_images}
 
 

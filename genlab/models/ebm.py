@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..samplers import langevin_step, run_chain
-from .base import Capabilities, Curves, Series, descend, images_only, option, register
+from .base import Capabilities, Curves, Preset, Series, descend, images_only, option, register
 
 
 @dataclass
@@ -83,9 +83,10 @@ def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[EBMConfig
 
 
 @register("ebm", EBMConfig, label=lambda cfg: "EBM (Langevin)", make_config=_recipe,
+          presets={"ebm": Preset(help="energy-based model sampled by Langevin dynamics")},
           describe=lambda cfg: (f"energy-based model, a {len(cfg.channels)}-layer convolutional energy, sampled by "
                                 f"{cfg.sample_steps} Langevin steps from noise"),
-          curves=_curves, explored_in="Energy Models",
+          curves=_curves,
           names={"e_real": "E(data)", "e_fake": "E(samples)", "cd": "energy gap", "loss": "loss"},
           examples=lambda: [EBMConfig(data_shape=(1, 8, 8), channels=(8, 16), hidden=16, steps=5, buffer_size=64,
                                       sample_steps=10)],

@@ -21,35 +21,34 @@ bound on the discrete data's NLL (Theis et al., 2016; the convention of Dinh et 
 """
 from __future__ import annotations
 
-import itertools
 import math
-import threading
-import warnings
-import weakref
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from .. import parallel
-from .base import Capabilities, Curves, LikelihoodRecord, Series, minimize_terms, register
+from .base import Capabilities, Curves, Preset, LikelihoodRecord, Series, minimize_terms, option, register
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
 class FlowConfig:
-    data_shape: tuple[int, ...] = (1, 28, 28)
-    hidden: int = 64  # conditioner width (channels for images, units for vectors)
-    depth: int = 3  # layers per conditioner
-    couplings: tuple[int, ...] = (3, 3, 3)  # images: checkerboard, (squeeze) channel-wise, checkerboard; vectors: (L,)
-    masks: str = "checkerboard"  # images: checkerboard; vectors: parity | random | explicit
-    mask_bits: tuple[tuple[int, ...], ...] = ()  # masks="explicit": one 0/1 row per coupling (1 = conditions)
-    mask_seed: int = 0  # masks="random"
-    clamp: float = 3.0  # soft clamp of the log-scale: s = clamp * tanh(s / clamp); 0: none
-    conditioner: str = "mlp"  # vectors: "mlp" (ReLU layers) or "tanh" ((s, t) = tanh(W x_B + b), one layer)
-    alpha: float = 0.05  # logit transform margin (images)
-    actnorm: bool = True
+    data_shape: tuple[int, ...] = option((1, 28, 28), "data shape: (C, H, W) images or (D,) vectors", cli=False)
+    hidden: int = option(64, "conditioner width (channels for images, units for vectors)")
+    depth: int = option(3, "layers per conditioner")
+    couplings: tuple[int, ...] = option((3, 3, 3), "couplings per stage: images checkerboard, (squeeze) channel-wise, "
+                                                   "checkerboard, e.g. 3,3,3; vectors (L,) (default 6)")
+    masks: str = option("checkerboard", "images: checkerboard; vectors: parity, random or explicit",
+                        choices=("checkerboard", "parity", "random", "explicit"))
+    mask_bits: tuple[tuple[int, ...], ...] = option((), "masks=explicit: one 0/1 row per coupling (1 = conditions)",
+                                                    cli=False)
+    mask_seed: int = option(0, "the seed of masks=random")
+    clamp: float = option(3.0, "soft clamp of the log-scale: s = clamp * tanh(s / clamp); 0: none")
+    conditioner: str = option("mlp", "vectors: mlp (ReLU layers) or tanh ((s, t) = tanh(W x_B + b), one layer)",
+                              choices=("mlp", "tanh"))
+    alpha: float = option(0.05, "logit transform margin (images)")
+    actnorm: bool = option(True, "activation normalisation after each coupling")
 
     def __post_init__(self):
         self.data_shape = tuple(self.data_shape)
@@ -73,11 +72,6 @@ class FlowConfig:
             raise ValueError(f"conditioner is mlp, or tanh for vector flows, not {self.conditioner!r}")
         if self.clamp < 0:
             raise ValueError("clamp must be >= 0 (0: no soft clamp)")
-
-
-INFERENCE_SLICE = 12  # images per slice through an image flow when no gradient is kept (Flow._run)
-_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Flow -> its traced graphs (Flow._graph)
-_GRAPHS_LOCK = threading.Lock()
 
 
 # ----------------------------------------------------------------------------- masks
@@ -255,28 +249,20 @@ def _curves(cfg: FlowConfig) -> Curves:
                        "first updates can throw the loss far up before it settles.", log_y=True)
 
 
-def _slices(h: torch.Tensor, helpers: int = 0) -> tuple[torch.Tensor, ...]:
-    """h cut along the batch into slices of about INFERENCE_SLICE (at most that many where it is
-    4 or more), as even as can be; a batch of two or more never leaves a slice of one image (a
-    convolution may take another path for a batch of one). With helper threads, the count is
-    rounded up to a multiple of the threads while every slice keeps two images at least: 24
-    images on two threads are 12 + 12.
-
-    Slices of about 12 are also the quickest per image on one thread here (0.16 s for the 24-sample
-    decode, 0.19 s in one piece of 24): their activations stay in the caches."""
-    n = h.shape[0]
-    k = -(-n // INFERENCE_SLICE)
-    if helpers > 0:
-        k = -(-k // (helpers + 1)) * (helpers + 1)
-    k = max(1, min(k, n // 2)) if n >= 2 else 1
-    return torch.tensor_split(h, k)
+def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[FlowConfig, dict]:
+    """A flow: RealNVP on 8-bit images (dequantised inside the model), a coupling flow on vectors."""
+    opts = dict(opts)
+    if len(shape) == 1:
+        opts.setdefault("masks", "parity")
+        opts.setdefault("couplings", (6,))
+    return FlowConfig(data_shape=shape, **opts), {"lr": 1e-3, "batch_size": 64, "binarize": False}
 
 
-@register("flow", FlowConfig, label=lambda cfg: "RealNVP" if len(cfg.data_shape) == 3 else f"coupling flow ({cfg.masks})",
+@register("flow", FlowConfig, make_config=_recipe, presets={"flow": Preset(help="RealNVP normalizing flow")}, label=lambda cfg: "RealNVP" if len(cfg.data_shape) == 3 else f"coupling flow ({cfg.masks})",
           describe=lambda cfg: (f"RealNVP normalizing flow, {sum(cfg.couplings)} affine couplings, exact likelihood"
                                 if len(cfg.data_shape) == 3 else
                                 f"affine coupling flow, {sum(cfg.couplings)} couplings with {cfg.masks} masks"),
-          curves=_curves, explored_in="Flow",
+          curves=_curves,
           metrics={"test_bpd": "test bits per dimension", "test_nll": "test NLL (nats)"},
           names={"bpd": "bits/dim", "nll": "NLL (nats)", "loss": "loss (bits/dim)"},
           examples=lambda: [FlowConfig(data_shape=(1, 8, 8), hidden=16, depth=2, couplings=(2, 2, 2)),
@@ -336,6 +322,12 @@ class Flow(nn.Module):
                             data_range=(0.0, 1.0) if self.image else None, latent="gaussian", latent_dim=self.dims,
                             encode=True, likelihoods=("exact",), validates=True, traceable=True)
 
+    @property
+    def serving_hints(self) -> dict:
+        """What a server may speed up (genlab.serving): an image flow's two directions compute
+        each image on its own. A vector flow's small layers gain nothing from it."""
+        return {"rows": ("flow.forward", "flow.inverse")} if self.image else {}
+
     # -- dequantisation and the logit transform (images) -----------------------
     def _to_logits(self, x: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixels in [0, 1] (8-bit) -> y = (x_int + u) / 256 -> logit(alpha + (1 - 2 alpha) y).
@@ -355,52 +347,8 @@ class Flow(nn.Module):
 
     # -- the flow ---------------------------------------------------------------
     def _run(self, direction: str, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The flow ("forward") or its inverse on h. Without gradients, image batches go through in
-        slices (`_slices`): the same numbers, and a conditioner's activations (hidden channels x
-        pixels per image) stay a few MB instead of hundreds, which a server keeps as its peak. A
-        frozen model (eval, no parameter that wants gradients: a server's shared models) runs each
-        slice as one traced graph (`_graph`), and on the CPU lends slices to free helper threads
-        (`parallel.map_parts`: alone on two cores with one thread a computation, the Flow view's
-        24-sample decode takes 0.08 s instead of 0.19 s, bench/flow_parts.py)."""
-        fn = getattr(self.flow, direction)
-        if not self.image or torch.is_grad_enabled():
-            return fn(h)
-        frozen = not self.training and not any(p.requires_grad for p in self.parameters())
-        helpers = parallel.helpers() if frozen and h.device.type == "cpu" else 0  # a GPU's streams are per thread
-        slices = _slices(h, helpers)
-        parts = (parallel.map_parts(self._graph(direction, h), slices, helpers) if frozen else [fn(s) for s in slices])
-        return (parts[0] if len(parts) == 1 else
-                (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])))
-
-    def _graph(self, direction: str, h: torch.Tensor):
-        """The flow's `direction` traced for inputs shaped like h (any batch size), cached per
-        image shape and weights.
-
-        The same operations in the same order as the eager flow (the same numbers), run by torch's
-        graph executor in one call. Eagerly, each of its few hundred small operations hands
-        Python's lock back and must win it again; in a server where other sessions' threads run
-        Python, every such return can wait for them: the Flow view's 24-sample decode takes 0.1 s
-        alone, and beside two busy Python threads 3.4 s eagerly, 0.66 s traced (bench/flow_gil.py)."""
-        weights = tuple((t.data_ptr(), t._version) for t in itertools.chain(self.parameters(), self.buffers()))
-        key = (direction, tuple(h.shape[1:]), h.dtype, h.device, weights)
-        with _GRAPHS_LOCK:
-            graphs = _GRAPHS.setdefault(self, {})
-            graph = graphs.get(key)
-        if graph is None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # tracer notes on sizes read as numbers
-                    # traced on two images: the graph reads the batch size from its input, and
-                    # tracing keeps every intermediate tensor alive until it ends
-                    graph = getattr(torch.jit.trace_module(self.flow, {direction: (h[:2],)}, check_trace=False),
-                                    direction)
-            except Exception:  # noqa: BLE001 - a backend the tracer cannot handle: run eagerly, same numbers
-                graph = getattr(self.flow, direction)
-            with _GRAPHS_LOCK:
-                if len(graphs) >= 8:
-                    graphs.clear()
-                graphs[key] = graph
-        return graph
+        """The flow ("forward") or its inverse on h: (z or x, log_det per example)."""
+        return getattr(self.flow, direction)(h)
 
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None, dequantize: bool = True
                  ) -> torch.Tensor:

@@ -292,7 +292,7 @@ def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[GANConfig
     return cfg, {"lr": 1e-3 if toy else 2e-4, "batch_size": 256 if toy else 128, "binarize": False}
 
 
-@register("gan", GANConfig, label=lambda cfg: KIND[cfg.arch], describe=_describe, explored_in="GAN Live",
+@register("gan", GANConfig, label=lambda cfg: KIND[cfg.arch], describe=_describe,
           presets={"gan": Preset(fixed={"arch": "mlp"}, defaults={"latent_dim": 100}, help="MLP GAN"),
                    "dcgan": Preset(fixed={"arch": "dcgan"}, defaults={"latent_dim": 100}, help="DCGAN (slow on a CPU)"),
                    "gan2d": Preset(fixed={"arch": "toy"}, defaults={"latent_dim": 2}, data="ring8",

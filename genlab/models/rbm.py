@@ -28,7 +28,9 @@ import torch.nn.functional as F
 
 from .. import metrics
 from ..samplers import run_chain
-from .base import Capabilities, Curves, LikelihoodRecord, Series, register
+from ..live import LiveRun
+from ..watch import FixedNoiseFilm
+from .base import Capabilities, Curves, Preset, LikelihoodRecord, Series, images_only, option, register
 
 EXACT_MAX_HIDDEN = 20
 
@@ -38,7 +40,8 @@ def _sweeps(v: torch.Tensor, start: torch.Tensor, keep: Optional[torch.Tensor], 
                                                                                 List[torch.Tensor]]:
     """len(u) Gibbs sweeps from v (B, V), numbered from `first`: binary h and v drawn as u < p, which
     is what torch.bernoulli(p) computes from the same uniforms. Returns the last v, and p(v | h)
-    with its free energy for each sweep whose number is a multiple of `every`."""
+    with its free energy for each sweep whose number is a multiple of `every`. A pure function
+    of tensors, typed, so that a server can compile it (RBM.serving_hints)."""
     B, H, V = v.shape[0], W.shape[1], W.shape[0]
     frames: List[torch.Tensor] = []
     energies: List[torch.Tensor] = []
@@ -55,34 +58,21 @@ def _sweeps(v: torch.Tensor, start: torch.Tensor, keep: Optional[torch.Tensor], 
     return v, frames, energies
 
 
-def _compiled(fn):
-    """`fn` as TorchScript (which torch 2.13 marks deprecated, with no replacement that runs a loop
-    without a C++ compiler), or `fn` itself, the same numbers eagerly, where it cannot be compiled."""
-    import warnings
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(fn)
-    except Exception:  # noqa: BLE001 - a torch without TorchScript: the eager loop is the same computation
-        return fn
-
-
-_sweeps_compiled = _compiled(_sweeps)
-CHAIN_BLOCK = 1 << 20  # uniforms drawn at a time by a compiled chain (float32: 4 MB)
+CHAIN_BLOCK = 1 << 20  # uniforms drawn at a time by a chain on the CPU (float32: 4 MB)
 
 
 @dataclass
 class RBMConfig:
-    data_shape: tuple[int, ...] = (1, 28, 28)
-    hidden: int = 500
-    method: str = "pcd"  # "cd" or "pcd"
-    k: int = 1  # Gibbs steps per negative phase
-    momentum: float = 0.5
-    weight_decay: float = 2e-4
-    centered: bool = False
-    offset_rate: float = 0.01  # centring offsets' moving-average rate
-    chains: int = 100  # persistent chains (PCD)
-    sample_steps: int = 1000  # Gibbs steps from noise in `sample`
+    data_shape: tuple[int, ...] = option((1, 28, 28), "image shape (C, H, W)", cli=False)
+    hidden: int = option(500, "binary hidden units")
+    method: str = option("pcd", "contrastive divergence or persistent CD", choices=("cd", "pcd"))
+    k: int = option(1, "Gibbs steps per negative phase")
+    momentum: float = option(0.5, "SGD momentum")
+    weight_decay: float = option(2e-4, "L2 weight decay on W")
+    centered: bool = option(False, "the centred gradient (Melchior et al.), which trains markedly better")
+    offset_rate: float = option(0.01, "centring offsets' moving-average rate")
+    chains: int = option(100, "persistent chains (PCD)")
+    sample_steps: int = option(1000, "Gibbs steps from noise when sampling")
 
     def __post_init__(self):
         self.data_shape = tuple(self.data_shape)
@@ -98,7 +88,72 @@ def _label(cfg: RBMConfig) -> str:
     return f"RBM ({'centred ' if cfg.centered else ''}{cfg.method.upper()}-{cfg.k})"
 
 
-@register("rbm", RBMConfig, label=_label,
+# ----------------------------------------------------------------------------- live training (Energy Models)
+@dataclass
+class RBMLiveSettings:
+    """What the Energy Models page may change while an RBM trains live (applied when paused)."""
+
+    lr: float = 0.01
+    method: str = "pcd"
+    k: int = 1
+    momentum: float = 0.5
+    batch_size: int = 100
+
+
+class LiveRBM(LiveRun):
+    """An RBM trained one CD-k / PCD-k update at a time on random batches of binarized data,
+    with 64 fantasy chains advanced one Gibbs sweep at every snapshot: the samples the page shows."""
+
+    keys = ("recon", "fe_gap", "pseudo_nll")
+    actions = ("step",)
+    kind = "energy"
+    Settings = RBMLiveSettings
+
+    def __init__(self, model, data: torch.Tensor, settings: RBMLiveSettings, seed: int = 0,
+                 film_every: int | None = None, film: FixedNoiseFilm | None = None):
+        """film: a fixed-chain film (watch.Film) recorded every `film_every` updates (default: one
+        pass over the data at the batch size, an epoch)."""
+        (self.opt,) = model.configure_optimizers(settings.lr)
+        self._epoch_film = film_every is None  # one frame per epoch, whatever the batch size becomes
+        film_every = film_every or max(1, len(data) // settings.batch_size)
+        super().__init__(model, data, settings, seed, film, film_every)
+        self.apply(settings)
+        self.fantasy = torch.bernoulli(torch.full((64, data[0].numel()), 0.5, device=self.device), generator=self.gen)
+
+    def apply(self, s: RBMLiveSettings) -> None:
+        if s.method not in ("cd", "pcd") or s.k < 1 or s.lr <= 0:
+            raise ValueError(f"bad RBM settings: {s}")
+        self.settings = s
+        if getattr(self, "_epoch_film", False):
+            self.film_every = max(1, len(self.data) // s.batch_size)
+        for grp in self.opt.param_groups:
+            grp["lr"], grp["momentum"] = s.lr, s.momentum
+        self.model.config.method, self.model.config.k = s.method, s.k
+
+    def _update(self, action: str) -> tuple[dict[str, torch.Tensor], bool]:
+        idx = torch.randint(0, len(self.data), (self.settings.batch_size,), generator=self.gen, device=self.device)
+        batch = torch.bernoulli(self.data[idx], generator=self.gen)
+        out = self.model.train_step(batch, [self.opt], self.gen)
+        out["pseudo_nll"] = self.model.loss_terms(batch, self.gen)["pseudo_nll"]
+        return out, True
+
+    @torch.no_grad()
+    def draw(self) -> dict:
+        self.fantasy, pv = self.model.gibbs(self.fantasy, self.gen)
+        shape = (-1, *self.model.config.data_shape)
+        w = self.model.filters()
+        strongest = w.flatten(1).norm(dim=1).argsort(descending=True)[:64]
+        return {"samples": pv.view(shape).cpu(), "filters": w[strongest].cpu()}
+
+
+def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[RBMConfig, dict]:
+    """An RBM on images, trained on dynamically binarized batches with SGD."""
+    images_only(shape, dataset, "an RBM")
+    return RBMConfig(data_shape=shape, **opts), {"lr": 0.01, "batch_size": 100, "binarize": True}
+
+
+@register("rbm", RBMConfig, label=_label, make_config=_recipe,
+          presets={"rbm": Preset(help="restricted Boltzmann machine (CD-k or PCD)")},
           describe=lambda cfg: (f"restricted Boltzmann machine, {cfg.hidden} binary hidden units, trained by "
                                 f"{'persistent ' if cfg.method == 'pcd' else ''}contrastive divergence "
                                 f"({cfg.method.upper()}-{cfg.k}{', centred' if cfg.centered else ''})"),
@@ -111,7 +166,7 @@ def _label(cfg: RBMConfig) -> str:
                                     note="Reconstruction error of v -> h -> v (squared, summed over pixels) and the "
                                          "pseudo-negative log-likelihood (Besag) per image; neither is the likelihood, "
                                          "which needs log Z (AIS, on the Energy Models page)."),
-          explored_in="Energy Models",
+          live=LiveRBM,
           metrics={"test_recon": "test reconstruction error", "test_pseudo_nll": "test pseudo-NLL (nats)"},
           names={"recon": "reconstruction error", "pseudo_nll": "pseudo-NLL", "fe_gap": "free-energy gap"},
           examples=lambda: [RBMConfig(data_shape=(1, 8, 8), hidden=16, chains=20, sample_steps=50),
@@ -119,6 +174,9 @@ def _label(cfg: RBMConfig) -> str:
                                       sample_steps=50)],
           progress_key="recon")
 class RBM(nn.Module):
+    sweeps = staticmethod(_sweeps)  # the chain's loop on the CPU (`chain`)
+    serving_hints = {"compile": ("sweeps",)}  # a server may run `sweeps` compiled (genlab.serving)
+
     def __init__(self, config: RBMConfig):
         super().__init__()
         self.config = config
@@ -176,17 +234,18 @@ class RBM(nn.Module):
         and their free energies (F, B). Where `clamp` (C, H, W or B, C, H, W) is 1 the visible
         units are held at v0's values: the chain fills in the rest.
 
-        On the CPU without gradients the sweeps run as one compiled loop (`_sweeps`, TorchScript)
-        per block of steps, with the same numbers as the eager loop (`run_chain` over `gibbs`). A
-        server shares its cores between sessions' threads, and the eager loop's thousand small
-        operations each wait for Python's GIL behind them (bench/rbm_chain.py); the compiled loop
-        takes it once per block."""
+        On the CPU without gradients the sweeps run as one loop (`sweeps`) per block of steps
+        from uniforms drawn ahead, with the same numbers as `run_chain` over `gibbs`."""
         if v0.device.type != "cpu" or torch.is_grad_enabled() and self.W.requires_grad:
             return run_chain(lambda v: self.gibbs(v, generator), self.free_energy, v0, steps, every, clamp)
         with torch.no_grad():
-            return self._chain_compiled(v0, steps, every, generator, clamp)
+            return self._chain_blocks(v0, steps, every, generator, clamp)
 
-    def _chain_compiled(self, v0, steps, every, generator, clamp):
+    def chain_settings(self) -> dict:
+        """A Gibbs chain takes no settings."""
+        return {}
+
+    def _chain_blocks(self, v0, steps, every, generator, clamp):
         shape = v0.shape
         start = v0.flatten(1).to(self.W.dtype)
         keep = None if clamp is None else clamp.expand(shape).flatten(1).bool()
@@ -199,7 +258,7 @@ class RBM(nn.Module):
             n = min(block, steps - done)
             # the uniforms torch.bernoulli would draw, in its order: each sweep's h (B, H), then its v (B, V)
             u = torch.rand(n, B * (H + V), generator=generator, dtype=W.dtype, device=W.device)
-            v, f, e = _sweeps_compiled(v, start, keep, W, b, c, u, done + 1, every)
+            v, f, e = self.sweeps(v, start, keep, W, b, c, u, done + 1, every)
             frames += [x.view(shape) for x in f]
             energies += e
             done += n
@@ -288,6 +347,17 @@ class RBM(nn.Module):
             h = torch.tensor(chunk, dtype=torch.float64, device=W.device)  # (n, H)
             total.append(h @ c + F.softplus(h @ W.T + b).sum(1))
         return torch.logsumexp(torch.cat(total), 0).item()
+
+    @torch.no_grad()
+    def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Exact log p(v) = -F(v) - log Z (B,) of binary images drawn from x's pixel probabilities
+        (H <= 20, where log Z is enumerated)."""
+        v = torch.bernoulli(x.flatten(1), generator=generator)  # (B, D) in {0, 1}
+        return -self.free_energy(v) - self.log_z_exact()
+
+    def bits_per_dim(self, nll_nats: torch.Tensor) -> torch.Tensor:
+        """NLL in nats -> bits per binary pixel."""
+        return nll_nats / (math.prod(self.config.data_shape) * math.log(2.0))
 
     @torch.no_grad()
     def ais_log_z(self, data_mean: torch.Tensor, chains: int = 100, betas: int = 10_000,

@@ -87,7 +87,7 @@ def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[VAEConfig
     return cfg, {"lr": 1e-3, "batch_size": 128, "binarize": cfg.likelihood == "bernoulli"}
 
 
-@register("vae", VAEConfig, label=_label, describe=_describe, curves=_curves, explored_in="VAE Manifold",
+@register("vae", VAEConfig, label=_label, describe=_describe, curves=_curves,
           presets={"vae": Preset(defaults={"latent_dim": 20}, help="variational autoencoder"),
                    "ae": Preset(fixed={"autoencoder": True}, defaults={"latent_dim": 20},
                                 help="plain autoencoder (no KL term)")},
