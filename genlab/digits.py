@@ -328,7 +328,7 @@ def score_kinds(model, k: int = 64, log_z: float | None = None) -> list[Score]:
     if "iw" in caps.likelihoods:
         out.append(Score("iw_nll", f"importance-weighted NLL, k={k}", "nats",
                          f"The importance-weighted bound from the same {k} draws is tighter (Burda et al.)."))
-    if "exact" in caps.likelihoods:
+    if "exact" in caps.likelihoods and not caps.energy:  # an energy model's NLL is F(v) + log Z, below
         out.append(Score("nll", "exact NLL", "nats", "The exact NLL, −log p(x) by the change of variables, is on "
                                                      "8-bit pixels with one uniform dequantisation draw (seed 0).",
                          per_dim=d * math.log(2)))

@@ -108,6 +108,15 @@ def streamlit_server(ckpt_dir, log_path: Path, *extra_args: str, warm: bool = Fa
             proc.wait()
 
 
+def chain_cases(train_x: torch.Tensor):
+    """The RBM chain tests' inputs: 4 binarized digits and each (clamp, steps, every) case, free
+    and with the left three columns clamped, over several sweep counts and frame spacings."""
+    x = torch.bernoulli(train_x[:4], generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(1, 8, 8)
+    mask[:, :, :3] = 1
+    return x, [(clamp, steps, every) for clamp in (None, mask) for steps, every in ((23, 5), (7, 1), (4, 10))]
+
+
 @pytest.fixture(scope="session")
 def digits():
     from genlab.data import load_digits8

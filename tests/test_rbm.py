@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from conftest import chain_cases
+
 from genlab import load, recipes, store
 from genlab.models.rbm import RBM, RBMConfig
 
@@ -169,16 +171,13 @@ def test_the_chain_in_blocks_gives_the_eager_sweeps_numbers(digits, monkeypatch,
     monkeypatch.setattr(rbm, "CHAIN_BLOCK", block)  # 100 floats: one sweep a block, so blocks join
     train, _ = digits
     m = RBM(RBMConfig(data_shape=(1, 8, 8), hidden=16))
-    x = torch.bernoulli(train.x[:4], generator=torch.Generator().manual_seed(0))
-    mask = torch.zeros(1, 8, 8)
-    mask[:, :, :3] = 1
-    for clamp in (None, mask):
-        for steps, every in ((23, 5), (7, 1), (4, 10)):
-            with torch.no_grad():
-                frames, energies = m.chain(x, steps, every, torch.Generator().manual_seed(3), clamp=clamp)
-                g = torch.Generator().manual_seed(3)
-                want_f, want_e = run_chain(lambda v: m.gibbs(v, g), m.free_energy, x, steps, every, clamp)
-            assert torch.equal(frames, want_f) and torch.equal(energies, want_e), (clamp is not None, steps, every)
+    x, cases = chain_cases(train.x)
+    for clamp, steps, every in cases:
+        with torch.no_grad():
+            frames, energies = m.chain(x, steps, every, torch.Generator().manual_seed(3), clamp=clamp)
+            g = torch.Generator().manual_seed(3)
+            want_f, want_e = run_chain(lambda v: m.gibbs(v, g), m.free_energy, x, steps, every, clamp)
+        assert torch.equal(frames, want_f) and torch.equal(energies, want_e), (clamp is not None, steps, every)
     assert m.sweeps is rbm._sweeps  # the plain function: nothing compiled in the model file
     # with gradients wanted, the chain is the eager loop itself (its frames carry the graph)
     a = m.chain(x, 5, 1, torch.Generator().manual_seed(4))[0]

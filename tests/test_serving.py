@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import genlab
+from conftest import chain_cases
 from genlab import parallel, serving
 from genlab.models.flow import Flow, FlowConfig
 from genlab.models.rbm import RBM, RBMConfig
@@ -223,18 +224,15 @@ def test_a_served_rbm_chain_gives_the_eager_chains_numbers(digits, monkeypatch, 
     served = copy.deepcopy(serving.serve(copy.deepcopy(plain)))  # a served model's copy is served
     assert isinstance(served.sweeps, serving.Compiled) and served.sweeps.fn is rbm._sweeps
     assert isinstance(serving.compiled(served.sweeps.fn), torch.jit.ScriptFunction)  # not the eager fallback
-    x = torch.bernoulli(train.x[:4], generator=torch.Generator().manual_seed(0))
-    mask = torch.zeros(1, 8, 8)
-    mask[:, :, :3] = 1
-    for clamp in (None, mask):
-        for steps, every in ((23, 5), (7, 1), (4, 10)):
-            with torch.no_grad():
-                got = served.chain(x, steps, every, torch.Generator().manual_seed(3), clamp=clamp)
-                plain_chain = plain.chain(x, steps, every, torch.Generator().manual_seed(3), clamp=clamp)
-                g = torch.Generator().manual_seed(3)
-                eager = run_chain(lambda v: plain.gibbs(v, g), plain.free_energy, x, steps, every, clamp)
-            for want in (plain_chain, eager):
-                assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), (clamp is not None, steps)
+    x, cases = chain_cases(train.x)
+    for clamp, steps, every in cases:
+        with torch.no_grad():
+            got = served.chain(x, steps, every, torch.Generator().manual_seed(3), clamp=clamp)
+            plain_chain = plain.chain(x, steps, every, torch.Generator().manual_seed(3), clamp=clamp)
+            g = torch.Generator().manual_seed(3)
+            eager = run_chain(lambda v: plain.gibbs(v, g), plain.free_energy, x, steps, every, clamp)
+        for want in (plain_chain, eager):
+            assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), (clamp is not None, steps)
 
 
 def test_the_gil_switches_faster_while_training_and_comes_back():

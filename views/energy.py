@@ -241,8 +241,8 @@ with right:
 # continuous pixels may also start from a noisy or a half-masked digit; kept chains are continued where they are
 STARTS = ["noise", "a test image"] + ([] if GIBBS else ["a noisy test image", "a half-masked test image"])
 K = registry.keys("Energy Models")  # the URL keys this view reads, with their ranges
-STEP_SIZES = list(K["eps"].values)
-NOISES = list(K["sigma"].values)
+STEP_SIZES = list(registry.key("Energy Models", "eps").values)
+NOISES = list(registry.key("Energy Models", "sigma").values)
 
 
 def langevin_controls(trained: dict) -> dict:
