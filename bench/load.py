@@ -77,7 +77,7 @@ def peak_rss_mb(pid: int) -> float:
 
 async def open_view(s: Session, path: str, model: list[str]):
     """Open a view with its query, as a lesson link does, and pick the view's model in the sidebar
-    as a student would when it is not the one the session has (the sidebar's model stays with a
+    as a student would when the view does not show it already (the sidebar's model stays with a
     session from view to view). model[0] tracks the session's model."""
     query = MOVES[path][0]
     run = await s.run(path, query)
@@ -85,7 +85,14 @@ async def open_view(s: Session, path: str, model: list[str]):
     if model[0] is None:
         model[0] = want or "vae-mnist-z20"  # the first page takes the link's model, or the default
     elif want and want != model[0] and "Model" in run.widgets:
-        labels = [o for o in run.widgets["Model"].element.options if o.split("  (")[0] == want]
+        picker = run.widgets["Model"]
+        labels = [o for o in picker.element.options if o.split("  (")[0] == want]
+        if picker.element.set_value and picker.element.raw_value == want and labels:
+            # the view shows the link's model already: nothing to pick, but the page's picker now
+            # holds it (a browser updates the widget's state when the app sets it)
+            s.widget_states[picker.id] = picker.state(labels[0])
+            model[0] = want
+            return run
         if labels:
             run = await s.rerun({"Model": labels[0]}, fragments=False)
             model[0] = want

@@ -544,3 +544,16 @@ def test_the_manifold_decodes_a_test_image_picked_by_number_or_by_a_click(app):
     at = app("views/manifold.py", model="vae-mnist-z2")
     assert not any(m.value.startswith("**Test image") for m in at.markdown)
     assert any("Interactive charts" in c.value for c in at.caption)
+
+
+def test_a_link_into_a_view_shows_the_model_it_names(app):
+    """Within a session, opening a view by a link that names a model (a lesson's step, a shared
+    URL) shows that model, not the session's, and no switch note; a rerun keeps it."""
+    at = app()  # Home with the default VAE
+    at.query_params["model"] = "rbm-mnist-h500"
+    at.switch_page("views/energy.py").run()
+    assert not at.exception
+    assert at.sidebar.selectbox[0].value == "rbm-mnist-h500"
+    assert not any("first model here it applies to" in i.value for i in at.info)
+    at.run()
+    assert at.sidebar.selectbox[0].value == "rbm-mnist-h500"

@@ -212,11 +212,27 @@ SWITCHED = "_switched"  # {"view", "from", "to", "why", "back"} after a view swi
 
 
 def enter_view(title: str) -> None:
-    """Note the view this run shows (app.py calls it before the view runs): its registry entry
-    says which models fit it, and the view before it is where a switch's way back leads."""
+    """Note the view this run shows (app.py calls it before the sidebar and the view run): its
+    registry entry says which models fit it, and the view before it is where a switch's way back
+    leads. Opened by a link that names a model, the view shows that model. A model the view cannot
+    show is swapped here for the first that fits, before the sidebar's picker is drawn, so the
+    view runs once with it (no second run)."""
+    models = {m["name"]: m for m in list_models()}
     if st.session_state.get(VIEW) != title:
         st.session_state[CAME_FROM] = st.session_state.get(VIEW)
         st.session_state[VIEW] = title
+        linked = st.query_params.get("model")  # a link into this view names its model: it wins
+        if "model" in st.session_state and linked in models and linked != st.session_state["model"]:
+            st.session_state.setdefault("_select_model", linked)
+    entry = registry.find(title)
+    name = st.session_state.get("_select_model") or st.session_state.get("model") or st.query_params.get("model")
+    if entry is None or not entry.needs or name not in models:
+        return
+    why = missing(models[name]["caps"], entry.needs)
+    if why and (st.session_state.get(SWITCHED) or {}).get("to") != name:  # never twice in a row
+        to = fitting_model(entry.needs, but=name)
+        if to:
+            _record_switch(title, name, models[name]["caps"], why, to)
 
 
 def fitting_model(needs: tuple[str, ...], but: str) -> str | None:
@@ -234,11 +250,16 @@ def _way_back(name: str, caps, title: str) -> str:
     return registry.home_of(caps)
 
 
-def _switch(title: str, name: str, caps, why: str, to: str) -> None:
-    """Pick `to` in the sidebar (and so in the URL) and run the view again with it."""
+def _record_switch(title: str, name: str, caps, why: str, to: str) -> None:
+    """Pick `to` in the sidebar (and so in the URL) at its next drawing, noting the way back."""
     st.session_state[SWITCHED] = {"view": title, "from": name, "to": to, "why": why,
                                   "back": _way_back(name, caps, title)}
-    st.session_state["_select_model"] = to  # the picker takes it on the next run (its widget is drawn already)
+    st.session_state["_select_model"] = to
+
+
+def _switch(title: str, name: str, caps, why: str, to: str) -> None:
+    """Switch to `to` once the picker is drawn already: note it and run the view again."""
+    _record_switch(title, name, caps, why, to)
     st.rerun()
 
 
