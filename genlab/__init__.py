@@ -10,14 +10,14 @@ from .device import describe as describe_device  # noqa: E402
 from .device import pick_device  # noqa: E402
 from .models import (Capabilities, Family, GenerativeModel, LikelihoodRecord, build, families, family,  # noqa: E402
                      n_params, sample)
-from .store import CheckpointError, list_checkpoints, load, read_card, save  # noqa: E402
+from .store import CheckpointError, checkpoint_files, list_checkpoints, load, read_card, save  # noqa: E402
 from .train import Divergence, History, Progress, StopTraining, TrainConfig, evaluate, fit  # noqa: E402
 
 __all__ = [
     "__version__", "data", "latent", "metrics", "recipes", "store", "viz", "pick_device", "describe_device",
     "Capabilities", "Family", "GenerativeModel", "LikelihoodRecord", "build", "families",
     "family", "n_params", "sample",
-    "CheckpointError", "list_checkpoints", "load", "read_card", "save",
+    "CheckpointError", "checkpoint_files", "list_checkpoints", "load", "read_card", "save",
     "Divergence", "History", "Progress", "StopTraining", "TrainConfig", "evaluate", "fit",
 ]
 

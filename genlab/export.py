@@ -84,13 +84,13 @@ def upscaled_png(arr: np.ndarray, target: int = 1024) -> bytes:
 
 
 def checkpoint_zip(path: str | Path) -> bytes:
-    """A checkpoint's two files (NAME.safetensors and NAME.json) in one zip, checked first."""
-    weights, card = store._paths(path)
-    store.read_card(card)  # a broken card is refused here, not in the user's hands
+    """A checkpoint's files (its card, NAME.json, and the files it names) in one zip, checked first."""
+    files = store.checkpoint_files(path)
+    store.read_card(files[-1])  # a broken card is refused here, not in the user's hands
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
-        z.write(weights, weights.name)
-        z.write(card, card.name)
+        for f in files:
+            z.write(f, f.name)
     return buf.getvalue()
 
 

@@ -1,9 +1,16 @@
-"""Checkpoints: `name.safetensors` (tensors only) + `name.json` (the card).
+"""Checkpoints: `NAME.json` (the card) and the weights file it names, tensors only.
 
 The card holds the family, the config that rebuilds the architecture, the data set, the
-training history, metrics, the genlab version and the SHA-256 of the weights file. Loading
-checks all of it before building anything, and nothing is ever unpickled. Writes go to a
-temporary file in the same folder and are renamed into place.
+training history, metrics, the genlab version, and the name and SHA-256 of its weights file.
+Loading checks all of it before building anything, and nothing is ever unpickled.
+
+A save commits in one rename. The weights go first, under a name made from their content
+(`NAME.<16 hex digits of the SHA-256>.safetensors`), beside whatever is there; then the card
+is renamed into place, and that rename is the commit: until it, the old card names the old
+weights, which are still there; after it, the new card names the new ones. Only then is the
+previous weights file removed. A writer killed at any point leaves the old checkpoint or the
+new one, whole (tests/test_store.py kills one between every two steps). Checkpoints written
+before this layout (`NAME.safetensors`, named by no card field) load as they always did.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import __version__
-from .models import base as _base
+from .models import base as _models
 
 FORMAT = "genlab-checkpoint"
 FORMAT_VERSION = 1
@@ -34,6 +41,7 @@ class CheckpointError(RuntimeError):
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_CONTENT = re.compile(r"\.[0-9a-f]{16}$")  # the content part of a weights file's stem
 
 
 def check_name(name: str) -> str | None:
@@ -43,14 +51,44 @@ def check_name(name: str) -> str | None:
     return None
 
 
-def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+def _base(path: str | os.PathLike) -> Path:
+    """"folder/NAME" from the base path or any of the checkpoint's files."""
     p = Path(path)
     if p.suffix in (".json", ".safetensors"):
         p = p.with_suffix("")
-    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+    return p.with_name(_CONTENT.sub("", p.name))
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights file, card file): the weights the card names, or NAME.safetensors for a card
+    written before weights were named by content (or no card yet)."""
+    base = _base(path)
+    card_path = base.with_name(base.name + ".json")
+    legacy = base.with_name(base.name + ".safetensors")
+    try:
+        named = json.loads(card_path.read_text()).get("weights_file")
+    except (OSError, ValueError, AttributeError):
+        return legacy, card_path
+    return (base.with_name(named) if _weights_name_ok(base.name, named) else legacy), card_path
+
+
+def _weights_name_ok(name: str, weights_file) -> bool:
+    """A card may name only its own content-named weights file in its own folder."""
+    return isinstance(weights_file, str) and re.fullmatch(re.escape(name) + r"\.[0-9a-f]{16}\.safetensors",
+                                                          weights_file) is not None
+
+
+def checkpoint_files(path: str | os.PathLike) -> list[Path]:
+    """The files a checkpoint is made of: its weights and its card."""
+    weights, card = _paths(path)
+    return [weights, card]
+
+
+def _step(what: str) -> None:
+    """Called between the steps of a write (a test replaces it to kill the writer there)."""
+
+
+def _atomic_write(target: Path, data: bytes, what: str = "file", overwrite: bool = True) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
@@ -61,7 +99,17 @@ def _atomic_write(target: Path, data: bytes) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-        os.replace(tmp, target)
+        _step(f"{what} written")
+        if overwrite:
+            os.replace(tmp, target)
+        else:  # a link fails where the name exists: no other writer's file is ever replaced
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise CheckpointError(f"{target.with_suffix('').name} is taken: a checkpoint of that name exists") from None
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        _step(f"{what} renamed")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -70,8 +118,8 @@ def _atomic_write(target: Path, data: bytes) -> None:
 def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | None = None,
          history: dict | None = None, metrics: dict | None = None, train_config: dict | None = None,
          likelihoods: list[dict] | None = None, extra: dict | None = None,
-         extra_tensors: dict[str, torch.Tensor] | None = None) -> tuple[Path, Path]:
-    """Write model weights and card atomically. Front ends call this through
+         extra_tensors: dict[str, torch.Tensor] | None = None, overwrite: bool = True) -> tuple[Path, Path]:
+    """Write model weights and card, committed by one rename (the module's docstring). Front ends call this through
     `recipes.Run.save`, so every card has the same sections.
 
     Args:
@@ -81,14 +129,19 @@ def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | Non
         likelihoods: LikelihoodRecord dicts (method, value, stderr, settings, terms, n).
         extra_tensors: named tensors that are not weights (e.g. a fixed-noise film), stored
             as "extra.NAME" beside the weights; read them back with load_extra.
+        overwrite: False refuses (CheckpointError) where a checkpoint of the name exists, even
+            one another writer commits at the same moment, and leaves nothing behind.
     Returns:
         (weights path, card path).
     """
-    weights_path, card_path = _paths(path)
+    base = _base(path)
+    previous, card_path = _paths(base)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     extras = {f"extra.{k}": v.detach().to("cpu").contiguous() for k, v in (extra_tensors or {}).items()}
     tensors.update(extras)
     blob = st_save(tensors, metadata={"format": FORMAT})
+    digest = hashlib.sha256(blob).hexdigest()
+    weights_path = base.with_name(f"{base.name}.{digest[:16]}.safetensors")
     card = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -101,16 +154,29 @@ def save(model: torch.nn.Module, path: str | os.PathLike, *, dataset: dict | Non
         "history": history or {},
         "metrics": metrics or {},
         "likelihoods": list(likelihoods or []),
-        "n_params": _base.n_params(model),
+        "n_params": _models.n_params(model),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+        "weights_file": weights_path.name,
+        "weights_sha256": digest,
         "weights_bytes": len(blob),
         "tensors": {k: list(v.shape) for k, v in tensors.items()},
         "extra_tensors": {k[len("extra."):]: list(v.shape) for k, v in extras.items()},
         **(extra or {}),
     }
-    _atomic_write(weights_path, blob)
-    _atomic_write(card_path, json.dumps(card, indent=1).encode())
+    if not overwrite and card_path.exists():
+        raise CheckpointError(f"{base.name} is taken: a checkpoint of that name exists")
+    fresh = not weights_path.exists()
+    _atomic_write(weights_path, blob, "weights")
+    try:
+        _atomic_write(card_path, json.dumps(card, indent=1).encode(), "card", overwrite)  # the commit
+    except CheckpointError:
+        if fresh:
+            weights_path.unlink(missing_ok=True)
+        raise
+    for old in (previous, base.with_name(base.name + ".safetensors")):
+        if old != weights_path:
+            old.unlink(missing_ok=True)
+    _step("old weights removed")
     return weights_path, card_path
 
 
@@ -131,9 +197,12 @@ def read_card(path: str | os.PathLike) -> dict:
     if card["format"] != FORMAT or card["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{card_path}: format {card['format']!r} v{card['format_version']} "
                               f"is not {FORMAT!r} v{FORMAT_VERSION}")
-    if card["family"] not in _base.families():
+    if "weights_file" in card and not _weights_name_ok(card_path.stem, card["weights_file"]):
+        raise CheckpointError(f"{card_path}: weights_file {card['weights_file']!r} is not "
+                              f"{card_path.stem}.<16 hex digits>.safetensors beside the card")
+    if card["family"] not in _models.families():
         raise CheckpointError(f"{card_path}: unknown model family {card['family']!r}; "
-                              f"this genlab knows {', '.join(_base.families())}")
+                              f"this genlab knows {', '.join(_models.families())}")
     return _upgrade(card)
 
 
@@ -215,11 +284,11 @@ def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[t
     if not weights_path.exists():
         raise CheckpointError(f"{weights_path}: weights file not found")
     try:  # on the meta device: a hostile config with absurd sizes allocates nothing
-        expected = _base.expected_shapes(card["family"], card["config"])
+        expected = _models.expected_shapes(card["family"], card["config"])
     except (TypeError, ValueError, KeyError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{card_path}: config does not build a {card['family']} model: {e}") from e
     _check_shapes(weights_path, expected, _header(weights_path), card)
-    model = _base.build(card["family"], card["config"])
+    model = _models.build(card["family"], card["config"])
     tensors = _parse_weights(weights_path, card)
     declared = {f"extra.{k}": tuple(v) for k, v in card.get("extra_tensors", {}).items()}
     for k, shape in declared.items():
@@ -227,6 +296,12 @@ def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[t
             raise CheckpointError(f"{weights_path}: extra tensor {k} is missing or not of shape {shape}")
     tensors = {k: v for k, v in tensors.items() if k not in declared}
     model.load_state_dict(tensors, strict=True)
+    validate = getattr(model, "validate", None)  # a family whose weights need more checks (ONNX graphs)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as e:
+            raise CheckpointError(f"{weights_path}: {e}") from e
     return model.to(device).eval(), card
 
 
@@ -274,13 +349,15 @@ def update_card(path: str | os.PathLike, **sections) -> dict:
             card[k] = {**card[k], **v}
         else:
             card[k] = v
-    _atomic_write(card_path, json.dumps(card, indent=1).encode())
+    _atomic_write(card_path, json.dumps(card, indent=1).encode(), "card")
     return card
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
-    """Base paths ("folder/name") of every card in a folder, sorted by name."""
+    """Base paths ("folder/name") of every card in a folder that has a weights file beside it
+    (NAME.safetensors or NAME.<content>.safetensors), sorted by name; no card is read."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p.with_suffix("") for p in folder.glob("*.json") if p.with_suffix(".safetensors").exists())
+    stems = {p.name.split(".")[0] for p in folder.glob("*.safetensors")}
+    return sorted(p.with_suffix("") for p in folder.glob("*.json") if "." not in p.stem and p.stem in stems)

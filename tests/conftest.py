@@ -58,6 +58,15 @@ def charts(at) -> list:
     return [e for e in at.get("image") if is_chart_picture(e)] + list(at.get("plotly_chart"))
 
 
+def copy_checkpoint(path: Path, folder: Path) -> None:
+    """Copy a checkpoint's files (its card and the files the card names) into a folder."""
+    import shutil
+
+    from genlab import checkpoint_files
+    for f in checkpoint_files(path):
+        shutil.copy(f, folder / f.name)
+
+
 def wait_for(cond, timeout: float = 30.0) -> bool:
     """Poll `cond` until it holds (True) or `timeout` seconds pass (False)."""
     end = time.monotonic() + timeout
@@ -164,7 +173,6 @@ def ckpt_dir(tmp_path_factory):
     ebm = recipes.Run(recipes.make_recipe("ebm", channels=(8, 16), hidden=16, steps=5, buffer_size=256,
                                           sample_steps=20, epochs=1, limit=500, batch_size=50))
     ebm.save(d / "ebm-mnist", ebm.fit(), {}, [])
-    import shutil  # the shipped measuring stick (small): the Compare view and eval --all need it
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(ROOT / "checkpoints" / f"mnist-classifier{suffix}", d / f"mnist-classifier{suffix}")
+    # the shipped measuring stick (small): the Compare view and eval --all need it
+    copy_checkpoint(ROOT / "checkpoints" / "mnist-classifier", d)
     return d

@@ -7,7 +7,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from conftest import app_test, charts, is_chart_picture, svg_of
+from conftest import app_test, charts, copy_checkpoint, is_chart_picture, svg_of
+from genlab import checkpoint_files
 from views import registry
 
 VIEWS = [v.file for v in registry.VIEWS if v.title not in ("Your Digit", "Lessons")]  # those two: their own tests
@@ -141,8 +142,8 @@ def test_training_view_trains_in_the_background_and_saves(app, ckpt_dir):
         assert sorted(view_card[section]) == sorted(cli_card[section]), section
     assert [r["method"] for r in view_card["likelihoods"]] == [r["method"] for r in cli_card["likelihoods"]] == ["elbo"]
     for n in ("my-digits-vae", "cli-digits-vae"):
-        for suffix in (".json", ".safetensors"):
-            (ckpt_dir / f"{n}{suffix}").unlink()
+        for f in checkpoint_files(ckpt_dir / n):
+            f.unlink()
 
 
 def test_bad_checkpoint_name_is_refused(app):
@@ -194,8 +195,8 @@ def test_a_saved_2d_toy_gan_does_not_break_the_manifold(app, ckpt_dir):
         at = app("views/latent_explorer.py", model="toy-gan-2d")
         assert any("2-d points" in i.value for i in at.info)
     finally:
-        for suffix in (".json", ".safetensors"):
-            (ckpt_dir / f"toy-gan-2d{suffix}").unlink()
+        for f in checkpoint_files(ckpt_dir / "toy-gan-2d"):
+            f.unlink()
 
 
 # ----------------------------------------------------------------------------- Compare
@@ -339,10 +340,8 @@ def test_the_way_back_leads_to_the_view_before_or_where_the_model_is_explored(ap
 
 
 def test_a_view_that_no_model_fits_says_it_does_not_apply(app, ckpt_dir, tmp_path, monkeypatch):
-    import shutil
-    for suffix in (".json", ".safetensors"):  # a folder with VAEs only: nothing has an exact likelihood
-        for name in ("vae-mnist-z20", "vae-mnist-z2"):
-            shutil.copy(ckpt_dir / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    for name in ("vae-mnist-z20", "vae-mnist-z2"):  # a folder with VAEs only: nothing has an exact likelihood
+        copy_checkpoint(ckpt_dir / name, tmp_path)
     monkeypatch.setenv("GENLAB_CHECKPOINTS", str(tmp_path))
     at = app("views/flow.py", model="vae-mnist-z2")
     assert at.sidebar.selectbox[0].value == "vae-mnist-z2" and not at.exception
@@ -475,8 +474,8 @@ def test_an_rbm_trains_live_pauses_takes_new_settings_and_saves(app, ckpt_dir):
     assert (ckpt_dir / "rbm-live-test.json").exists() and at.sidebar.selectbox[0].value == "rbm-live-test"
     at.button(key="rbm_reset").click().run()
     assert "rbm_job" not in at.session_state and not at.exception
-    for suffix in (".json", ".safetensors"):
-        (ckpt_dir / f"rbm-live-test{suffix}").unlink()
+    for f in checkpoint_files(ckpt_dir / "rbm-live-test"):
+        f.unlink()
 
 
 @pytest.mark.parametrize("model,kind", [("rbm-mnist-h500", "fixed chain"), ("ebm-mnist", "fixed chain")])

@@ -8,6 +8,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, wait_for
+from genlab import checkpoint_files
 from genlab.data import toy2d
 from genlab.jobs import JobManager
 from genlab.live import live_target
@@ -139,8 +140,8 @@ def test_live_page_start_pause_step_stop_save(app, ckpt_dir):
     assert sorted(view_card["film"]) == sorted(cli_card["film"]) and view_card["dataset"]["name"] == "ring8"
     assert "kl" in view_card["metrics"] and "kl" in cli_card["metrics"]
     for n in ("toy-gan-test", "toy-gan-cli"):
-        for suffix in (".json", ".safetensors"):
-            (ckpt_dir / f"{n}{suffix}").unlink()
+        for f in checkpoint_files(ckpt_dir / n):
+            f.unlink()
     at.button(key="g_reset").click().run()
     assert "gan_job" not in at.session_state and not at.exception
 

@@ -1,7 +1,6 @@
 """One door: a family defined in a few lines here, with no other file touched, is in the command
 line (with options generated from its config), trains, evaluates, and opens in the model
 picker, the Latent Explorer, Interpolation and Compare."""
-import shutil
 from dataclasses import dataclass
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import ROOT, app_test
+from conftest import ROOT, app_test, copy_checkpoint
 from genlab.models import base
 from genlab.models.base import Capabilities, Preset, minimize_terms, option, register
 
@@ -95,8 +94,7 @@ def test_a_family_defined_here_is_a_whole_citizen(tiny_family, tmp_path, capsys,
     assert main(["train", "tiny", "--beta", "2", "--epochs", "1", "--out", str(out)]) == 2
     assert "beta does not apply to tiny" in capsys.readouterr().err
 
-    for suffix in (".json", ".safetensors"):  # eval scores samples with the measuring stick beside it
-        shutil.copy(ROOT / "checkpoints" / f"mnist-classifier{suffix}", tmp_path / f"mnist-classifier{suffix}")
+    copy_checkpoint(ROOT / "checkpoints" / "mnist-classifier", tmp_path)  # eval scores samples with it
     capsys.readouterr()
     assert main(["eval", str(out), "--n", "200"]) == 0
     assert '"fid"' in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """Checkpoints: round trip, and every rejection loads nothing and says why."""
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,11 @@ def saved(tmp_path):
     save(m, tmp_path / "m", dataset={"name": "digits8"}, metrics={"test_neg_elbo": 12.5},
          history={"epochs": [{"epoch": 1}]})
     return m, tmp_path / "m"
+
+
+def weights_of(path):
+    """The weights file a checkpoint's card names."""
+    return store.checkpoint_files(path)[0]
 
 
 def edit_card(path, **changes):
@@ -49,11 +55,34 @@ class TestRoundTrip:
         assert card["metrics"]["test_neg_elbo"] == 12.5 and card["genlab_version"]
         assert not m2.training
 
-    def test_either_file_name_works_and_only_two_files_are_written(self, saved):
+    def test_any_file_name_works_and_only_two_files_are_written(self, saved):
         _, path = saved
+        weights = weights_of(path)
+        assert weights.name == f"m.{read_card(path)['weights_sha256'][:16]}.safetensors"
         load(str(path) + ".json")
-        load(str(path) + ".safetensors")
-        assert sorted(p.name for p in path.parent.iterdir()) == ["m.json", "m.safetensors"]
+        load(weights)
+        assert sorted(p.name for p in path.parent.iterdir()) == sorted(["m.json", weights.name])
+
+    def test_saving_again_replaces_the_weights_file(self, saved):
+        m, path = saved
+        old = weights_of(path)
+        with torch.no_grad():
+            m.decoder[0].weight.add_(1.0)
+        save(m, path)
+        assert not old.exists() and weights_of(path) != old
+        assert sorted(p.name for p in path.parent.iterdir()) == sorted(["m.json", weights_of(path).name])
+        assert torch.equal(load(path)[0].decoder[0].weight, m.decoder[0].weight)
+
+    def test_a_checkpoint_of_the_earlier_layout_loads_and_is_replaced_whole(self, saved):
+        """NAME.safetensors with a card that names no weights file (every checkpoint written before
+        the one-rename layout, the shipped ones among them) loads; saving over it removes it."""
+        m, path = saved
+        legacy = legacy_layout(path)
+        assert torch.equal(load(path)[0].decoder[0].weight, m.decoder[0].weight)
+        assert [p.name for p in store.list_checkpoints(path.parent)] == ["m"]
+        save(m, path)
+        assert not legacy.exists() and weights_of(path).exists()
+        load(path)
 
     def test_extra_tensors_come_back_alone_or_together(self, tmp_path):
         m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
@@ -78,6 +107,53 @@ class TestRoundTrip:
         assert [p.name for p in store.list_checkpoints(tmp_path)] == ["m"]
 
 
+def legacy_layout(path):
+    """Turn a checkpoint into the earlier layout: NAME.safetensors, a card without weights_file."""
+    legacy = path.with_name(path.name + ".safetensors")
+    weights_of(path).rename(legacy)
+    card = json.loads(path.with_suffix(".json").read_text())
+    del card["weights_file"]
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return legacy
+
+
+# A writer that saves a checkpoint over an existing one and dies (os._exit) at one step of it.
+WRITER = """
+import os, sys, torch
+from genlab import VAE, VAEConfig, store
+def die(what):
+    if what == sys.argv[2]:
+        os._exit(17)
+store._step = die
+torch.manual_seed(1)
+store.save(VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=3)), sys.argv[1])
+"""
+STEPS = ("weights written", "weights renamed", "card written", "card renamed", "old weights removed")
+
+
+@pytest.mark.parametrize("layout", ["content-named", "earlier"])
+@pytest.mark.parametrize("step", STEPS)
+def test_a_writer_killed_at_any_step_leaves_the_old_checkpoint_or_the_new_one(tmp_path, step, layout):
+    """Killed between any two steps of an overwrite, the checkpoint on disk is the old one
+    (before the card's rename) or the new one (after it), whole: it loads, checksum and all."""
+    import subprocess
+    import sys
+    torch.manual_seed(0)
+    old = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
+    save(old, tmp_path / "m")
+    if layout == "earlier":
+        legacy_layout(tmp_path / "m")
+    torch.manual_seed(1)
+    new = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(16,), latent_dim=3))
+    r = subprocess.run([sys.executable, "-c", WRITER, str(tmp_path / "m"), step], capture_output=True, text=True,
+                       timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 17, r.stderr  # it died where it was told to
+    got = load(tmp_path / "m")[0].decoder[0].weight
+    want = old if STEPS.index(step) < STEPS.index("card renamed") else new
+    assert torch.equal(got, want.decoder[0].weight)
+    assert [p.name for p in store.list_checkpoints(tmp_path)] == ["m"]
+
+
 class TestRejections:
     def test_missing_card(self, tmp_path):
         with pytest.raises(CheckpointError, match="card not found"):
@@ -85,13 +161,13 @@ class TestRejections:
 
     def test_missing_weights(self, saved):
         _, path = saved
-        path.with_suffix(".safetensors").unlink()
+        weights_of(path).unlink()
         with pytest.raises(CheckpointError, match="weights file not found"):
             load(path)
 
     def test_truncated_weights(self, saved):
         _, path = saved
-        w = path.with_suffix(".safetensors")
+        w = weights_of(path)
         w.write_bytes(w.read_bytes()[:-100])
         with pytest.raises(CheckpointError, match="truncated or was modified"):
             load(path)
@@ -102,6 +178,13 @@ class TestRejections:
         c.write_text(c.read_text()[:50])
         with pytest.raises(CheckpointError, match="not valid JSON"):
             load(path)
+
+    def test_a_card_may_name_only_its_own_weights_file(self, saved):
+        _, path = saved
+        for bad in ("../m.0123456789abcdef.safetensors", "other.0123456789abcdef.safetensors", "m.safetensors"):
+            edit_card(path, weights_file=bad)
+            with pytest.raises(CheckpointError, match="weights_file"):
+                load(path)
 
     def test_unknown_family(self, saved):
         _, path = saved
@@ -125,7 +208,7 @@ class TestRejections:
         _, path = saved
         monkeypatch.undo()  # let the real pickle write the file...
         blob = pickle.dumps({"weights": [1, 2, 3]})
-        path.with_suffix(".safetensors").write_bytes(blob)
+        weights_of(path).write_bytes(blob)
         monkeypatch.setattr(pickle, "loads", lambda *a, **k: pytest.fail("unpickled"))  # ...but never read it
         monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("unpickled"))
         with pytest.raises(CheckpointError, match="never unpickles"):
@@ -134,7 +217,7 @@ class TestRejections:
     def test_torch_save_zip_is_refused(self, saved, monkeypatch):
         _, path = saved
         monkeypatch.undo()
-        torch.save({"w": torch.zeros(2)}, path.with_suffix(".safetensors"))
+        torch.save({"w": torch.zeros(2)}, weights_of(path))
         with pytest.raises(CheckpointError, match="never unpickles"):
             load(path)
 
@@ -150,8 +233,8 @@ class TestRejections:
         _, path = saved
         edit_card(path, config={"hidden": [10**9, 10**9]})
         devices = []
-        real_build = store._base.build
-        monkeypatch.setattr(store._base, "build",
+        real_build = store._models.build
+        monkeypatch.setattr(store._models, "build",
                             lambda *a, **k: devices.append(torch.get_default_device().type) or real_build(*a, **k))
         with pytest.raises(CheckpointError, match=r"config expects \(1000000000, 64\)"):
             load(path)
@@ -163,7 +246,7 @@ class TestRejections:
         m = VAE(VAEConfig(image_shape=(1, 8, 8), hidden=(4,), latent_dim=2))
         for k in range(1, 300):  # an extra tensor's name grows the header a byte at a time
             save(m, tmp_path / "h", extra_tensors={"n" * k: torch.zeros(1)})
-            if (tmp_path / "h.safetensors").read_bytes()[:1] == b"\x80":
+            if weights_of(tmp_path / "h").read_bytes()[:1] == b"\x80":
                 load(tmp_path / "h")
                 return
         pytest.fail("no header length with a 0x80 low byte in this range: widen it")
