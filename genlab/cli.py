@@ -238,6 +238,8 @@ def cmd_sample(a) -> int:
 
 
 def cmd_list(a) -> int:
+    """The checkpoints of a folder, then the families this genlab has (plugins' among them) and
+    any family module or plugin that was not loaded, with why."""
     for p in store.list_checkpoints(a.folder):
         try:
             card = store.read_card(p)
@@ -253,6 +255,15 @@ def cmd_list(a) -> int:
             shown.append(f"{best.label} {best.value:.2f}")
         latent = f"latent {info['latent_dim']}" if info["latent"] != "none" else ""
         print(f"{p.name:24s} {info['kind']:10s} {latent:10s} " + "  ".join(shown))
+    print("\nfamilies:")
+    for name in base.families():
+        fam = base.family(name)
+        where = fam.model_cls.__module__
+        origin = "built in" if where.startswith("genlab.") else f"plugin {where}"
+        trains = ", ".join(n for n, (f, _) in base.presets().items() if f == name)
+        print(f"  {name:12s} {origin:24s} " + (f"train: {trains}" if trains else "brought, not trained"))
+    for source, why in base.problems():
+        print(f"  not loaded: {source}: {why}")
     return 0
 
 
@@ -428,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
                     "of this markdown file (e.g. docs/structure-search-summary.md)")
     st.add_argument("--device", default=None)
     st.set_defaults(func=cmd_structure)
+
+    for fam in map(base.family, base.families()):  # commands a family brings (export-onnx, import-onnx)
+        for name, (text, add_arguments, run) in fam.commands.items():
+            c = sub.add_parser(name, help=text, allow_abbrev=False)
+            add_arguments(c)
+            c.set_defaults(func=run)
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("folder", nargs="?", default="checkpoints")

@@ -41,6 +41,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import metrics
+from .models.base import device_of
 
 SIZE = 28  # the frame, pixels
 BOX = 20  # the larger side of the scaled bounding box, pixels
@@ -301,7 +302,7 @@ class Score:
 
 
 def _device(model) -> torch.device:
-    return next(model.parameters()).device
+    return device_of(model)
 
 
 def _binarizes(model) -> bool:

@@ -82,7 +82,7 @@ def load_reference(checkpoints: str | Path = "checkpoints", device: torch.device
 
 def sample_images(model, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
     """n samples (n, C, H, W) in [0, 1] from the model, the same for the same seed."""
-    dev = next(model.parameters()).device
+    dev = base.device_of(model)
     g = torch.Generator(device=dev).manual_seed(seed)
     return torch.cat([base.sample(model, min(batch_size, n - i), g).clamp(0, 1) for i in range(0, n, batch_size)])
 

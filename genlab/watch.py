@@ -8,7 +8,7 @@ import torch
 
 from . import metrics
 from .data import toy2d
-from .models.base import eval_mode, sample
+from .models.base import device_of, eval_mode, sample
 
 
 class Film:
@@ -23,7 +23,7 @@ class Film:
     """
 
     def __init__(self, model, n: int = 64, seed: int = 0, fresh: bool = True):
-        self.device = next(model.parameters()).device
+        self.device = device_of(model)
         self.seed, self.n, self.fresh = seed, n, fresh
         caps = model.capabilities
         self.kind = "fixed noise" if caps.gaussian_latent else "fixed chain"
@@ -86,7 +86,7 @@ FixedNoiseFilm = Film  # the name GAN code used first
 def toy_measures(model, toy: str, n: int = 2500, seed: int = 0, std: float = 0.02) -> dict:
     """Modes covered and high-quality fraction (ring8 only), KL and JS against fresh real data."""
     with eval_mode(model):
-        fake = model.sample(n, torch.Generator(device=next(model.parameters()).device).manual_seed(seed))
+        fake = model.sample(n, torch.Generator(device=device_of(model)).manual_seed(seed))
     real = toy2d(toy, n, seed=seed + 1)
     out = metrics.grid_divergences(real, fake.cpu(), extent=4.5 if toy == "checkerboard" else 3.0)
     if toy == "ring8":

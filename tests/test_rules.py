@@ -62,10 +62,16 @@ def _sources(*folders):
             yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(), str(path))
 
 
+def plugin_modules() -> set[str]:
+    """Families' modules that live outside genlab (installed plugins): not this repository's code."""
+    from genlab.models import families, family
+    return {m for m in (family(f).model_cls.__module__ for f in families()) if not m.startswith("genlab.")}
+
+
 def _family_words():
     """Family and preset names, the classes each family module defines, and the family modules."""
     from genlab.models import base, families, family
-    modules = {family(f).model_cls.__module__ for f in families()}
+    modules = {family(f).model_cls.__module__ for f in families()} - plugin_modules()
     classes = {}
     for mod in modules:
         tree = ast.parse((ROOT / (mod.replace(".", "/") + ".py")).read_text())

@@ -17,7 +17,8 @@ def app(ckpt_dir, monkeypatch):
 def test_the_training_form_offers_every_one_loop_preset_with_its_config_options(app):
     at = app("views/training.py")
     model = at.selectbox(key="t_family")
-    assert model.value == "vae" and model.options[-2:] == ["VAE", "AE"]  # the loaded model's preset first
+    assert model.value == "vae" and {"VAE", "AE", "PPCA"} <= set(model.options)  # a plugin's family too
+    assert not [o for o in model.options if "ONNX" in o]  # brought, not trained
     assert {"MLP GAN", "EBM (Langevin)"} <= set(model.options)  # every family of the one loop, not only the VAE
     assert not [o for o in model.options if "classifier" in o]  # it has a trainer of its own
     # the common widgets keep their keys and defaults; the VAE's own fields are under Options

@@ -34,16 +34,31 @@ def checkpoint_dir() -> Path:
     return Path(os.environ.get("GENLAB_CHECKPOINTS", ROOT / "checkpoints"))
 
 
+def user_model_dir() -> Path:
+    """Where models brought through the page are kept (GENLAB_USER_MODELS; default: user-models/
+    beside the checkpoints folder)."""
+    return Path(os.environ.get("GENLAB_USER_MODELS", checkpoint_dir().parent / "user-models"))
+
+
+def model_path(name: str) -> Path:
+    """A model's base path: in the checkpoints folder, or else among the users' models."""
+    path = checkpoint_dir() / name
+    return path if (path.parent / f"{name}.json").exists() else user_model_dir() / name
+
+
+def name_taken(name: str) -> bool:
+    """Whether a checkpoint or a user's model has this name already."""
+    return any((folder / f"{name}.json").exists() for folder in (checkpoint_dir(), user_model_dir()))
+
+
 # Renders shared by every session of this server (one process): PNG grids, figures and the
 # small results beside them, keyed by the model's files and the state that drew them.
 MEMO = SharedMemo(max_bytes=int(os.environ.get("GENLAB_MEMO_MB", "192")) << 20)
 
 
-def stamp(name: str) -> tuple[int, int]:
-    """When a checkpoint's two files last changed: part of every key that depends on its weights."""
-    base = checkpoint_dir() / name
-    return tuple(p.stat().st_mtime_ns if p.exists() else 0
-                 for p in (base.with_name(name + ".safetensors"), base.with_name(name + ".json")))
+def stamp(name: str) -> tuple[int, ...]:
+    """When a checkpoint's files last changed: part of every key that depends on its weights."""
+    return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in genlab.checkpoint_files(model_path(name)))
 
 
 def memo(key: tuple, compute: Callable[[], object], model: str | None = None):
@@ -68,8 +83,8 @@ def job_manager() -> JobManager:
     return JobManager()
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _list_models(folder: str, stamp: int) -> list[dict]:
+@st.cache_data(show_spinner=False, max_entries=8)
+def _list_models(folder: str, stamp: int, brought: bool = False) -> list[dict]:
     out = []
     for p in genlab.list_checkpoints(folder):
         try:
@@ -86,16 +101,23 @@ def _list_models(folder: str, stamp: int) -> list[dict]:
             continue  # the measuring stick, not a generative model
         caps = expected_capabilities(card["family"], config_from_dict(card["family"], card["config"]))
         latent = f", z={info['latent_dim']}" if info["latent"] != "none" else ""
-        out.append({"name": p.name, **info, "caps": caps, "label": f"{p.name}  ({info['kind']}{latent})"})
+        mark = ", brought" if brought else ""
+        out.append({"name": p.name, **info, "caps": caps, "brought": brought,
+                    "label": f"{p.name}  ({info['kind']}{latent}{mark})"})
     return out
 
 
 def list_models() -> list[dict]:
-    """Every loadable checkpoint in the checkpoint folder (refreshed when the folder changes), with
-    what pickers show of it and its capabilities ("caps")."""
-    folder = checkpoint_dir()
-    changed = folder.stat().st_mtime_ns if folder.exists() else 0
-    return [m for m in _list_models(str(folder), changed) if "error" not in m]
+    """Every loadable checkpoint in the checkpoints folder, then every model users brought
+    (refreshed when a folder changes), with what pickers show of it and its capabilities ("caps")."""
+    out, seen = [], set()
+    for folder, brought in ((checkpoint_dir(), False), (user_model_dir(), True)):
+        changed = folder.stat().st_mtime_ns if folder.exists() else 0
+        for m in _list_models(str(folder), changed, brought):
+            if "error" not in m and m["name"] not in seen:
+                seen.add(m["name"])
+                out.append(m)
+    return out
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
@@ -107,7 +129,7 @@ def _load(path: str, stamp: tuple[int, int]):
 
 def load_model(name: str):
     """(model, card) for a checkpoint name, shared across sessions, reloaded when its files change."""
-    return _load(str(checkpoint_dir() / name), stamp(name))
+    return _load(str(model_path(name)), stamp(name))
 
 
 @st.cache_resource(show_spinner="Loading the MNIST test set…")
@@ -138,7 +160,7 @@ def _film(name: str, stamp: tuple[int, int]) -> dict | None:
     names = [n for n in ("film", "film_fresh") if n in card.get("extra_tensors", {})]
     if not info or "film" not in names:
         return None
-    tensors = genlab.store.load_extras(checkpoint_dir() / name, *names)
+    tensors = genlab.store.load_extras(model_path(name), *names)
     frames = tensors["film"]
     steps = list(info.get("steps", []))
     if frames.dim() not in (3, 5) or not len(frames) or not steps:  # no frames, or a shape no film has
@@ -200,7 +222,8 @@ def model_picker() -> str | None:
         st.session_state["model"] = names[0]
     labels = {m["name"]: m["label"] for m in models}
     st.sidebar.selectbox("Model", names, key="model", format_func=lambda n: labels.get(n, n),
-                         help="Checkpoints found in the checkpoints/ folder. Every page uses this model.")
+                         help="Checkpoints found in the checkpoints/ folder, then the models brought on Home. "
+                              "Every page uses this model.")
     st.query_params["model"] = st.session_state["model"]
     return st.session_state["model"]
 
@@ -458,10 +481,10 @@ def table_download(rows: list[dict], name: str, where=st) -> None:
 
 def checkpoint_download(name: str, where=st) -> None:
     """The checkpoint's two files zipped, built when clicked."""
-    path = checkpoint_dir() / name
+    path = model_path(name)
     download(f"{name}.zip", lambda: export.checkpoint_zip(path), f"{name}.zip", "application/zip",
-             help="NAME.safetensors and NAME.json: unzip into checkpoints/ to load it, or "
-                  "`python -m genlab sample` it", where=where)
+             help="NAME.json and the weights it names: drop the zip on Home (Bring your own model), unzip it "
+                  "into checkpoints/, or `python -m genlab sample` it", where=where)
 
 
 def metric_rows(card: dict) -> list[dict]:

@@ -136,7 +136,7 @@ def live_view() -> None:
             save = st.form_submit_button("Save as checkpoint")
         if save:
             bad = store.check_name(new_name)
-            if bad or (common.checkpoint_dir() / f"{new_name}.json").exists():
+            if bad or common.name_taken(new_name):
                 st.error(bad or f"A checkpoint named {new_name} exists; pick another name.")
             else:
                 live.flush()
@@ -174,7 +174,7 @@ ENERGY = "free energy F(v)" if caps.latent != "none" else "energy E(x)"  # a lat
 def saved_state(name: str, sha: str, what: str):
     """A tensor the training run kept with the checkpoint (PCD's chains, the EBM's replay buffer)."""
     try:
-        return store.load_extra(common.checkpoint_dir() / name, what).to(common.device())
+        return store.load_extra(common.model_path(name), what).to(common.device())
     except store.CheckpointError:
         return None
 

@@ -302,7 +302,7 @@ def film_and_save() -> None:
         bad = genlab.store.check_name(name)
         if bad:
             st.error(bad)
-        elif (common.checkpoint_dir() / f"{name}.json").exists():
+        elif common.name_taken(name):
             st.error(f"A checkpoint named {name} exists; pick another name.")
         else:
             live.flush()

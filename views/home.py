@@ -2,7 +2,8 @@
 import streamlit as st
 
 import genlab
-from genlab.models import describe_card
+from genlab import upload
+from genlab.models import describe_card, problems
 from views import common, registry
 
 st.title("genlab")
@@ -10,6 +11,10 @@ st.markdown("Explore the latent spaces of deep generative models: sample them, s
             "their latent Gaussian, interpolate, map the VAE manifold, watch them train, and "
             "compare them side by side.")
 common.show_notice()
+if st.session_state.get("_brought"):
+    st.success(st.session_state.pop("_brought"))
+for source, why in problems():  # a plugin (or a family module) that did not load: which, and why
+    st.warning(f"Not loaded: {source}. {why}")
 
 CARDS = [v for v in registry.VIEWS if v.blurb]  # a card per view with a one-line blurb in the registry
 for start in range(0, len(CARDS), 4):  # rows of four, so no title is cut
@@ -34,12 +39,14 @@ with left:
             latent = {"none": "", "binary": f"**{info['latent_dim']}** binary hidden units, "}.get(
                 info["latent"], f"latent size **{info['latent_dim']}**, ")
             hist = card.get("history", {})
+            size = f"{card['n_params']:,} parameters" if card.get("n_params") else f"{card.get('weights_bytes', 0) / 2**20:.1f} MB of graphs"
+            trained = (f"trained on **{card.get('dataset', {}).get('name', '?')}** for "
+                       f"{len(hist.get('epochs', []))} epochs ({hist.get('train_time_s', 0) / 60:.1f} min "
+                       f"on {card.get('train_config', {}).get('device', '?')})") if hist.get("epochs") else \
+                f"not trained here (data: **{card.get('dataset', {}).get('name', 'not given')}**)"
             st.markdown(
                 f"**{name}**: {info['description']}  \n"
-                f"{latent}{card.get('n_params', 0):,} parameters  \n"
-                f"trained on **{card.get('dataset', {}).get('name', '?')}** for "
-                f"{len(hist.get('epochs', []))} epochs ({hist.get('train_time_s', 0) / 60:.1f} min "
-                f"on {card.get('train_config', {}).get('device', '?')})  \n"
+                f"{latent}{size}  \n{trained}  \n"
                 f"running on **{genlab.describe_device(common.device())}**")
             q = (common.known_result(name, card) or {}).get("quality")
             if q:
@@ -79,3 +86,34 @@ with right:
             png = common.memo(("home-gallery", 16, 0), lambda: common.grid(common.cached_samples(m["name"], 16, 0), 8),
                               model=m["name"])
             common.show_png(png, caption=m["label"])
+
+
+# ----------------------------------------------------------------------------- a model of one's own
+def _bring(files, name: str) -> None:
+    try:
+        path = upload.bring({f.name: f.getvalue() for f in files or []}, name.strip(), common.user_model_dir(),
+                            taken=common.name_taken, device="cpu")
+    except upload.UploadError as e:
+        st.error(str(e))
+        return
+    st.session_state["_select_model"] = path.name  # picked in every view at once
+    st.session_state["_brought"] = (f"{path.name} is in the model picker: open it in any view that fits it "
+                                    f"(saved in {common.user_model_dir().name}/).")
+    st.rerun()
+
+
+with st.expander("Bring your own model", icon=":material/upload:"):
+    st.markdown(
+        "Drop a **genlab checkpoint** (`NAME.json` and its `.safetensors` weights, or the zip that "
+        "every view's download gives), or an **ONNX model** from any framework: `decoder.onnx` "
+        "(and `encoder.onnx`) with a card, `{\"format\": \"genlab-onnx\", \"latent_dim\": 16, "
+        "\"data_shape\": [1, 28, 28], \"data_range\": [0, 1], \"decoder\": \"decoder.onnx\"}`. "
+        "It is checked before anything is stored, and then appears in every picker. "
+        "`python -m genlab export-onnx CKPT --out PATH` writes any genlab model with a decoder as ONNX.")
+    with st.form("bring", clear_on_submit=False, border=False):
+        files = st.file_uploader("Files", accept_multiple_files=True, type=[".json", ".safetensors", ".zip", ".onnx"],
+                                 help=f"At most {upload.MAX_FILES} files, {upload.MAX_BYTES >> 20} MB in all.")
+        name = st.text_input("Name", placeholder="my-vae", max_chars=64,
+                             help="Letters, digits, '-' and '_'; a name no model has yet.")
+        if st.form_submit_button("Add the model"):
+            _bring(files, name)

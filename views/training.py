@@ -353,7 +353,7 @@ if job is not None and job.state in ("done", "stopped") and job.step > 0:
     info = st.session_state["job_info"]
     with st.form("save_form"):
         new_name = st.text_input("Checkpoint name", info["suggest"],
-                                 help="Letters, digits, '-' and '_'; saved as NAME.safetensors + NAME.json in checkpoints/.")
+                                 help="Letters, digits, '-' and '_'; saved in checkpoints/ as NAME.json and the weights it names.")
         overwrite = st.checkbox("Replace a checkpoint of the same name")
         save = st.form_submit_button("Save as checkpoint")
     run = info["run"]
@@ -369,6 +369,8 @@ if job is not None and job.state in ("done", "stopped") and job.step > 0:
             st.error(bad)
         elif target.with_name(new_name + ".json").exists() and not overwrite:
             st.error(f"A checkpoint named {new_name} exists. Tick “Replace” to overwrite it, or pick another name.")
+        elif not target.with_name(new_name + ".json").exists() and common.name_taken(new_name):
+            st.error(f"A model brought on Home is named {new_name}; pick another name.")
         else:
             run = info["run"]
             with st.spinner("Scoring on the test set…"):

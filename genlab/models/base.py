@@ -10,6 +10,8 @@ them (see the README's "Adding a family").
 from __future__ import annotations
 
 import dataclasses
+import re
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
@@ -236,6 +238,13 @@ class Family:
         browser step by step; views pick trainers by their `kind`.
     trainer(recipe, device, out) -> (paths, metrics): a family trained outside the one loop
         (the measuring-stick classifier, which needs labels).
+    trains: False for a family that is brought, not trained (models in ONNX): no presets, and
+        its config alone does not build a working model (its graphs come with the weights).
+    commands: command-line subcommands the family adds, name -> (help, add_arguments(parser),
+        run(args) -> exit code).
+    importer(files: {name: bytes}) -> (model, card sections): builds a model of this family from
+        files a user brings (an upload), or raises ValueError saying what is wrong; None when
+        the family's models come only from genlab checkpoints.
     """
 
     name: str
@@ -252,6 +261,9 @@ class Family:
     make_config: Callable[[dict, tuple[int, ...], str], tuple[Any, dict]] | None = None
     live: type | None = None
     trainer: Callable | None = None
+    trains: bool = True
+    commands: dict = field(default_factory=dict)
+    importer: Callable | None = None
 
     @property
     def recipe(self) -> Callable[[dict, tuple[int, ...], str], tuple[Any, dict]]:
@@ -289,7 +301,8 @@ class GenerativeModel(Protocol):
 #   traceable: trace(x);  energy: free_energy(x), chain(x0, steps, every, generator, clamp, **settings),
 #       chain_settings() -> the keyword settings `chain` takes at their trained values ({} for Gibbs)
 #   filters: filters();  reconstruct: reconstruct(x)
-# Optional everywhere: after_fit(train_x) (a step after training, e.g. fitting the AE's prior);
+# Optional everywhere: validate() (genlab.load calls it once the weights are in; raises ValueError);
+# after_fit(train_x) (a step after training, e.g. fitting the AE's prior);
 # training_state() -> dict of non-weight tensors that are not in state_dict; the keys views read
 # from a checkpoint: "chains" (persistent chains in the chain's own state space, continued by
 # `chain`), "buffer" (8-bit images);
@@ -325,7 +338,7 @@ def register(family: str, config_cls: type, **descriptor):
     def wrap(model_cls):
         model_cls.family = family
         fam = Family(family, model_cls, config_cls, **descriptor)
-        names = fam.presets or {family: Preset()}
+        names = (fam.presets or {family: Preset()}) if fam.trains else {}
         taken = [n for n in names if n in _PRESETS and _PRESETS[n][0] != family]
         if taken:
             raise ValueError(f"family {family!r}: preset name {taken[0]!r} is already {_PRESETS[taken[0]][0]!r}'s")
@@ -342,6 +355,87 @@ def unregister(family: str) -> None:
     _FAMILIES.pop(family, None)
     for n in [n for n, (f, _) in _PRESETS.items() if f == family]:
         del _PRESETS[n]
+
+
+FAMILY_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def check_family(fam: Family) -> None:
+    """Raise ValueError saying what is wrong with a family's declaration: a bad name, a config
+    that is not a dataclass or does not build with its defaults, no example configs, or an
+    example whose model lacks a method its capabilities promise. Models are built on the meta
+    device, so checking allocates nothing."""
+    if not FAMILY_NAME.fullmatch(fam.name):
+        raise ValueError(f"family name {fam.name!r}: use 1-32 lowercase letters, digits, '-' or '_'")
+    if not dataclasses.is_dataclass(fam.config_cls):
+        raise ValueError(f"{fam.config_cls.__name__} is not a dataclass")
+    if not (isinstance(fam.model_cls, type) and issubclass(fam.model_cls, torch.nn.Module)):
+        raise ValueError(f"{getattr(fam.model_cls, '__name__', fam.model_cls)!r} is not a torch.nn.Module")
+    configs = fam.examples()
+    if fam.trains and not configs:
+        raise ValueError("it registers no example configs (Family.examples), which its tests and checks build")
+    for cfg in configs:
+        if not isinstance(cfg, fam.config_cls):
+            raise ValueError(f"an example config is a {type(cfg).__name__}, not a {fam.config_cls.__name__}")
+        with torch.device("meta"):
+            model = fam.model_cls(cfg)
+        caps = getattr(model, "capabilities", None)
+        if not isinstance(caps, Capabilities):
+            raise ValueError(f"{fam.model_cls.__name__}.capabilities is not a Capabilities")
+        needed = ("sample", "configure_optimizers", "train_step") if caps.generative and fam.trains else ()
+        gaps = [m for m in needed if not callable(getattr(model, m, None))] + protocol_gaps(model)
+        if gaps:
+            raise ValueError(f"{fam.model_cls.__name__} lacks what it promises: {', '.join(gaps)}")
+        fam.label(cfg), fam.describe(cfg)
+
+
+PLUGIN_GROUP = "genlab.families"
+_PROBLEMS: list[tuple[str, str]] = []
+
+
+def load_family_module(source: str, load: Callable[[], Any]) -> list[str]:
+    """Run `load` (an import) that registers one or more families, and check what it registered.
+    Built-in family modules and plugins (entry points of the group PLUGIN_GROUP) come in
+    through here alike. A source that fails to import, registers nothing, replaces a family
+    or preset already registered, or declares an invalid family leaves the registry as it was;
+    the reason is kept (`problems()`) and returned. Returns the families it added."""
+    families_before, presets_before = dict(_FAMILIES), dict(_PRESETS)
+    try:
+        obj = load()
+        if callable(obj) and not isinstance(obj, type):  # an entry point may name a function that registers
+            obj()
+        added = [n for n in _FAMILIES if n not in families_before]
+        replaced = [n for n in families_before if _FAMILIES.get(n) is not families_before[n]]
+        if replaced:
+            raise ValueError(f"it registers family {replaced[0]!r}, which genlab already has")
+        if not added:
+            raise ValueError("it registered no family (decorate a model class with genlab.models.register)")
+        for n in added:
+            check_family(_FAMILIES[n])
+        return added
+    except Exception as e:  # noqa: BLE001 - any failure of foreign code is reported, not raised
+        _FAMILIES.clear()
+        _FAMILIES.update(families_before)
+        _PRESETS.clear()
+        _PRESETS.update(presets_before)
+        why = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+        _PROBLEMS.append((source, why))
+        print(f"genlab: family source {source} not loaded: {why}", file=sys.stderr, flush=True)
+        return []
+
+
+def load_plugins() -> list[str]:
+    """Every installed plugin's families (entry points of the group PLUGIN_GROUP)."""
+    from importlib.metadata import entry_points
+    added = []
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        added += load_family_module(f"plugin {ep.name} ({ep.value})", ep.load)
+    return added
+
+
+def problems() -> list[tuple[str, str]]:
+    """(source, why) for each family module or plugin that was not loaded."""
+    return list(_PROBLEMS)
 
 
 def families() -> list[str]:
@@ -408,6 +502,14 @@ def expected_capabilities(family_name: str, config: Any) -> Capabilities:
     """A model's capabilities from its config, built on the meta device (no memory used)."""
     with torch.device("meta"):
         return build(family_name, config).capabilities
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where a model's tensors are: its parameters', or its buffers' for a model without
+    parameters (an ONNX generator keeps its graphs and prior in buffers); the CPU for neither."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 def n_params(model: torch.nn.Module) -> int:
