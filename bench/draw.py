@@ -262,13 +262,28 @@ class Visit:
     note: str = ""
 
 
-def pages(repo: Path) -> list[View]:
-    """The pages app.py lists, each with its url path and heading, expanded by QUERIES."""
+def listed(repo: Path) -> list[tuple[str, str, bool]]:
+    """(file, title, is the default page) of every view: from the views registry
+    (views/registry.py, read as parsed code, its first entry the default page), or, in a
+    checkout from before the registry, from the st.Page calls of app.py."""
+    reg = repo / "views" / "registry.py"
+    if reg.exists():
+        import ast
+        calls = [n for n in ast.walk(ast.parse(reg.read_text())) if isinstance(n, ast.Call)
+                 and getattr(n.func, "id", None) == "View" and len(n.args) >= 2
+                 and all(isinstance(a, ast.Constant) for a in n.args[:2])]
+        calls.sort(key=lambda n: (n.lineno, n.col_offset))
+        return [(n.args[1].value, n.args[0].value, i == 0) for i, n in enumerate(calls)]
     app = (repo / "app.py").read_text()
+    return [(file, title, "default=True" in rest) for file, title, rest in
+            re.findall(r"st\.Page\(\s*\"([^\"]+)\"\s*,\s*title=\"([^\"]+)\"([^)]*)\)", app)]
+
+
+def pages(repo: Path) -> list[View]:
+    """The views the app lists (`listed`), each with its url path and heading, expanded by QUERIES."""
     out = []
-    for m in re.finditer(r"st\.Page\(\s*\"([^\"]+)\"\s*,\s*title=\"([^\"]+)\"([^)]*)\)", app):
-        file, title, rest = m.groups()
-        path = "" if "default=True" in rest else Path(file).stem
+    for file, title, default in listed(repo):
+        path = "" if default else Path(file).stem
         src = (repo / file).read_text() if (repo / file).exists() else ""
         h = re.search(r"st\.title\(\s*[\"'](.+?)[\"']", src)
         for q in QUERIES.get(Path(file).stem, [""]):

@@ -143,6 +143,51 @@ def kl_per_dim_figure(kl_dim: list[float], threshold: float = 0.01):
     return fig
 
 
+DIGIT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]  # digit 0..9, in every chart and map
+
+
+def classifier_map(labels: np.ndarray, confidence: np.ndarray, least: int = 20, scale: int = 4) -> np.ndarray:
+    """A lattice of decodes coloured by the classifier's label (DIGIT_COLORS) with its confidence
+    as brightness (dark: unsure), the boundaries between labels in white, and the `least`
+    confident decodes ringed in black. labels, confidence: (n, n), rows as the picture grid.
+    Returns an RGB uint8 array (n * scale, n * scale, 3)."""
+    n = labels.shape[0]
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in DIGIT_COLORS], dtype=np.float32)
+    img = rgb[labels] * (0.2 + 0.8 * confidence[..., None])  # (n, n, 3)
+    img = np.repeat(np.repeat(img, scale, 0), scale, 1)
+    big = np.repeat(np.repeat(labels, scale, 0), scale, 1)
+    edge = np.zeros(big.shape, dtype=bool)
+    edge[:, 1:] |= big[:, 1:] != big[:, :-1]
+    edge[1:, :] |= big[1:, :] != big[:-1, :]
+    img[edge] = 255.0
+    for k in np.argsort(confidence, axis=None)[:least]:
+        r, c = divmod(int(k), n)
+        y0, x0 = r * scale, c * scale
+        ring = np.zeros((scale + 2, scale + 2), dtype=bool)
+        ring[[0, -1], :] = ring[:, [0, -1]] = True
+        ys, xs = np.nonzero(ring)
+        ys, xs = ys + y0 - 1, xs + x0 - 1
+        ok = (ys >= 0) & (ys < n * scale) & (xs >= 0) & (xs < n * scale)
+        img[ys[ok], xs[ok]] = 0.0
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def explained_variance_figure(explained: list[float], source: str = ""):
+    """Bars of the fraction of the variance each principal direction explains, and the running total."""
+    import plotly.graph_objects as go
+
+    names = [f"PC{i + 1}" for i in range(len(explained))]
+    total = np.cumsum(explained).tolist()
+    fig = go.Figure([go.Bar(x=names, y=explained, name="this direction", marker_color="#1f77b4"),
+                     go.Scatter(x=names, y=total, name="all up to it", mode="lines+markers",
+                                line=dict(color="#d62728"))])
+    fig.update_layout(yaxis_title="fraction of the variance" + (f" ({source})" if source else ""), height=280,
+                      yaxis_range=[0, 1], margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
 def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", height: int = 460,
                    gl_above: int = 1000):
     """Scatter of 2-d codes coloured by label; each point carries its test-set index.
@@ -156,8 +201,7 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str = "", heigh
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-               "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    palette = DIGIT_COLORS
     codes = np.asarray(codes, dtype=np.float32)
     labels = np.asarray(labels)
     ids = np.arange(len(codes))

@@ -19,7 +19,7 @@ from streamlit.errors import StreamlitDuplicateElementKey
 
 import genlab
 from genlab import data as gdata
-from genlab import evaluation, export, figsvg, serving, viz
+from genlab import directions, evaluation, export, figsvg, serving, viz
 from genlab.jobs import JobManager
 from genlab.memo import SharedMemo
 from genlab.models import best_likelihood, card_likelihoods, config_from_dict, describe_card, family, missing, sample
@@ -151,6 +151,29 @@ def _test_codes(name: str, stamp: tuple[int, int]):
 def test_codes(name: str):
     """Posterior means (N, Z) of the model's test set, and the labels (N,); computed once per model."""
     return _test_codes(name, stamp(name))
+
+
+@st.cache_resource(show_spinner="Finding the model's directions (once per model and seed)…", max_entries=8)
+def _directions(name: str, stamp: tuple, seed: int) -> dict:
+    model, card = load_model(name)
+    caps = model.capabilities
+    codes = labels = None
+    if caps.encode and caps.images:  # the codes of the test set, with their true labels
+        codes, labels = test_codes(name)
+    found, codes = directions.for_model(model, codes, n=2000, seed=seed)
+    how = "the codes of the test set, labelled by the data set"
+    if labels is None and caps.mnist_images and reference() is not None:  # the samples, labelled by the classifier
+        with torch.inference_mode():
+            images = torch.cat([model.decode(codes[i:i + 500].to(device())) for i in range(0, len(codes), 500)])
+        labels = reference().embed(images)[1].argmax(1).cpu()
+        how = "2,000 samples, labelled by the MNIST classifier"
+    return {"pcs": found, "codes": codes, "labels": labels, "labels_from": how}
+
+
+def latent_directions(name: str, seed: int = 0) -> dict:
+    """A model's principal directions (genlab.directions), the codes they came from and their
+    labels where there are any (for attribute vectors); once per model and seed, shared."""
+    return _directions(name, stamp(name), seed)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

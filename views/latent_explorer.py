@@ -3,7 +3,7 @@ and the Bernoulli sample beside the mean image."""
 import streamlit as st
 import torch
 
-from genlab import latent
+from genlab import directions, latent, viz
 from genlab.pagestate import parse_choice, parse_float, parse_int
 from views import common, registry
 
@@ -159,6 +159,88 @@ def dims_section():
         common.show_png(row_png, caption=f"z[{sweep}] from −3 to +3")
 
 
+# ----------------------------------------------------------------------------- directions
+DIRS = list(K["dir0"].options)
+
+
+def direction(which: str, found: dict) -> tuple[torch.Tensor, float, str] | None:
+    """(unit vector, the codes' spread along it, its name) for a choice of DIRS; None where the
+    model has no labels to take an attribute vector from."""
+    if which.startswith("PC"):
+        i = int(which[2:]) - 1
+        pcs = found["pcs"]
+        if i >= len(pcs.vectors):
+            return None
+        return pcs.vectors[i], float(pcs.spread[i]), f"{which} ({100 * float(pcs.explained[i]):.1f} % of the variance)"
+    if found["labels"] is None:
+        return None
+    digit = int(which.split()[-1])
+    u = directions.attribute(found["codes"], found["labels"], digit)
+    return u, float((found["codes"] @ u).std()), f"towards a {digit}"
+
+
+@st.fragment
+def directions_section():
+    st.subheader("Meaningful directions")
+    found = common.latent_directions(name)
+    pcs = found["pcs"]
+    st.caption(
+        ("Principal directions of the codes of the test set (PCA on the encoder's means)" if caps.encode else
+         "Principal directions found as GANSpace does (Härkönen et al. 2020): PCA on the first layer's activations "
+         "of 2,000 samples, carried back to z by least squares")
+        + "; and attribute vectors: the mean code of a digit minus the mean code of all the others"
+        + (f" ({found['labels_from']})." if found["labels"] is not None else " (this model has no labels to take them "
+                                                                                "from).")
+        + " Each slider moves the codes by t along a unit direction: z + t·u.")
+    for i, default in enumerate(("PC1", "PC2", "off")):
+        common.url_default(f"dir{i}", lambda v, d=default: parse_choice(v, DIRS, d))
+        common.url_default(f"t{i}", lambda v: parse_float(v, K["t0"].lo, K["t0"].hi, 0.0, 0.1))
+    common.url_default("dseed", lambda v: parse_int(v, K["dseed"].lo, K["dseed"].hi, 0))
+    left, right = st.columns([2, 3])
+    chosen = []
+    with left:
+        st.number_input("Codes to move (seed)", K["dseed"].lo, K["dseed"].hi, step=1, key="dseed",
+                        help="Eight codes from the prior for this seed; every slider moves all of them.")
+        for i in range(3):
+            a, b = st.columns([2, 3])
+            a.selectbox(f"Direction {i + 1}", DIRS, key=f"dir{i}")
+            b.slider(f"t{i + 1}", K["t0"].lo, K["t0"].hi, step=0.1, key=f"t{i}",
+                     help="How far along the direction, in the latent's own units (the prior's spread is 1).")
+            got = direction(st.session_state[f"dir{i}"], found) if st.session_state[f"dir{i}"] != "off" else None
+            if st.session_state[f"dir{i}"] != "off" and got is None:
+                st.caption(f"{st.session_state[f'dir{i}']} is not available for this model.")
+            if got is not None:
+                chosen.append((got, float(st.session_state[f"t{i}"])))
+    common.url_write("dseed", *(f"dir{i}" for i in range(3)), *(f"t{i}" for i in range(3)))
+    seed = int(st.session_state["dseed"])
+    key = tuple((st.session_state[f"dir{i}"], float(st.session_state[f"t{i}"])) for i in range(3))
+
+    def draw_moved():
+        with torch.inference_mode():
+            z = model.prior_sample(8, common.generator(seed))
+            moved = z
+            for (u, _, _), t in chosen:
+                moved = directions.move(moved, u.to(z.device), t)
+            out = [common.grid(model.decode(z), 8), common.grid(model.decode(moved), 8)]
+            if chosen:
+                (u, spread, _), _ = chosen[0]
+                ts = torch.linspace(-2.5, 2.5, 9) * max(spread, 1e-3)
+                out.append(common.grid(model.decode(directions.strip(z[:4], u.to(z.device), ts)), 9))
+        return out
+
+    pictures = common.memo(("explorer-directions", seed, key), draw_moved, model=name)
+    with right:
+        common.show_png(pictures[0], caption="the codes")
+        common.show_png(pictures[1], caption="moved: " + (", ".join(f"{g[2]} by {t:+.1f}" for g, t in chosen)
+                                                        or "no direction chosen"))
+        if len(pictures) > 2:
+            common.show_png(pictures[2], caption=f"four codes along {chosen[0][0][2]}, from −2.5 to +2.5 times the "
+                                                 "codes' spread along it (the middle column is the code itself)")
+    fig = viz.explained_variance_figure(pcs.explained.tolist(), pcs.source)
+    common.chart(fig, name="explained variance", px=900)
+
+
 samples_section()
 scaling_section()
+directions_section()
 dims_section()

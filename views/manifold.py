@@ -149,6 +149,60 @@ with left:
 with right:
     scatter_view()
 
+# ----------------------------------------------------------------------------- the classifier's map
+MAP_N = 100  # decodes per side: finer than any picture grid
+MAP_RANGE = (0.01, 0.99)  # Gaussian quantiles of each axis: nearly all of the prior's mass
+
+
+def classify_lattice(plo: float, phi: float) -> dict:
+    """MAP_N x MAP_N codes over the grid's range decoded, then labelled by the MNIST classifier:
+    its label and confidence per decode, the map picture and the least confident decodes."""
+    ref = common.reference()
+    zs = latent.plane_grid(center, u, v, MAP_N, plo, phi)
+    with torch.inference_mode():
+        images = torch.cat([model.decode(zs[i:i + 1000].to(common.device())) for i in range(0, len(zs), 1000)])
+        probs = ref.embed(images)[1].cpu()
+    conf, label = probs.max(1)
+    lab, cf = label.view(MAP_N, MAP_N).numpy(), conf.view(MAP_N, MAP_N).numpy()
+    arr = viz.classifier_map(lab, cf, least=12)
+    arr.setflags(write=False)
+    order = conf.argsort()[:12]
+    unsure = common.grid(images[order.to(images.device)], 12)
+    share = torch.bincount(label, minlength=10).float() / len(label)
+    return {"map": common.Grid(viz.png_bytes(arr), arr), "unsure": unsure,
+            "unsure_labels": [(int(label[i]), float(conf[i])) for i in order],
+            "share": share.tolist(), "mean_conf": float(conf.mean())}
+
+
+@st.fragment
+def map_view():
+    st.subheader("The classifier's map")
+    if not model.capabilities.mnist_images or common.reference() is None:
+        st.info("The map needs 28×28 digits and the MNIST classifier checkpoint (mnist-classifier).")
+        return
+    got = common.memo(("manifold-map", plane, MAP_N, MAP_RANGE), lambda: classify_lattice(*MAP_RANGE), model=name)
+    a, b = st.columns(2)
+    with a:
+        common.show_png(got["map"], caption=f"{MAP_N}×{MAP_N} decodes at Gaussian quantiles {MAP_RANGE[0]}…"
+                                             f"{MAP_RANGE[1]} of each axis (up is +{axes[1]}), coloured by the "
+                                             "classifier's label, darker where it is less sure; white lines are "
+                                             "the boundaries between labels, black rings the 12 least sure decodes",
+                        name=f"{name}-classifier-map")
+    with b:
+        legend = " ".join(f"<span style='color:{c}'>■</span> {d}" for d, c in enumerate(viz.DIGIT_COLORS))
+        st.markdown(f"Colours: {legend}", unsafe_allow_html=True)
+        st.markdown(
+            "The scatter above colours each encoded test digit by its **true** label, in the same colours. "
+            "Where the map shows a digit and the scatter has no codes, the decoder invents digits the data "
+            "never had; where colours disagree, the decoder draws another digit than the one encoded there.")
+        shares = ", ".join(f"{d}: {100 * s:.0f} %" for d, s in enumerate(got["share"]))
+        st.caption(f"Share of the map per label: {shares}. Mean confidence {got['mean_conf']:.2f}.")
+        common.show_png(got["unsure"], caption="the 12 least sure decodes: "
+                        + ", ".join(f"{lab} ({c:.2f})" for lab, c in got["unsure_labels"]), name=f"{name}-unsure")
+
+
+map_view()
+
 # ----------------------------------------------------------------------------- AE vs VAE
 st.divider()
 st.subheader("Autoencoder against VAE: the holes")

@@ -22,6 +22,8 @@ SEED = Int(0, 2**31 - 1)
 NN = Choice(("off", "pixels", "classifier features"))
 TEST_INDEX = Int(0, 9_999)  # the MNIST test set; the views clamp to the data set they load
 LATENT_DIM = Int(0, 783)  # the largest latent here (the flow's 784); the view clamps to Z - 1
+# a meaningful direction: a principal one of the codes (PC1 explains most), or towards a digit
+DIRECTION = Choice(("off", *(f"PC{i}" for i in range(1, 11)), *(f"towards {d}" for d in range(10))))
 GLOBAL_KEYS: dict[str, Any] = {"model": Model()}  # the sidebar's model picker, on every view
 
 
@@ -64,7 +66,9 @@ VIEWS: tuple[View, ...] = (
          "Samples from a seed; scale the means and spreads of the latent Gaussian; move one dimension at a time.",
          keys={"seed": SEED, "n": Int(2, 16), "temp": Float(0.1, 1.5), "nn": NN,
                "sm": Float(-3.0, 3.0), "ss": Float(0.0, 3.0), "gs": Int(2, 16),
-               "base": SEED, **{f"d{i}": Float(-3.0, 3.0) for i in range(8)}},
+               "base": SEED, **{f"d{i}": Float(-3.0, 3.0) for i in range(8)},
+               **{f"dir{i}": DIRECTION for i in range(3)}, **{f"t{i}": Float(-4.0, 4.0) for i in range(3)},
+               "dseed": SEED},
          extra_keys=("sweep",), needs=("images", "gaussian_latent"), explores=True, warm=2),
     View("Interpolation", "views/interpolation.py", ":material/linear_scale:",
          "Straight (lerp) and spherical (slerp) paths between seeds or encoded test images; save as a GIF.",

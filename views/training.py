@@ -202,7 +202,8 @@ def widget_kind(f: dataclasses.Field, hint) -> str | None:
 
 def option_widget(f: dataclasses.Field, hint, default, key: str, where):
     """One config field's widget, from its type and metadata; returns the value (ints as text)."""
-    label, help = f.name.replace("_", " "), f.metadata.get("help") or None
+    # the field's own label where its option() gives one, else its name as words ("init_sigma": "Init sigma")
+    label, help = f.metadata.get("label") or f.name.replace("_", " ").capitalize(), f.metadata.get("help") or None
     kind = widget_kind(f, hint)
     if kind == "choice":
         options = list(f.metadata["choices"])

@@ -192,7 +192,8 @@ class Curves:
 
 def option(default: Any, help: str = "", **meta) -> Any:
     """A config field with its command-line help; meta may add `choices`, a `flag` name other
-    than the field's, or `cli=False` (set by the recipe, e.g. the data shape)."""
+    than the field's, a `label` for the Training form (default: the name as words), or
+    `cli=False` (set by the recipe, e.g. the data shape)."""
     return field(default=default, metadata={"help": help, **meta})
 
 
@@ -302,6 +303,7 @@ class GenerativeModel(Protocol):
 #       chain_settings() -> the keyword settings `chain` takes at their trained values ({} for Gibbs)
 #   filters: filters();  reconstruct: reconstruct(x)
 # Optional everywhere: validate() (genlab.load calls it once the weights are in; raises ValueError);
+# features(z) -> (B, F) (a generator's first layer's activations, where GANSpace finds directions);
 # after_fit(train_x) (a step after training, e.g. fitting the AE's prior);
 # training_state() -> dict of non-weight tensors that are not in state_dict; the keys views read
 # from a checkpoint: "chains" (persistent chains in the chain's own state space, continued by

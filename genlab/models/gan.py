@@ -358,6 +358,11 @@ class GAN(nn.Module):
         device = next(self.parameters()).device
         return temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
 
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator's first layer's activations (B, F): where GANSpace looks for directions."""
+        first = self.G.fc if isinstance(self.G, DCGenerator) else self.G[:2]
+        return first(z).flatten(1)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) in [0, 1], or points (B, 2) for the toy GAN."""
         out = self.G(z)
