@@ -103,14 +103,16 @@ def test_view_loads_without_errors(server, page, path, title):
 def test_moving_a_slider_changes_the_picture(server, page):
     url, _ = server
     open_view(page, url, "latent_explorer", "Latent Explorer")
-    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 5", timeout=30_000)
+    # every picture drawn, the directions' too (found once per model: the test codes' PCA)
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 9", timeout=90_000)
+    settle(page)
     before = image_sources(page)
     thumb = page.locator("[data-testid='stSlider']").filter(has_text="Scale of the means").get_by_role("slider")
     thumb.focus()
     for _ in range(8):
         thumb.press("ArrowRight")
-    page.wait_for_function(
-        "before => { const now = [...document.querySelectorAll(\"[data-testid='stImage'] img\")].map(e => e.src);"
+    page.wait_for_function(  # the pictures, not the charts (the explained variance is a chart picture)
+        f"before => {{ const now = {PICTURES}.map(e => e.src);"
         " return now.length === before.length && now.some((s, i) => s !== before[i]); }",
         arg=before, timeout=30_000)
     page.wait_for_url(re.compile(r"[?&]sm=0\.8(&|$)"), timeout=30_000)  # all eight presses arrived
@@ -127,7 +129,11 @@ def test_the_manifold_decodes_a_point_picked_by_number_or_by_a_click(server, pag
     open_view(page, url, "manifold?model=vae-mnist-z2", "VAE Manifold")
     settle(page)
     assert page.locator("[data-testid='stPlotlyChart']").count() == 0
-    assert chart_pictures(page) == 3  # the scatter, and the AE's and the VAE's
+    # the scatter, and the AE's and the VAE's (below the classifier's map, which takes a few seconds at first)
+    page.wait_for_function("""() => [...document.querySelectorAll("img[src^='data:image/svg']")]
+        .filter(i => i.complete && i.naturalWidth > 0 && atob(i.src.split(',')[1]).includes('genlab-chart')).length >= 3""",
+                           timeout=120_000)
+    assert chart_pictures(page) == 3
     box = page.locator("input[aria-label='Decode test image no.']")
     box.fill("7")
     box.press("Enter")
@@ -279,3 +285,29 @@ def test_structure_search_runs_from_a_link_and_shows_its_results(server, page):
     shot(page, "structure_search")
     page.get_by_role("button", name="New search", exact=True).click()
     page.get_by_role("button", name="Start", exact=True).wait_for(timeout=30_000)
+
+
+def test_a_direction_slider_moves_the_codes_and_the_classifier_map_is_drawn(server, page):
+    url, _ = server
+    open_view(page, url, "latent_explorer?dir0=towards%203", "Latent Explorer")
+    page.get_by_text("Meaningful directions").first.wait_for(timeout=90_000)
+    page.wait_for_function(f"() => {PICTURES}.length >= 8", timeout=90_000)
+    settle(page)
+    before = image_sources(page)
+    thumb = page.locator("input[aria-label='t1']")
+    thumb.focus()
+    for _ in range(5):
+        thumb.press("ArrowRight")
+    page.wait_for_url(re.compile(r"[?&]t0=0\.5(&|$)"), timeout=30_000)
+    settle(page)
+    after = image_sources(page)
+    assert len(after) == len(before) and after[:5] == before[:5]  # only the directions' pictures changed
+    assert after[6] != before[6]  # the moved codes
+    assert_no_errors(page)
+    shot(page, "latent_explorer_direction")
+    open_view(page, url, "manifold?model=vae-mnist-z2", "VAE Manifold")
+    page.get_by_text(re.compile("the 12 least sure decodes")).first.wait_for(timeout=120_000)
+    settle(page)
+    assert page.get_by_text("The classifier's map").count() == 1
+    assert_no_errors(page)
+    shot(page, "manifold_classifier_map")

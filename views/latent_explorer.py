@@ -242,5 +242,5 @@ def directions_section():
 
 samples_section()
 scaling_section()
-directions_section()
 dims_section()
+directions_section()
