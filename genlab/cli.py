@@ -178,7 +178,13 @@ def cmd_eval(a) -> int:
             print(f"{name} defines no likelihood, and its samples cannot be scored: {e}", file=sys.stderr)
             return 1
         print(f"{name} defines no likelihood; scoring {a.n:,} samples against the MNIST test set", file=sys.stderr)
-        out["quality"] = evaluation.evaluate_model(ref, model, card, n=a.n, seed=a.seed).get("quality")
+        measured = evaluation.evaluate_model(ref, model, card, n=a.n, seed=a.seed)
+        out["quality"] = measured.get("quality")
+        if "agreement" in measured:  # a conditional model: does it draw the digit it is asked for?
+            out["agreement"] = measured["agreement"]
+            print("the classifier reads the asked label in " + ", ".join(
+                f"{d}: {100 * v:.1f} %" for d, v in enumerate(measured["agreement"]["per_label"]))
+                + f" (mean {100 * measured['agreement']['mean']:.1f} %)", file=sys.stderr)
     elif not metrics:
         print(f"{name}: a {card['family']} on {dataset} has no likelihood or test measure to report", file=sys.stderr)
         return 1

@@ -87,6 +87,25 @@ def sample_images(model, n: int, seed: int = 0, batch_size: int = 1000) -> torch
     return torch.cat([base.sample(model, min(batch_size, n - i), g).clamp(0, 1) for i in range(0, n, batch_size)])
 
 
+@torch.no_grad()
+def label_agreement(ref: Reference, model, n: int = 1000, seed: int = 0, batch_size: int = 1000) -> dict:
+    """A conditional model asked for each label: how often the classifier reads the asked
+    label in n samples per label (seed + label drives each), per label and on average."""
+    dev = base.device_of(model)
+    per = []
+    for label in range(model.capabilities.num_classes):
+        g = torch.Generator(device=dev).manual_seed(seed + label)
+        hits = 0
+        for i in range(0, n, batch_size):
+            m = min(batch_size, n - i)
+            asked = torch.full((m,), label, dtype=torch.long, device=dev)
+            with base.eval_mode(model):
+                images = model.sample(m, g, labels=asked).clamp(0, 1)
+            hits += int((ref.embed(images)[1].argmax(1).cpu() == label).sum())
+        per.append(round(hits / n, 4))
+    return {"per_label": per, "mean": round(sum(per) / len(per), 4), "n_per_label": n, "seed": seed}
+
+
 def quality(ref: Reference, images: torch.Tensor, k: int = 3) -> dict:
     """FID, Inception Score, label histogram and entropy, precision and recall against the test set."""
     feats, probs = ref.embed(images)
@@ -135,6 +154,8 @@ def evaluate_model(ref: Reference, model, card: dict, n: int | None = None, seed
     t0 = time.perf_counter()
     out["quality"] = quality(ref, sample_images(model, n, seed)) | {"seed": seed, "classifier": ref.classifier_id}
     out["quality"]["seconds"] = round(time.perf_counter() - t0, 1)
+    if caps.num_classes:
+        out["agreement"] = label_agreement(ref, model, n=min(n, 1000), seed=seed)
     out["likelihood"] = likelihood_summary(card)
     return out
 

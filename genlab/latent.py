@@ -107,3 +107,11 @@ def axis_plane(center: torch.Tensor, i: int, j: int, scale: torch.Tensor) -> tup
     v = torch.zeros_like(center)
     u[i], v[j] = scale[i], scale[j]
     return u, v
+
+
+def encode_all(model, x: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 250) -> torch.Tensor:
+    """Codes (N, Z) of a data set in batches; a conditional model encodes each image with its
+    own label (when the labels are known)."""
+    cond = bool(model.capabilities.num_classes) and labels is not None
+    return torch.cat([model.encode(x[i:i + batch_size], **({"labels": labels[i:i + batch_size]} if cond else {}))
+                      for i in range(0, len(x), batch_size)])

@@ -96,7 +96,11 @@ class Run:
         torch.manual_seed(recipe.train.seed)
         self.model = model if model is not None else base.build(recipe.family, recipe.config).to(self.device)
         self.caps = self.model.capabilities
-        self.train_x = data.load_dataset(recipe.data, "train", self.device, recipe.limit, recipe.train.seed).x
+        train = data.load_dataset(recipe.data, "train", self.device, recipe.limit, recipe.train.seed)
+        self.train_x = train.x
+        self.train_y = train.y if self.caps.num_classes else None  # a conditional model learns from the labels
+        if self.caps.num_classes and train.y is None:
+            raise ValueError(f"a conditional model needs labelled data; {recipe.data} has no labels")
         if self.device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
             self.model.to(memory_format=torch.channels_last)  # same arithmetic, ~1.7x faster CPU convolutions
             self.train_x = self.train_x.contiguous(memory_format=torch.channels_last)
@@ -129,7 +133,7 @@ class Run:
                 callback(p)
 
         history = fit(self.model, self.train_x, self.recipe.train, val_x=self.val_x, callback=on_progress,
-                      history=history)
+                      history=history, train_y=self.train_y)
         if hasattr(self.model, "after_fit"):  # optional protocol method (models/base.py)
             self.model.after_fit(self.train_x)
         return history

@@ -177,7 +177,8 @@ def _extend(history: History, keys: list[str], rows: np.ndarray) -> None:
 
 def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | None = None,
         callback: Callable[[Progress], None] | None = None, history: History | None = None,
-        optimizers: list | None = None, on_step: Callable[[int, list], None] | None = None) -> History:
+        optimizers: list | None = None, on_step: Callable[[int, list], None] | None = None,
+        train_y: torch.Tensor | None = None) -> History:
     """Train `model` on the rows of `train_x` (already on the model's device).
 
     Args:
@@ -191,6 +192,8 @@ def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | No
         optimizers: reuse these instead of fresh ones (an outer loop that runs many short fits).
         on_step: called as on_step(step, optimizers) before every update (schedules, an outer
             loop's bookkeeping); keep it free of host syncs.
+        train_y: the rows' class labels (on the same device), for a conditional model: each
+            batch's labels go to train_step(..., labels=).
     Returns:
         The History. Raises Divergence (weights restored to the last good check) on NaN/Inf.
         Only the state_dict is snapshotted and restored: non-weight state (chains, replay
@@ -252,8 +255,9 @@ def fit(model, train_x: torch.Tensor, cfg: TrainConfig, val_x: torch.Tensor | No
                     xb = binarize(xb, gen)
                 if on_step is not None:
                     on_step(step, optimizers)
+                extra = {} if train_y is None else {"labels": train_y[idx]}
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                    out = model.train_step(xb, optimizers, gen)
+                    out = model.train_step(xb, optimizers, gen, **extra)
                 buf.add(out)
                 for k, v in out.items():
                     if v.ndim > 0:

@@ -19,7 +19,7 @@ from streamlit.errors import StreamlitDuplicateElementKey
 
 import genlab
 from genlab import data as gdata
-from genlab import directions, evaluation, export, figsvg, serving, viz
+from genlab import directions, evaluation, export, figsvg, latent, serving, viz
 from genlab.jobs import JobManager
 from genlab.memo import SharedMemo
 from genlab.models import best_likelihood, card_likelihoods, config_from_dict, describe_card, family, missing, sample
@@ -100,10 +100,10 @@ def _list_models(folder: str, stamp: int, brought: bool = False) -> list[dict]:
         if not info["generative"]:
             continue  # the measuring stick, not a generative model
         caps = expected_capabilities(card["family"], config_from_dict(card["family"], card["config"]))
-        latent = f", z={info['latent_dim']}" if info["latent"] != "none" else ""
+        zdim = f", z={info['latent_dim']}" if info["latent"] != "none" else ""
         mark = ", brought" if brought else ""
         out.append({"name": p.name, **info, "caps": caps, "brought": brought,
-                    "label": f"{p.name}  ({info['kind']}{latent}{mark})"})
+                    "label": f"{p.name}  ({info['kind']}{zdim}{mark})"})
     return out
 
 
@@ -144,7 +144,7 @@ def _test_codes(name: str, stamp: tuple[int, int]):
     with torch.inference_mode():
         # small chunks: a convolutional flow's activations for 2,000 images take over 0.5 GB, and the
         # process keeps its high-water mark, so every session pays for the largest batch ever run
-        codes = torch.cat([model.encode(ds.x[i:i + 250]) for i in range(0, len(ds), 250)])
+        codes = latent.encode_all(model, ds.x, ds.y, batch_size=250)
     return codes.cpu(), ds.y.cpu()
 
 

@@ -14,6 +14,7 @@ caps = model.capabilities
 Z = caps.latent_dim
 K = registry.keys("Latent Explorer")  # the URL keys this view reads, with their ranges
 NN_SPACES = list(K["nn"].options)
+LABELS = list(K["label"].options)
 
 # ----------------------------------------------------------------------------- samples
 @st.fragment
@@ -31,18 +32,35 @@ def samples_section():
                    "stay near the prior's centre (cleaner, less varied); above 1 they wander off.")
     common.url_write("seed", "n", "temp")
     n, seed, temp = st.session_state["n"], int(st.session_state["seed"]), st.session_state["temp"]
+    label = None
+    if caps.num_classes:  # a conditional model: which label it is given
+        common.url_default("label", lambda v: parse_choice(v, LABELS, "any"))
+        st.selectbox("Label", LABELS, key="label",
+                     help="The class this conditional model is asked for: one label for every sample, or any "
+                          "(each sample's label drawn with its code).")
+        common.url_write("label")
+        label = st.session_state["label"]
+
+    def labels_for(count: int, g) -> dict:
+        if not caps.num_classes:
+            return {}
+        if label == "any":
+            return {"labels": torch.randint(caps.num_classes, (count,), generator=g, device=g.device)}
+        return {"labels": torch.full((count,), int(label), dtype=torch.long, device=g.device)}
 
     def decode_means():
-        z = model.prior_sample(n * n, common.generator(seed), temperature=temp)
-        return z, model.decode(z)
+        g = common.generator(seed)
+        z = model.prior_sample(n * n, g, temperature=temp)
+        given = labels_for(n * n, g)
+        return z, model.decode(z, **given), given
 
     def draw_samples():
         with torch.inference_mode():
-            z, mean = decode_means()
-            draw = model.decode_sample(z, common.generator(seed + 1)) if caps.draw else None
+            z, mean, given = decode_means()
+            draw = model.decode_sample(z, common.generator(seed + 1), **given) if caps.draw else None
         return common.grid(mean, n), common.grid(draw, n) if draw is not None else None
 
-    mean_png, draw_png = common.memo(("explorer-samples", seed, n, temp), draw_samples, model=name)
+    mean_png, draw_png = common.memo(("explorer-samples", seed, n, temp, label), draw_samples, model=name)
     a, b = st.columns(2)
     with a:
         common.show_png(mean_png, caption="mean image: E[x | z], what the decoder predicts" if draw_png is not None
@@ -65,15 +83,27 @@ def samples_section():
 
                 def neighbours():
                     with torch.inference_mode():
-                        _, mean = decode_means()
+                        _, mean, _ = decode_means()
                     idx, dist = common.nearest(ref, mean, space)
                     return common.grid(ref.train.x[idx], n), f"{dist.median():.2f}"
 
-                nn_png, median = common.memo(("explorer-nn", seed, n, temp, space, ref.classifier_id,
+                nn_png, median = common.memo(("explorer-nn", seed, n, temp, label, space, ref.classifier_id,
                                               common.stamp(common.evaluation.CLASSIFIER)), neighbours, model=name)
                 with (b if draw_png is None else st.container()):
                     common.show_png(nn_png, caption=f"nearest training images ({st.session_state['nn']}); "
                                     f"median distance {median}")
+    if caps.num_classes:
+        def draw_each_label():
+            with torch.inference_mode():
+                z = model.prior_sample(8, common.generator(seed), temperature=temp)
+                k = caps.num_classes
+                codes = z.repeat_interleave(k, 0)  # each code once per label, a row per code
+                labels = torch.arange(k, device=z.device).repeat(8)
+                return common.grid(model.decode(codes, labels=labels), k)
+
+        common.show_png(common.memo(("explorer-each-label", seed, temp), draw_each_label, model=name),
+                        caption=f"the same code in every row, given each of the {caps.num_classes} labels in turn: "
+                                "the code holds the style (slant, width, stroke), the label the class")
 
 
 # ----------------------------------------------------------------------------- mean / std scaling

@@ -19,6 +19,12 @@ loc, scale = (t.cpu() for t in model.prior())
 # ----------------------------------------------------------------------------- the plane
 K = registry.keys("VAE Manifold")  # the URL keys this view reads, with their ranges
 PLANES = list(K["plane"].options)
+LABELS = list(K["label"].options)
+
+
+def labelled(label: dict, n: int) -> dict:
+    """decode's labels= for n codes of one label (a conditional model), or nothing."""
+    return {"labels": torch.full((n,), label["labels"], dtype=torch.long, device=common.device())} if label else {}
 
 
 def find_plane(plane: tuple):
@@ -74,6 +80,13 @@ def grid_view():
     common.url_default("res", lambda x: parse_int(x, K["res"].lo, K["res"].hi, 20))
     common.url_default("plo", lambda x: parse_float(x, K["plo"].lo, K["plo"].hi, 0.05, 0.001))
     common.url_default("phi", lambda x: parse_float(x, K["phi"].lo, K["phi"].hi, 0.95, 0.001))
+    label = {}
+    if model.capabilities.num_classes:  # a conditional model: the grid is one label's style manifold
+        common.url_default("label", lambda x: parse_choice(x, LABELS, "0"))
+        st.selectbox("Label", LABELS, key="label", help="The class every code of the grid is decoded with: the "
+                     "latent holds the style only, so the grid shows one digit in every style.")
+        common.url_write("label")
+        label = {"labels": int(st.session_state["label"])}
     c1, c2, c3 = st.columns(3)
     c1.slider("Resolution", K["res"].lo, K["res"].hi, key="res", help="images per side")
     c2.slider("from probability", K["plo"].lo, K["plo"].hi, step=0.001, key="plo", format="%.3f")
@@ -82,13 +95,13 @@ def grid_view():
     n, plo, phi = st.session_state["res"], st.session_state["plo"], st.session_state["phi"]
 
     def draw_grid():
-        zs = latent.plane_grid(center, u, v, n, plo, phi)
+        zs = latent.plane_grid(center, u, v, n, plo, phi).to(common.device())
         with torch.inference_mode():
-            imgs = model.decode(zs.to(common.device()))
+            imgs = model.decode(zs, **labelled(label, len(zs)))
         return common.grid(imgs, n)
 
     common.show_png(
-        common.memo(("manifold-grid", plane, n, plo, phi), draw_grid, model=name),
+        common.memo(("manifold-grid", plane, n, plo, phi, *label.values()), draw_grid, model=name),
         caption=f"{n}×{n} codes at Gaussian quantiles {st.session_state['plo']:.3f}…{st.session_state['phi']:.3f} "
                 f"of each axis (inverse CDF); up is +{axes[1]}, right is +{axes[0]}")
 
@@ -132,7 +145,8 @@ def scatter_view():
         def draw_point():
             test = common.test_set(card.get("dataset", {}).get("name", "mnist"))
             with torch.inference_mode():
-                rec = model.decode(codes[idx:idx + 1].to(common.device()))
+                own = {"labels": labels[idx:idx + 1].to(common.device())} if model.capabilities.num_classes else {}
+                rec = model.decode(codes[idx:idx + 1].to(common.device()), **own)
             return common.grid(torch.cat([test.x[idx:idx + 1], rec]), 2)
 
         st.markdown(f"**Test image {idx}** (label {int(labels[idx])}) and its decoded posterior mean:")
@@ -154,13 +168,15 @@ MAP_N = 100  # decodes per side: finer than any picture grid
 MAP_RANGE = (0.01, 0.99)  # Gaussian quantiles of each axis: nearly all of the prior's mass
 
 
-def classify_lattice(plo: float, phi: float) -> dict:
+def classify_lattice(plo: float, phi: float, label: dict) -> dict:
     """MAP_N x MAP_N codes over the grid's range decoded, then labelled by the MNIST classifier:
     its label and confidence per decode, the map picture and the least confident decodes."""
     ref = common.reference()
     zs = latent.plane_grid(center, u, v, MAP_N, plo, phi)
     with torch.inference_mode():
-        images = torch.cat([model.decode(zs[i:i + 1000].to(common.device())) for i in range(0, len(zs), 1000)])
+        zs = zs.to(common.device())
+        images = torch.cat([model.decode(zs[i:i + 1000], **labelled(label, len(zs[i:i + 1000])))
+                            for i in range(0, len(zs), 1000)])
         probs = ref.embed(images)[1].cpu()
     conf, label = probs.max(1)
     lab, cf = label.view(MAP_N, MAP_N).numpy(), conf.view(MAP_N, MAP_N).numpy()
@@ -180,7 +196,9 @@ def map_view():
     if not model.capabilities.mnist_images or common.reference() is None:
         st.info("The map needs 28×28 digits and the MNIST classifier checkpoint (mnist-classifier).")
         return
-    got = common.memo(("manifold-map", plane, MAP_N, MAP_RANGE), lambda: classify_lattice(*MAP_RANGE), model=name)
+    label = {"labels": int(st.session_state["label"])} if model.capabilities.num_classes else {}
+    got = common.memo(("manifold-map", plane, MAP_N, MAP_RANGE, *label.values()),
+                      lambda: classify_lattice(*MAP_RANGE, label), model=name)
     a, b = st.columns(2)
     with a:
         common.show_png(got["map"], caption=f"{MAP_N}×{MAP_N} decodes at Gaussian quantiles {MAP_RANGE[0]}…"

@@ -44,6 +44,10 @@ class Capabilities:
     filters: `filters()` shows each hidden unit's weights as an image.
     reconstruct: `reconstruct(x)` maps data to its code and back (v -> h -> v for an RBM).
     generative: False for helper models (the measuring-stick classifier): pickers leave them out.
+    num_classes: a conditional model takes a class label (0 .. num_classes - 1): `sample(n,
+        generator, labels=)`, `decode(z, labels=)` and `encode(x, labels=)` take a LongTensor of
+        one label per row (sample draws them from the generator when not given; decode and encode
+        use label 0). The training loop passes the data set's labels to `train_step(..., labels=)`.
     """
 
     data_kind: str
@@ -63,6 +67,7 @@ class Capabilities:
     filters: bool = False
     reconstruct: bool = False
     generative: bool = True
+    num_classes: int = 0
 
     def __post_init__(self):
         if self.data_kind not in DATA_KINDS:
@@ -538,11 +543,12 @@ def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | No
 
 
 def minimize_terms(model, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None = None,
-                   max_norm: float | None = None) -> dict[str, torch.Tensor]:
+                   max_norm: float | None = None, **labels) -> dict[str, torch.Tensor]:
     """The train_step of a family with one optimizer and a `loss_terms` whose "loss" it
-    minimises (VAE, flow): one step, and the terms detached for the history."""
+    minimises (VAE, flow): one step, and the terms detached for the history. A conditional
+    model's batch labels come as labels=."""
     (opt,) = optimizers
-    terms = model.loss_terms(batch, generator)
+    terms = model.loss_terms(batch, generator, **labels)
     descend(opt, terms["loss"], max_norm)
     return {k: v.detach() for k, v in terms.items()}
 

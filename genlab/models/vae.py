@@ -32,6 +32,8 @@ class VAEConfig:
     learn_sigma: bool = option(False, "learn the Gaussian decoder's std")
     beta: float = option(1.0, "weight of the KL term")
     autoencoder: bool = option(False, "a plain autoencoder: no KL term, a prior fitted to the codes after training")
+    num_classes: int = option(0, "a conditional VAE: the number of class labels given to the encoder and the "
+                                 "decoder with every image (10 for MNIST's digits; 0: unconditional)")
 
     def __post_init__(self):
         if self.likelihood not in ("bernoulli", "gaussian"):
@@ -40,6 +42,8 @@ class VAEConfig:
             raise ValueError("latent_dim and hidden sizes must be positive")
         if self.sigma <= 0 or self.beta < 0:
             raise ValueError("sigma must be > 0 and beta >= 0")
+        if self.num_classes < 0 or (self.num_classes and self.autoencoder):
+            raise ValueError("num_classes must be >= 0, and a conditional model is a VAE, not an autoencoder")
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -58,13 +62,15 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def _label(cfg: VAEConfig) -> str:
-    return "AE" if cfg.autoencoder else ("β-VAE" if cfg.beta != 1 else "VAE")
+    return "AE" if cfg.autoencoder else ("c" if cfg.num_classes else "") + ("β-VAE" if cfg.beta != 1 else "VAE")
 
 
 def _describe(cfg: VAEConfig) -> str:
     if cfg.autoencoder:
         return f"plain autoencoder (no KL term), {cfg.likelihood} reconstruction loss"
-    return f"VAE with a {cfg.likelihood} decoder" + (f", β = {cfg.beta:g}" if cfg.beta != 1 else "")
+    return (f"{'conditional ' if cfg.num_classes else ''}VAE with a {cfg.likelihood} decoder"
+            + (f", β = {cfg.beta:g}" if cfg.beta != 1 else "")
+            + (f", given one of {cfg.num_classes} labels" if cfg.num_classes else ""))
 
 
 def _curves(cfg: VAEConfig) -> Curves:
@@ -97,6 +103,7 @@ def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[VAEConfig
           names={"neg_elbo": "-ELBO", "recon": "reconstruction", "kl": "KL", "loss": "loss"},
           examples=lambda: [VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2),
                             VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2, autoencoder=True),
+                            VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=2, num_classes=10),
                             VAEConfig(image_shape=(1, 8, 8), hidden=(32,), latent_dim=3, likelihood="gaussian",
                                       learn_sigma=True, beta=0.5)])
 class VAE(nn.Module):
@@ -106,8 +113,9 @@ class VAE(nn.Module):
         self.latent_dim = config.latent_dim
         d = math.prod(config.image_shape)
         n_out = config.latent_dim * (1 if config.autoencoder else 2)
-        self.encoder = mlp([d, *config.hidden, n_out])
-        self.decoder = mlp([config.latent_dim, *reversed(config.hidden), d])
+        c = config.num_classes  # a conditional VAE reads a one-hot label beside the image and beside the code
+        self.encoder = mlp([d + c, *config.hidden, n_out])
+        self.decoder = mlp([config.latent_dim + c, *reversed(config.hidden), d])
         if config.likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.tensor(math.log(config.sigma)), requires_grad=config.learn_sigma)
         # the prior's location and scale: N(0, I) for the VAE, fitted to the codes for the AE
@@ -119,36 +127,53 @@ class VAE(nn.Module):
         c = self.config
         return Capabilities(data_kind="image", data_shape=tuple(c.image_shape), latent="gaussian",
                             latent_dim=c.latent_dim, encode=True, draw=c.likelihood,
-                            likelihoods=() if c.autoencoder else ("elbo", "iw"), validates=True)
+                            likelihoods=() if c.autoencoder or c.num_classes else ("elbo", "iw"),
+                            validates=not c.num_classes, num_classes=c.num_classes)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Mean images of n prior draws (n, C, H, W) in [0, 1]."""
-        return self.decode(self.prior_sample(n, generator))
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """Mean images of n prior draws (n, C, H, W) in [0, 1]; a conditional VAE draws the n labels
+        from the generator too, unless given."""
+        z = self.prior_sample(n, generator)
+        if self.config.num_classes and labels is None:
+            labels = torch.randint(self.config.num_classes, (n,), generator=generator, device=z.device)
+        return self.decode(z, labels)
+
+    def _given(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """h with the labels' one-hot columns beside it (a conditional VAE; label 0 when not given)."""
+        c = self.config.num_classes
+        if not c:
+            return h
+        if labels is None:
+            labels = torch.zeros(h.shape[0], dtype=torch.long, device=h.device)
+        return torch.cat([h, F.one_hot(labels.to(h.device).long(), c).to(h.dtype)], 1)
 
     # ------------------------------------------------------------------ encoder
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, H, W) -> mu (B, Z) and logvar (B, Z); logvar is None for the autoencoder."""
-        h = self.encoder(x.flatten(1))
+        h = self.encoder(self._given(x.flatten(1), labels))
         if self.config.autoencoder:
             return h, None
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Posterior means (B, Z): the point each image maps to."""
-        return self.posterior(x)[0]
+        return self.posterior(x, labels)[0]
 
     # ------------------------------------------------------------------ decoder
-    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)  # (B, D)
+    def decoder_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self._given(z, labels))  # (B, D)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, Z) -> mean images (B, C, H, W) in [0, 1]."""
-        return torch.sigmoid(self.decoder(z)).view(z.shape[0], *self.config.image_shape)
+        return torch.sigmoid(self.decoder(self._given(z, labels))).view(z.shape[0], *self.config.image_shape)
 
-    def decode_sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def decode_sample(self, z: torch.Tensor, generator: torch.Generator | None = None,
+                      labels: torch.Tensor | None = None) -> torch.Tensor:
         """Draw x ~ p(x|z) instead of taking its mean: Bernoulli pixels, or Gaussian noise."""
-        mean = self.decode(z)
+        mean = self.decode(z, labels)
         if self.config.likelihood == "bernoulli":
             return torch.bernoulli(mean, generator=generator)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
@@ -192,16 +217,18 @@ class VAE(nn.Module):
         self.latent_scale.copy_(codes.std(0).clamp_min(1e-6))
 
     # ------------------------------------------------------------------ objective
-    def loss_terms(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Batch means of the loss, -ELBO, reconstruction and KL, and the KL per dimension."""
-        mu, logvar = self.posterior(x)  # (B, Z) each
+    def loss_terms(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                   labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Batch means of the loss, -ELBO, reconstruction and KL, and the KL per dimension (a
+        conditional VAE's bound -log p(x | y), with each image's label y)."""
+        mu, logvar = self.posterior(x, labels)  # (B, Z) each
         if logvar is None:  # plain autoencoder: deterministic code, no KL
             recon = -self.log_px_given_z(self.decoder(mu), x)  # (B,)
             loss = recon.mean()
             return {"loss": loss, "recon": loss}
         eps = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * eps  # reparameterisation
-        recon = -self.log_px_given_z(self.decoder(z), x)  # (B,)
+        recon = -self.log_px_given_z(self.decoder_logits(z, labels), x)  # (B,)
         kl_dim = gaussian_kl(mu, logvar)  # (B, Z)
         kl = kl_dim.sum(1)  # (B,)
         return {
@@ -215,9 +242,9 @@ class VAE(nn.Module):
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.parameters(), lr=lr)]
 
-    def train_step(self, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None = None
-                   ) -> dict[str, torch.Tensor]:
-        return minimize_terms(self, batch, optimizers, generator)
+    def train_step(self, batch: torch.Tensor, optimizers: list, generator: torch.Generator | None = None,
+                   labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return minimize_terms(self, batch, optimizers, generator, **({"labels": labels} if labels is not None else {}))
 
     # ------------------------------------------------------------------ likelihoods
     def test_data(self, x: torch.Tensor) -> torch.Tensor:
@@ -227,11 +254,11 @@ class VAE(nn.Module):
     @torch.no_grad()
     def likelihoods(self, x: torch.Tensor, k: int = 1000, progress=None, **_) -> list[LikelihoodRecord]:
         """-ELBO (with its terms) and, for k > 0, the importance-weighted NLL on data x in [0, 1]."""
+        if self.config.autoencoder or self.config.num_classes:  # no bound on p(x) (a conditional VAE bounds p(x | y))
+            return []
         x = self.test_data(x)
         settings = {"binarization_seed": 0} if self.config.likelihood == "bernoulli" else {}
         terms = metrics.elbo_metrics(self, x)
-        if self.config.autoencoder:
-            return []
         out = [LikelihoodRecord("elbo", round(terms["neg_elbo"], 3), None, settings,
                                 {"recon": round(terms["recon"], 3), "kl": round(terms["kl"], 3)}, len(x))]
         if k > 0:
