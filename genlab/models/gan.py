@@ -40,6 +40,8 @@ class GANConfig:
     d_lr_mult: float = option(1.0, "discriminator learning rate = lr x this (with --resume it replaces the "
                                    "checkpoint's: two time-scale updates, Heusel et al. 2017)", resume=True)
     beta1: float = option(0.5, "Adam's beta1 for both players")
+    num_classes: int = option(0, "a conditional GAN (Mirza & Osindero 2014): the number of class labels given to "
+                                 "the generator beside z and to the discriminator beside the image (0: none)")
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -52,6 +54,8 @@ class GANConfig:
             raise ValueError("d_steps and latent_dim must be >= 1")
         if self.arch == "dcgan" and tuple(self.data_shape) != (1, 28, 28):
             raise ValueError("the DCGAN is built for (1, 28, 28) images")
+        if self.num_classes < 0 or (self.num_classes and self.arch == "toy"):
+            raise ValueError("num_classes must be >= 0, and the toy GAN's points have no labels")
 
 
 # ----------------------------------------------------------------------------- networks
@@ -87,10 +91,11 @@ class DCGenerator(nn.Module):
         return self.net(self.fc(z).view(-1, 256, 7, 7))
 
 
-def dc_discriminator() -> nn.Sequential:
-    """conv 64 stride 2, conv 128 stride 2, LeakyReLU and dropout 0.3, dense to one logit."""
+def dc_discriminator(channels: int = 1) -> nn.Sequential:
+    """conv 64 stride 2, conv 128 stride 2, LeakyReLU and dropout 0.3, dense to one logit
+    (channels: the image's, plus a conditional GAN's label planes)."""
     return nn.Sequential(
-        nn.Conv2d(1, 64, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3),  # (B, 64, 14, 14)
+        nn.Conv2d(channels, 64, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3),  # (B, 64, 14, 14)
         nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3),  # (B, 128, 7, 7)
         nn.Flatten(), nn.Linear(128 * 7 * 7, 1))
 
@@ -304,7 +309,8 @@ def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[GANConfig
           names={"d_loss": "D loss", "g_loss": "G loss", "d_real": "mean D(x)", "d_fake": "mean D(G(z))"},
           examples=lambda: [GANConfig(arch="toy", data_shape=(2,), latent_dim=2, hidden=32),
                             GANConfig(arch="mlp", data_shape=(1, 8, 8), latent_dim=8),
-                            GANConfig(arch="dcgan", latent_dim=8)],
+                            GANConfig(arch="dcgan", latent_dim=8),
+                            GANConfig(arch="mlp", data_shape=(1, 8, 8), latent_dim=8, num_classes=10)],
           progress_key="d_loss")  # D learns first: its loss falls while G is still poor
 class GAN(nn.Module):
     def __init__(self, config: GANConfig):
@@ -312,10 +318,11 @@ class GAN(nn.Module):
         self.config = config
         self.latent_dim = config.latent_dim
         d = math.prod(config.data_shape)
+        c = config.num_classes  # a conditional GAN: a one-hot label beside z, and beside (or under) the image
         if config.arch == "mlp":
-            self.G, self.D = mlp_generator(config.latent_dim, d), mlp_discriminator(d)
+            self.G, self.D = mlp_generator(config.latent_dim + c, d), mlp_discriminator(d + c)
         elif config.arch == "dcgan":
-            self.G, self.D = DCGenerator(config.latent_dim), dc_discriminator()
+            self.G, self.D = DCGenerator(config.latent_dim + c), dc_discriminator(1 + c)
             dcgan_init(self)
         else:
             self.G, self.D = toy_nets(config.latent_dim, config.hidden)
@@ -326,11 +333,38 @@ class GAN(nn.Module):
         c = self.config
         return Capabilities(data_kind="points" if self.points else "image", data_shape=tuple(c.data_shape),
                             data_range=None if self.points else (0.0, 1.0),
-                            latent="gaussian", latent_dim=c.latent_dim)
+                            latent="gaussian", latent_dim=c.latent_dim, num_classes=c.num_classes)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """G(z) for n prior draws: images (n, C, H, W) in [0, 1], or points (n, 2)."""
-        return self.decode(self.prior_sample(n, generator))
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """G(z) for n prior draws: images (n, C, H, W) in [0, 1], or points (n, 2); a conditional
+        GAN draws the n labels from the generator too, unless given."""
+        z = self.prior_sample(n, generator)
+        return self.decode(z, self._labels(n, generator, labels, z.device))
+
+    def _labels(self, n: int, generator, labels, device) -> torch.Tensor | None:
+        """A conditional GAN's labels: as given, else drawn from the generator; None when unconditional."""
+        if not self.config.num_classes or labels is not None:
+            return labels
+        return torch.randint(self.config.num_classes, (n,), generator=generator, device=device)
+
+    def _onehot(self, labels: torch.Tensor | None, n: int, device) -> torch.Tensor:
+        if labels is None:
+            labels = torch.zeros(n, dtype=torch.long, device=device)
+        return F.one_hot(labels.to(device).long(), self.config.num_classes).float()
+
+    def _g(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.config.num_classes:
+            z = torch.cat([z, self._onehot(labels, z.shape[0], z.device)], 1)
+        return self.G(z)
+
+    def _d(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.config.num_classes:
+            y = self._onehot(labels, x.shape[0], x.device)
+            if x.dim() == 4:  # the DCGAN: one constant plane per label under the image
+                y = y[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            x = torch.cat([x, y.to(x.dtype)], 1)
+        return self.D(x)
 
     # -- data space: images in [-1, 1] inside, [0, 1] outside; points unchanged
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
@@ -339,13 +373,13 @@ class GAN(nn.Module):
         x = x * 2 - 1
         return x.flatten(1) if self.config.arch == "mlp" else x
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G(z) in model space: (B, D) for the MLP, (B, 1, 28, 28) for the DCGAN, (B, 2) toy."""
-        return self.G(z)
+        return self._g(z, labels)
 
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B,) for inputs in model space."""
-        return self.D(x).view(-1)
+        return self._d(x, labels).view(-1)
 
     def prior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The prior's location and scale (Z,) each: N(0, I)."""
@@ -361,11 +395,14 @@ class GAN(nn.Module):
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The generator's first layer's activations (B, F): where GANSpace looks for directions."""
         first = self.G.fc if isinstance(self.G, DCGenerator) else self.G[:2]
+        if self.config.num_classes:  # label 0's
+            z = torch.cat([z, self._onehot(None, z.shape[0], z.device)], 1)
         return first(z).flatten(1)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) in [0, 1], or points (B, 2) for the toy GAN."""
-        out = self.G(z)
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, C, H, W) in [0, 1], or points (B, 2) for the toy GAN (a conditional GAN:
+        given the labels, label 0 when not given)."""
+        out = self._g(z, labels)
         if self.points:
             return out
         return ((out + 1) / 2).view(z.shape[0], *self.config.data_shape)
@@ -376,12 +413,15 @@ class GAN(nn.Module):
         return [torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas),
                 torch.optim.Adam(self.D.parameters(), lr=lr * self.config.d_lr_mult, betas=betas)]
 
-    def d_step(self, real: torch.Tensor, opt_d: torch.optim.Optimizer, generator=None) -> dict[str, torch.Tensor]:
-        """One discriminator update on a batch of real data (model space)."""
+    def d_step(self, real: torch.Tensor, opt_d: torch.optim.Optimizer, generator=None,
+               labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One discriminator update on a batch of real data (model space), with its labels when
+        conditional (the fakes get labels drawn at random)."""
         z = self.prior_sample(real.shape[0], generator)
+        asked = self._labels(real.shape[0], generator, None, z.device)
         with torch.no_grad():
-            fake = self.G(z)
-        l_real, l_fake = self.discriminate(real), self.discriminate(fake)
+            fake = self._g(z, asked)
+        l_real, l_fake = self.discriminate(real, labels), self.discriminate(fake, asked)
         loss = d_loss_from_logits(l_real, l_fake, self.config.label_smoothing, self.config.label_noise, generator)
         descend(opt_d, loss)
         return {"d_loss": loss.detach(), "d_real": torch.sigmoid(l_real).mean().detach(),
@@ -391,16 +431,19 @@ class GAN(nn.Module):
         """One generator update through a discriminator that is not updated."""
         self.D.requires_grad_(False)
         try:
-            loss = g_loss_from_logits(self.discriminate(self.G(self.prior_sample(n, generator))), self.config.loss)
+            z = self.prior_sample(n, generator)
+            asked = self._labels(n, generator, None, z.device)
+            loss = g_loss_from_logits(self.discriminate(self._g(z, asked), asked), self.config.loss)
             descend(opt_g, loss)
         finally:
             self.D.requires_grad_(True)
         return {"g_loss": loss.detach()}
 
-    def train_step(self, batch: torch.Tensor, optimizers: list, generator=None) -> dict[str, torch.Tensor]:
+    def train_step(self, batch: torch.Tensor, optimizers: list, generator=None,
+                   labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         opt_g, opt_d = optimizers
         real = self.to_model_space(batch)
         for _ in range(self.config.d_steps):
-            out = self.d_step(real, opt_d, generator)
+            out = self.d_step(real, opt_d, generator, labels)
         out.update(self.g_step(real.shape[0], opt_g, generator))
         return out
