@@ -43,9 +43,7 @@ from stclient import Session  # noqa: E402
 MOVES = {
     "": ("model=vae-mnist-z20", []),
     "latent_explorer": ("model=vae-mnist-z20", [("Seed", lambda r: float(r.randrange(10_000))),
-                                                 ("Temperature T", lambda r: [round(r.uniform(0.3, 1.5), 2)]),
-                                                 # a meaningful direction's slider (t1: PC1 by default)
-                                                 ("key:t0", lambda r: [round(r.uniform(-3.0, 3.0), 1)])]),
+                                                 ("Temperature T", lambda r: [round(r.uniform(0.3, 1.5), 2)])]),
     "interpolation": ("model=vae-mnist-z20", [("Steps", lambda r: [float(r.randrange(3, 25))])]),
     "manifold": ("model=vae-mnist-z2", [("Resolution", lambda r: [float(r.randrange(5, 31))])]),
     "flow": ("model=realnvp-mnist", [("Seed", lambda r: float(r.randrange(10_000)))]),

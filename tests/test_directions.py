@@ -93,7 +93,9 @@ def test_the_classifier_map_colours_labels_draws_boundaries_and_rings_the_least_
 
 
 def test_the_latent_explorer_moves_codes_along_a_chosen_direction():
-    at = app_test("views/latent_explorer.py", model="vae-mnist-z20")
+    off = app_test("views/latent_explorer.py", model="vae-mnist-z20")
+    assert not [s for s in off.selectbox if s.key == "dir0"]  # off until asked for
+    at = app_test("views/latent_explorer.py", model="vae-mnist-z20", dirs="1")
     assert any(s.value == "Meaningful directions" for s in at.subheader)
     before = [i.proto.imgs[0].url for i in at.get("image")]
     at.selectbox(key="dir0").set_value("towards 3").run()
@@ -107,13 +109,15 @@ def test_the_latent_explorer_moves_codes_along_a_chosen_direction():
 
 
 def test_a_gans_directions_come_from_its_samples():
-    at = app_test("views/latent_explorer.py", model="gan-mlp-mnist")
+    at = app_test("views/latent_explorer.py", model="gan-mlp-mnist", dirs="1")
     assert not at.exception and not at.error
     assert "GANSpace" in " ".join(c.value for c in at.caption)
 
 
 def test_the_manifold_draws_the_classifiers_map():
-    at = app_test("views/manifold.py", model="vae-mnist-z2")
+    off = app_test("views/manifold.py", model="vae-mnist-z2")
+    assert not any("least sure" in (i.proto.imgs[0].caption or "") for i in off.get("image"))  # off until asked
+    at = app_test("views/manifold.py", model="vae-mnist-z2", cmap="1")
     assert not at.exception and not at.error
     assert any(s.value == "The classifier's map" for s in at.subheader)
     assert any("least sure decodes" in (c.value or "") for c in at.caption) or \

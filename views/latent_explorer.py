@@ -212,6 +212,14 @@ def direction(which: str, found: dict) -> tuple[torch.Tensor, float, str] | None
 @st.fragment
 def directions_section():
     st.subheader("Meaningful directions")
+    # off until asked for (or linked to): finding them costs a PCA of the model's codes or samples
+    common.url_default("dirs", lambda v: str(v).lower() in ("1", "true", "on") or "dir0" in st.query_params)
+    if not st.toggle("Find this model's meaningful directions", key="dirs",
+                     help="Principal directions of its codes (or GANSpace's for a generator), and directions "
+                          "towards each digit; found once per model and shared by every session."):
+        st.query_params.pop("dirs", None)
+        return
+    st.query_params["dirs"] = "1"
     found = common.latent_directions(name)
     pcs = found["pcs"]
     st.caption(

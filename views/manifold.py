@@ -196,6 +196,13 @@ def map_view():
     if not model.capabilities.mnist_images or common.reference() is None:
         st.info("The map needs 28×28 digits and the MNIST classifier checkpoint (mnist-classifier).")
         return
+    common.url_default("cmap", lambda v: str(v).lower() in ("1", "true", "on"))
+    if not st.toggle("Colour the latent space by the classifier's label", key="cmap",
+                     help=f"{MAP_N}×{MAP_N} decodes, each read by the MNIST classifier: computed once per model "
+                          "and plane, a few seconds the first time."):
+        st.query_params.pop("cmap", None)
+        return
+    st.query_params["cmap"] = "1"
     label = {"labels": int(st.session_state["label"])} if model.capabilities.num_classes else {}
     got = common.memo(("manifold-map", plane, MAP_N, MAP_RANGE, *label.values()),
                       lambda: classify_lattice(*MAP_RANGE, label), model=name)
