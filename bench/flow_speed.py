@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import genlab  # noqa: E402
 from genlab import serving, store  # noqa: E402
 from genlab.data import load_mnist  # noqa: E402
-from genlab.models import Flow, FlowConfig  # noqa: E402
+from genlab.models import Flow, FlowConfig, config_from_dict  # noqa: E402
 from genlab.train import TrainConfig, fit  # noqa: E402
 
 CKPT = ROOT / "checkpoints" / "realnvp-mnist"
@@ -44,7 +44,7 @@ def sync(device):
 
 def config() -> FlowConfig:
     if CKPT.with_suffix(".json").exists():
-        return store._base.config_from_dict("flow", store.read_card(CKPT)["config"])
+        return config_from_dict("flow", store.read_card(CKPT)["config"])
     return FlowConfig(hidden=96)
 
 

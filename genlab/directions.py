@@ -107,7 +107,7 @@ def for_model(model, codes: torch.Tensor | None = None, n: int = 2000, seed: int
     directions and the codes they came from (the test codes, or the n draws)."""
     if codes is not None:
         return from_codes(codes.cpu(), k), codes.cpu()
-    dev = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
-    z = model.prior_sample(n, torch.Generator(device=dev).manual_seed(seed))
+    from .models.base import device_of
+    z = model.prior_sample(n, torch.Generator(device=device_of(model)).manual_seed(seed))
     feats = torch.cat([features_of(model, z[i:i + 500]) for i in range(0, n, 500)])
     return ganspace(z.cpu(), feats.cpu(), k), z.cpu()

@@ -475,7 +475,6 @@ def gan_loss_figure(lv: dict, current: str = "nonsaturating"):
     against D(G(z)), (2) the size of their slope |dLoss/dD| (log scale), (3) the norm of the
     gradient that reaches each generated sample, ‖∂Loss/∂x‖ (log scale). Curves are the losses'
     own (autograd on a grid of D), markers are this batch's samples (`LiveGAN.loss_view`)."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
