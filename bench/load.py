@@ -42,10 +42,15 @@ from stclient import Session  # noqa: E402
 # view path, query, and the widget moves that change its pictures: (label, new value from rng)
 MOVES = {
     "": ("model=vae-mnist-z20", []),
-    "latent_explorer": ("model=vae-mnist-z20", [("Seed", lambda r: float(r.randrange(10_000))),
-                                                 ("Temperature T", lambda r: [round(r.uniform(0.3, 1.5), 2)])]),
+    # with its meaningful directions on: a direction's slider, and the direction it moves along
+    "latent_explorer": ("model=vae-mnist-z20&dirs=1", [("Seed", lambda r: float(r.randrange(10_000))),
+                                                        ("Temperature T", lambda r: [round(r.uniform(0.3, 1.5), 2)]),
+                                                        ("key:t0", lambda r: [round(r.uniform(-3.0, 3.0), 1)]),
+                                                        ("key:dir0", lambda r: r.choice(
+                                                            [f"PC{i}" for i in range(1, 11)] +
+                                                            [f"towards {d}" for d in range(10)]))]),
     "interpolation": ("model=vae-mnist-z20", [("Steps", lambda r: [float(r.randrange(3, 25))])]),
-    "manifold": ("model=vae-mnist-z2", [("Resolution", lambda r: [float(r.randrange(5, 31))])]),
+    "manifold": ("model=vae-mnist-z2&cmap=1", [("Resolution", lambda r: [float(r.randrange(5, 31))])]),
     "flow": ("model=realnvp-mnist", [("Seed", lambda r: float(r.randrange(10_000)))]),
     # the chains' seed (by key: the live-training settings above it have a "Seed" too, which changes no picture)
     "energy": ("model=rbm-mnist-h500", [("key:cseed", lambda r: float(r.randrange(10_000)))]),

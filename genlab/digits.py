@@ -363,32 +363,41 @@ def can_reconstruct(model) -> bool:
     return _lossy_code(model) or model.capabilities.reconstruct
 
 
-def reconstruct(model, x: torch.Tensor) -> torch.Tensor | None:
-    """x (B, C, H, W) -> the model's reconstruction in x's shape, or None when it has none."""
+def _given(model, labels: torch.Tensor | None, x: torch.Tensor) -> dict:
+    """encode / decode's labels= for a conditional model given labels (B,), else nothing."""
+    return {"labels": labels.to(x.device)} if labels is not None and model.capabilities.num_classes else {}
+
+
+def reconstruct(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor | None:
+    """x (B, C, H, W) -> the model's reconstruction in x's shape, or None when it has none; a
+    conditional model encodes and decodes with the labels (B,)."""
     if not can_reconstruct(model):
         return None
     with torch.inference_mode():
         x = x.to(_device(model))
         if _lossy_code(model):
-            return model.decode(model.encode(x)).view_as(x)
+            given = _given(model, labels, x)
+            return model.decode(model.encode(x, **given), **given).view_as(x)
         return model.reconstruct(x)
 
 
-def code(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def code(model, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The code of x (B, C, H, W): (posterior mean or z (B, Z), posterior std (B, Z) or None).
-    Only for a model that can encode."""
+    Only for a model that can encode; a conditional model is given the labels (B,)."""
     with torch.inference_mode():
         x = x.to(_device(model))
+        given = _given(model, labels, x)
         if hasattr(model, "posterior"):
-            mu, logvar = model.posterior(x)
+            mu, logvar = model.posterior(x, **given)
             return mu, (None if logvar is None else torch.exp(0.5 * logvar))
-        return model.encode(x), None
+        return model.encode(x, **given), None
 
 
 @torch.no_grad()
 def scores(model, x: torch.Tensor, k: int = 64, seed: int = 0, log_z: float | None = None,
-           batch_size: int = 250) -> dict[str, torch.Tensor]:
-    """Every score of `score_kinds` for images x (B, C, H, W) in [0, 1]: key -> (B,) on the CPU.
+           batch_size: int = 250, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every score of `score_kinds` for images x (B, C, H, W) in [0, 1]: key -> (B,) on the CPU
+    (a conditional model's reconstruction given the labels (B,)).
 
     Deterministic: the same images and seed give the same numbers (binarization and
     dequantisation draws come from generators seeded with `seed`).
@@ -413,7 +422,8 @@ def scores(model, x: torch.Tensor, k: int = 64, seed: int = 0, log_z: float | No
                 if log_z is not None:
                     out["nll"] = out["free_energy"] + log_z
             if "recon_dist" in kinds:
-                out["recon_dist"] = (reconstruct(model, xb) - xb).flatten(1).norm(dim=1)
+                yb = None if labels is None else labels[i:i + batch_size]
+                out["recon_dist"] = (reconstruct(model, xb, yb) - xb).flatten(1).norm(dim=1)
         for key in kinds:
             parts.setdefault(key, []).append(out[key].double().cpu())
     return {key: torch.cat(v) for key, v in parts.items()}

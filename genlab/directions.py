@@ -39,17 +39,24 @@ class Directions:
 def principal(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """PCA of the rows of x (N, D): the first k unit principal axes (k, D), the fraction of the
     total variance each explains (k,), and the mean (D,). Signs are fixed so that each axis's
-    largest absolute coordinate is positive (the SVD's sign is arbitrary)."""
+    largest absolute coordinate is positive (the SVD's sign is arbitrary).
+
+    Computed from the eigenvectors of the smaller Gram matrix, in double: X^T X (D, D) when
+    there are more rows than columns, else X X^T (N, N), whose eigenvectors U give the axes
+    X^T U / s. A GAN's 2,000 x 12,544 features take a 2,000 x 2,000 eigenproblem instead of a
+    full SVD (seconds instead of tens of seconds on a 2-core CPU)."""
     x = x.double()
     mean = x.mean(0)
-    xc = x - mean
-    _, s, vh = torch.linalg.svd(xc, full_matrices=False)
-    k = min(k, vh.shape[0])
-    axes = vh[:k]
+    xc = x - mean  # (N, D)
+    wide = xc.shape[1] > xc.shape[0]
+    var, vecs = torch.linalg.eigh(xc @ xc.T if wide else xc.T @ xc)  # ascending
+    var, vecs = var.flip(0).clamp_min(0), vecs.flip(1)
+    k = min(k, int((var > var[0] * 1e-12).sum()) if var[0] > 0 else 1)
+    axes = (xc.T @ vecs[:, :k] / var[:k].sqrt().clamp_min(1e-300)).T if wide else vecs[:, :k].T  # (k, D)
+    axes = axes / axes.norm(dim=1, keepdim=True).clamp_min(1e-300)
     flip = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
     axes = axes * flip
-    var = s.pow(2)
-    return axes.float(), (var[:k] / var.sum()).float(), mean.float()
+    return axes.float(), (var[:k] / var.sum().clamp_min(1e-300)).float(), mean.float()
 
 
 def from_codes(codes: torch.Tensor, k: int = 10) -> Directions:

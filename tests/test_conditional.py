@@ -101,3 +101,55 @@ def test_the_manifold_of_the_conditional_vae_is_one_labels_style_and_its_codes_u
         codes = latent.encode_all(model, test.x, test.y, batch_size=250)
         assert torch.equal(codes[:250], model.encode(test.x[:250], labels=test.y[:250]))  # each image's own label
         assert not torch.allclose(codes, model.encode(test.x))  # not label 0 for all
+
+
+def urls(at) -> list[str]:
+    return [i.proto.imgs[0].url for i in at.get("image")]
+
+
+def test_interpolation_decodes_the_path_with_the_picked_label_and_encodes_test_images_with_their_own():
+    at = app_test("views/interpolation.py", model="cvae-mnist-z2", a_src="test image", a_idx="3",
+                  b_src="test image", b_idx="2", method="lerp")
+    pick = at.selectbox(key="label")
+    from genlab import data
+    test = data.load_images("mnist", "test", limit=10)
+    assert pick.options == list(map(str, range(10))) and pick.value == str(int(test.y[3]))  # endpoint A's label
+    before = urls(at)
+    pick.set_value("8").run()
+    assert not at.exception and at.query_params["label"] == "8"
+    assert urls(at)[0] != before[0]
+    plain = app_test("views/interpolation.py", model="vae-mnist-z2")
+    assert not [s for s in plain.selectbox if s.key == "label"]
+
+
+def test_compare_asks_conditional_models_for_one_label_and_leaves_the_others_alone():
+    at = app_test("views/compare.py", models="cvae-mnist-z2,vae-mnist-z2", samples="16", nn="off")
+    pick = at.selectbox(key="label")
+    assert pick.options == ["any", *map(str, range(10))] and pick.value == "any"
+    before = urls(at)
+    pick.set_value("5").run()
+    assert not at.exception and at.query_params["label"] == "5"
+    after = urls(at)
+    assert after[0] != before[0]  # the conditional VAE's grid: every sample now a 5
+    assert before[1] in after  # the plain VAE's grid is the same picture
+    plain = app_test("views/compare.py", models="vae-mnist-z20,vae-mnist-z2", samples="16", nn="off")
+    assert not [s for s in plain.selectbox if s.key == "label"]
+
+
+def test_your_digit_is_encoded_with_the_classifiers_reading_or_the_label_given():
+    from test_digits import data_url, seven
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params["model"] = "cvae-mnist-z2"
+    at.session_state["yd_drawing"] = data_url(seven())
+    at.run()
+    at.switch_page("views/digit.py").run()
+    assert not at.exception
+    pick = at.selectbox(key="yd_label_7")  # the classifier reads a 7, so the model is given a 7
+    assert pick.value == "7"
+    def recon():
+        return [i.proto.imgs[0].url for i in at.get("image") if i.proto.imgs[0].caption == "its reconstruction"]
+    before = recon()
+    assert len(before) == 1
+    pick.set_value("1").run()
+    assert not at.exception and recon() != before  # reconstructed as a 1 in the drawing's style

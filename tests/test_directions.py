@@ -15,8 +15,15 @@ def codes(n=500, seed=0):
     return torch.randn(n, 4, generator=g) @ a + torch.tensor([1.0, -2.0, 0.5, 3.0])
 
 
-def test_principal_directions_are_numpys_svd():
-    x = codes()
+@pytest.mark.parametrize("shape", ["tall", "wide"])
+def test_principal_directions_are_numpys_svd(shape):
+    """Both ways the Gram matrix is taken: more rows than columns (codes), and fewer (a GAN's
+    2,000 samples of 12,544 features: here 30 rows of 50 columns of decaying scale)."""
+    if shape == "tall":
+        x = codes()
+    else:
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(30, 50, generator=g) * torch.logspace(0, -1, 50) + torch.randn(50, generator=g)
     axes, explained, mean = directions.principal(x, 3)
     xn = x.double().numpy()
     _, s, vt = np.linalg.svd(xn - xn.mean(0), full_matrices=False)
@@ -25,6 +32,8 @@ def test_principal_directions_are_numpys_svd():
         assert np.abs(got).argmax() == np.argmax(got)  # signs fixed: the largest coordinate is positive
     assert np.allclose(explained.numpy(), (s ** 2 / (s ** 2).sum())[:3], atol=1e-6)
     assert np.allclose(mean.numpy(), xn.mean(0), atol=1e-5)
+    if shape == "wide":
+        return
     d = directions.from_codes(x, 3)
     proj = (x - mean) @ d.vectors.T
     assert torch.allclose(d.spread, proj.std(0))

@@ -362,9 +362,31 @@ def current_model(needs: tuple[str, ...] | None = None, view: str | None = None)
     return name, model, card
 
 
-def samples(model, n: int, seed: int) -> torch.Tensor:
-    """n samples of any family from a seed (chains run inside for samplers)."""
-    return sample(model, n, generator(seed))
+def samples(model, n: int, seed: int, label: str | int | None = None) -> torch.Tensor:
+    """n samples of any family from a seed (chains run inside for samplers); a conditional model
+    given one label for all (`label` a digit) or drawn per sample (None or "any")."""
+    return sample(model, n, generator(seed), **given_labels(model, label, n))
+
+
+def given_labels(model, label: str | int | None, n: int) -> dict:
+    """decode / encode / sample's `labels=` for n items of one label: {"labels": (n,)} for a
+    conditional model given a label, {} otherwise (an unconditional model, or "any")."""
+    if not model.capabilities.num_classes or label is None or label == "any":
+        return {}
+    return {"labels": torch.full((n,), int(label), dtype=torch.long, device=device())}
+
+
+def label_picker(model, key: str, options: list[str], default: str, help: str, where=st) -> str | None:
+    """A conditional model's label picker (kept in the URL under `key`), or None for a model that
+    takes no label."""
+    if not model.capabilities.num_classes:
+        return None
+    url_default(key, lambda v: v if v in options else default)
+    if st.session_state[key] not in options:
+        st.session_state[key] = default
+    where.selectbox("Label", options, key=key, help=help)
+    url_write(key)
+    return st.session_state[key]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

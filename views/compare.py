@@ -71,13 +71,13 @@ if len(loaded) < 2:
     st.stop()
 
 
-def render(model, n: int, seed: int, path: str, nn_space: str, reference) -> dict:
+def render(model, n: int, seed: int, path: str, nn_space: str, reference, label: str | None = None) -> dict:
     """One model's pictures for this state, drawn once per server (`common.memo`): the sample
     grid (or the 2-d points' figure, or the first 10 table rows), the interpolation strip and the
     nearest training images with their median distance. Shared between sessions: read-only."""
     caps = model.capabilities
     nrow = int(n ** 0.5)
-    out = common.samples(model, n, seed)  # a Gaussian latent model decodes prior draws from this seed
+    out = common.samples(model, n, seed, label)  # a Gaussian latent model decodes prior draws from this seed
     drawn = {}
     if not caps.images:
         if caps.data_kind == "points":
@@ -95,7 +95,11 @@ def render(model, n: int, seed: int, path: str, nn_space: str, reference) -> dic
         with torch.inference_mode():
             za = model.prior_sample(1, common.generator(seed))[0]
             zb = model.prior_sample(1, common.generator(seed + 1))[0]
-            drawn["strip"] = common.grid(model.decode(latent.interpolate(za, zb, 8, path)), 8)
+            strip_label = label if label not in (None, "any") else (  # "any": one label for the path, from the seed
+                int(torch.randint(caps.num_classes, (1,), generator=torch.Generator().manual_seed(seed)))
+                if caps.num_classes else None)
+            drawn["strip"] = common.grid(model.decode(latent.interpolate(za, zb, 8, path),
+                                                      **common.given_labels(model, strip_label, 8)), 8)
     if reference is not None and caps.mnist_images:
         idx, dist = common.nearest(reference, out, "pixel" if nn_space == "pixels" else "feature")
         drawn["nn"] = (common.grid(reference.train.x[idx], nrow), f"{dist.median():.2f}")
@@ -116,6 +120,10 @@ def samples_section():
                   "classifier's feature space. A sample that equals its neighbour was memorised.")
     common.url_write("seed", "samples", "path", "nn")
     seed, n, nn_space = int(st.session_state["seed"]), int(st.session_state["samples"]), st.session_state["nn"]
+    conditional = [m for m, _ in loaded.values() if m.capabilities.num_classes]
+    label = common.label_picker(conditional[0], "label", list(K["label"].options), "any",
+                                "The class the conditional models are asked for (the others ignore it): any (each "
+                                "sample's label drawn with its code) or one digit for every sample.") if conditional else None
     path = st.session_state["path"]
 
     reference = None
@@ -138,8 +146,10 @@ def samples_section():
             by_latent.setdefault(z_dim, name)
         # the neighbours' space is in the key only when they are drawn (the classifier is there)
         space = nn_space if reference is not None else "off"
-        key = ("compare", n, seed, path, space)
-        item.update(common.memo(key, lambda model=model: render(model, n, seed, path, space, reference), model=name))
+        given = label if caps.num_classes else None
+        key = ("compare", n, seed, path, space, given)
+        item.update(common.memo(key, lambda model=model: render(model, n, seed, path, space, reference, given),
+                                model=name))
         shown.append(item)
 
     def row():

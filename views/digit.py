@@ -51,8 +51,9 @@ def _prepare(kind: str, data) -> tuple[digits.Digit | None, str | None]:
 @st.cache_data(show_spinner=f"Scoring {N_TEST} test digits the same way (once per model)…", max_entries=8)
 def _test_scores(n: str, stamp: tuple[int, int], log_z: float | None) -> dict[str, list[float]]:
     mdl, crd = common.load_model(n)
-    x = common.test_set(crd.get("dataset", {}).get("name", "mnist")).x[:N_TEST]
-    return {k: v.tolist() for k, v in digits.scores(mdl, x, K, 0, log_z).items()}
+    test = common.test_set(crd.get("dataset", {}).get("name", "mnist"))
+    y = test.y[:N_TEST] if mdl.capabilities.num_classes else None  # a conditional model: each with its own label
+    return {k: v.tolist() for k, v in digits.scores(mdl, test.x[:N_TEST], K, 0, log_z, labels=y).items()}
 
 
 def _as_read(d: digits.Digit) -> np.ndarray:
@@ -118,7 +119,15 @@ if digit is None:
 
 x = digit.image[None].to(common.device())  # (1, 1, 28, 28)
 ref = common.reference()
-recon = digits.reconstruct(model, x)
+given = None  # a conditional model: the label your digit is encoded (and reconstructed) with
+if caps.num_classes:
+    read = str(int(ref.embed(x)[1][0].argmax())) if ref is not None else "0"
+    given = torch.tensor([int(right.selectbox(
+        "The label this conditional model is given", list(map(str, range(caps.num_classes))),
+        index=int(read) if int(read) < caps.num_classes else 0, key=f"yd_label_{read}",
+        help="A conditional model encodes and reconstructs a digit given its class; by default the classifier's "
+             "reading. Give it another label to see the code and reconstruction it would make of that class."))])
+recon = digits.reconstruct(model, x, given)
 
 # ----------------------------------------------------------------------------- pictures
 with right:
@@ -171,7 +180,7 @@ with c_right:
                 "classifier's reading still applies.")
     else:
         ref_scores = _test_scores(name, common.stamp(name), log_z)
-        mine = {k: float(v[0]) for k, v in digits.scores(model, x, K, 0, log_z).items()}
+        mine = {k: float(v[0]) for k, v in digits.scores(model, x, K, 0, log_z, labels=given).items()}
         rows = []
         for sc in kinds:
             pct = f"{digits.percentile(mine[sc.key], ref_scores[sc.key]):.0f}"
@@ -203,7 +212,7 @@ if why:
     st.info(f"{name} {why}, so your digit has no code here, and Interpolation cannot start from it with this model. "
             "A VAE, an autoencoder or a flow can encode it: pick one in the sidebar.")
 else:
-    mu, std = digits.code(model, x)
+    mu, std = digits.code(model, x, given)
     mu, std = mu[0].cpu(), (None if std is None else std[0].cpu())
     loc, scale = (t.cpu() for t in model.prior())
     Z = mu.numel()

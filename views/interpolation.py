@@ -23,6 +23,12 @@ test = common.test_set(card.get("dataset", {}).get("name", "mnist")) if can_enco
 YOURS = "your digit"  # not in the URL: a link without the digit falls back to a test image
 
 
+def encode(x, label: int | None):
+    """The code (Z,) of one image x (1, C, H, W); a conditional model is given its label."""
+    with torch.inference_mode():
+        return model.encode(x, **common.given_labels(model, label, 1))[0]
+
+
 def your_digit(tag: str):
     """The digit Your Digit stored for this endpoint, or None (then the radio does not offer it)."""
     v = st.session_state.get(f"your_digit_{tag}") if can_encode else None
@@ -47,9 +53,7 @@ def endpoint(tag: str, default_seed: int, default_index: int):
     src = st.radio(f"Endpoint {tag}", choices, key=f"{tag}_src", horizontal=True)
     if src == YOURS:
         x = your_digit(tag).float().reshape(1, *model.capabilities.data_shape).to(common.device())
-        with torch.inference_mode():
-            z = model.encode(x)[0]
-        return (YOURS, z, x), "your digit"
+        return (YOURS, x), "your digit"
     if src == "seed":
         st.number_input("seed", K[f"{tag}_seed"].lo, K[f"{tag}_seed"].hi, step=1, key=f"{tag}_seed")
         return ("seed", int(st.session_state[f"{tag}_seed"])), f"seed {st.session_state[f'{tag}_seed']}"
@@ -68,14 +72,15 @@ def endpoint(tag: str, default_seed: int, default_index: int):
 
 
 def resolve(end: tuple):
-    """(code (Z,), original image or None) of an endpoint from `endpoint`."""
+    """(code (Z,), original image or None) of an endpoint from `endpoint`. A conditional model
+    encodes a test image with its own label and your digit with the path's label."""
     if end[0] == YOURS:
-        return end[1], end[2]
-    with torch.inference_mode():
-        if end[0] == "seed":
+        return encode(end[1], label), end[1]
+    if end[0] == "seed":
+        with torch.inference_mode():
             return model.prior_sample(1, common.generator(end[1]))[0], None
-        x = test.x[end[1]:end[1] + 1]
-        return model.encode(x)[0], x
+    x = test.x[end[1]:end[1] + 1]
+    return encode(x, int(test.y[end[1]])), x
 
 
 cols = st.columns(2)
@@ -98,6 +103,9 @@ c1.radio("Path", METHODS, key="method", horizontal=True,
          help="lerp: the straight line. slerp: the great circle, with the norm blended linearly; "
               "it keeps codes at the norms the prior makes typical.")
 c2.slider("Steps", K["steps"].lo, K["steps"].hi, key="steps")
+label = common.label_picker(model, "label", list(K["label"].options), str(int(test.y[ea[1]])) if ea[0] == "test image"
+                            else "0", "The class every code of the path is decoded with: the codes carry the style "
+                                      "(a test image is encoded with its own label), the label the digit.")
 common.url_write("a_src", "a_seed", "a_idx", "b_src", "b_seed", "b_idx", "method", "steps")
 steps = st.session_state["steps"]
 methods = ["lerp", "slerp"] if st.session_state["method"] == "both" else [st.session_state["method"]]
@@ -112,10 +120,11 @@ def draw_paths():
     for m in methods:
         path = latent.interpolate(za, zb, steps, m)  # (steps, Z)
         with torch.inference_mode():
-            imgs = model.decode(path)
-        if xa is not None or xb is not None:  # the original test images at the ends
-            ends = [t if t is not None else model.decode(p[None]) for t, p in ((xa, path[0]), (xb, path[-1]))]
-            imgs = torch.cat([ends[0], imgs, ends[1]])
+            imgs = model.decode(path, **common.given_labels(model, label, len(path)))
+            if xa is not None or xb is not None:  # the original test images at the ends
+                ends = [t if t is not None else model.decode(p[None], **common.given_labels(model, label, 1))
+                        for t, p in ((xa, path[0]), (xb, path[-1]))]
+                imgs = torch.cat([ends[0], imgs, ends[1]])
         strips[m] = common.grid(imgs, len(imgs))
         norms[m] = path.norm(dim=1).cpu()
         last = imgs.cpu()
@@ -131,7 +140,7 @@ def draw_paths():
 if YOURS in (ea[0], eb[0]):  # this session's own digit: nobody else asks for these pictures
     strips, fig, last = draw_paths()
 else:
-    strips, fig, last = common.memo(("interpolation", ea, eb, tuple(methods), steps), draw_paths, model=name)
+    strips, fig, last = common.memo(("interpolation", ea, eb, tuple(methods), steps, label), draw_paths, model=name)
 for m, png in strips.items():
     cap = f"{m}: {da} → {db}" + ("  (outer tiles: the encoded images)" if encoded else "")
     common.show_png(png, caption=cap)

@@ -74,7 +74,8 @@ VIEWS: tuple[View, ...] = (
          "Straight (lerp) and spherical (slerp) paths between seeds or encoded test images; save as a GIF.",
          keys={**{f"{t}_src": Choice(("seed", "test image")) for t in "ab"},
                **{f"{t}_seed": SEED for t in "ab"}, **{f"{t}_idx": TEST_INDEX for t in "ab"},
-               "method": Choice(("slerp", "lerp", "both")), "steps": Int(3, 24)},
+               "method": Choice(("slerp", "lerp", "both")), "steps": Int(3, 24),
+               "label": Choice(tuple(map(str, range(10))))},
          extra_keys=("a_by", "b_by", "a_digit", "b_digit", "a_k", "b_k"),
          needs=("images", "gaussian_latent"), warm=3),
     View("VAE Manifold", "views/manifold.py", ":material/grid_on:",
@@ -108,7 +109,7 @@ VIEWS: tuple[View, ...] = (
     View("Compare", "views/compare.py", ":material/compare:",
          "Two to four models from one seed, side by side: samples, paths, nearest neighbours, FID.",
          keys={"models": Models(2, 4), "seed": SEED, "samples": Int(16, 64, (16, 36, 64)),
-               "path": Choice(("slerp", "lerp")), "nn": NN},
+               "path": Choice(("slerp", "lerp")), "nn": NN, "label": Choice(("any", *map(str, range(10))))},
          warm=5, warm_each=False),  # its own list of models
     View("Your Digit", "views/digit.py", ":material/draw:", needs=("images",), warm=7),
     View("Lessons", "views/lessons.py", ":material/school:", lesson=False),

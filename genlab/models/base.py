@@ -523,13 +523,16 @@ def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def sample(model, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """`model.sample` in eval mode, without autograd unless the sampler needs input gradients."""
+def sample(model, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+           ) -> torch.Tensor:
+    """`model.sample` in eval mode, without autograd unless the sampler needs input gradients;
+    a conditional model's labels (n,) passed on when given."""
+    given = {"labels": labels} if labels is not None and model.capabilities.num_classes else {}
     with eval_mode(model):
         if model.capabilities.sample_needs_grad:
-            return model.sample(n, generator).detach()
+            return model.sample(n, generator, **given).detach()
         with torch.inference_mode():
-            return model.sample(n, generator)
+            return model.sample(n, generator, **given)
 
 
 def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None = None) -> None:
