@@ -354,7 +354,7 @@ def score_kinds(model, k: int = 64, log_z: float | None = None) -> list[Score]:
 
 def _lossy_code(model) -> bool:
     caps = model.capabilities
-    return caps.encode and caps.gaussian_latent and "exact" not in caps.likelihoods
+    return caps.encode and caps.gaussian_latent and not {"exact", "ode"} & set(caps.likelihoods)
 
 
 def can_reconstruct(model) -> bool:

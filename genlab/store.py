@@ -66,10 +66,28 @@ def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
     card_path = base.with_name(base.name + ".json")
     legacy = base.with_name(base.name + ".safetensors")
     try:
-        named = json.loads(card_path.read_text()).get("weights_file")
+        named = _weights_named(card_path)
     except (OSError, ValueError, AttributeError):
         return legacy, card_path
     return (base.with_name(named) if _weights_name_ok(base.name, named) else legacy), card_path
+
+
+_NAMED: dict[str, tuple[tuple[int, int, int], object]] = {}  # card path -> ((inode, mtime, size), weights_file)
+
+
+def _weights_named(card_path: Path):
+    """The `weights_file` a card names, read again only when the card file changed (a server asks
+    for it on every render it keys by a model's files; a card can hold a long history)."""
+    st = card_path.stat()
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _NAMED.get(str(card_path))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    named = json.loads(card_path.read_bytes()).get("weights_file")
+    if len(_NAMED) > 256:
+        _NAMED.clear()
+    _NAMED[str(card_path)] = (key, named)
+    return named
 
 
 def _weights_name_ok(name: str, weights_file) -> bool:

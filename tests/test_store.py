@@ -188,8 +188,8 @@ class TestRejections:
 
     def test_unknown_family(self, saved):
         _, path = saved
-        edit_card(path, family="diffusion")
-        with pytest.raises(CheckpointError, match="unknown model family 'diffusion'"):
+        edit_card(path, family="teleporter")
+        with pytest.raises(CheckpointError, match="unknown model family 'teleporter'"):
             load(path)
 
     def test_shape_mismatch(self, saved):

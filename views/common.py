@@ -58,7 +58,14 @@ MEMO = SharedMemo(max_bytes=int(os.environ.get("GENLAB_MEMO_MB", "192")) << 20)
 
 def stamp(name: str) -> tuple[int, ...]:
     """When a checkpoint's files last changed: part of every key that depends on its weights."""
-    return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in genlab.checkpoint_files(model_path(name)))
+    return tuple(_mtime(p) for p in genlab.checkpoint_files(model_path(name)))
+
+
+def _mtime(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:  # not there (yet)
+        return 0
 
 
 def memo(key: tuple, compute: Callable[[], object], model: str | None = None):

@@ -36,7 +36,9 @@ class View:
     needs: capabilities the picked model must have; the view switches to a model that has them.
     explores: the view is the home of models that have its needs (the most needs wins).
     warm: its place in the warm-up's first round (0: never opened: it starts a job or reads a
-        person's input); warm_each: then opened with every model it fits.
+        person's input); warm_each: then opened with every model it fits. warm_query: what the
+        warm-up adds to the link when it opens the view with a model it is the home of (sections
+        that are off until asked for, computed once per model and shared: directions, the map).
     jobs: session keys of the training jobs this view starts (the sidebar's badge points here).
     lesson: a lesson step may open it.
     """
@@ -51,6 +53,7 @@ class View:
     explores: bool = False
     warm: int = 0
     warm_each: bool = True
+    warm_query: str = ""
     jobs: tuple[str, ...] = ()
     lesson: bool = True
 
@@ -69,7 +72,7 @@ VIEWS: tuple[View, ...] = (
                "base": SEED, **{f"d{i}": Float(-3.0, 3.0) for i in range(8)},
                **{f"dir{i}": DIRECTION for i in range(3)}, **{f"t{i}": Float(-4.0, 4.0) for i in range(3)},
                "dseed": SEED, "label": Choice(("any", *map(str, range(10)))), "dirs": Choice(("1",))},
-         extra_keys=("sweep",), needs=("images", "gaussian_latent"), explores=True, warm=2),
+         extra_keys=("sweep",), needs=("images", "gaussian_latent"), explores=True, warm=2, warm_query="dirs=1"),
     View("Interpolation", "views/interpolation.py", ":material/linear_scale:",
          "Straight (lerp) and spherical (slerp) paths between seeds or encoded test images; save as a GIF.",
          keys={**{f"{t}_src": Choice(("seed", "test image")) for t in "ab"},
@@ -83,7 +86,7 @@ VIEWS: tuple[View, ...] = (
          keys={"plane": Choice(("principal directions", "two dimensions")), "di": LATENT_DIM, "dj": LATENT_DIM,
                "label": Choice(tuple(map(str, range(10)))), "cmap": Choice(("1",)),
                "res": Int(5, 30), "plo": Float(0.001, 0.45), "phi": Float(0.55, 0.999), "pt": TEST_INDEX},
-         needs=("images", "gaussian_latent", "encode"), explores=True, warm=4),
+         needs=("images", "gaussian_latent", "encode"), explores=True, warm=4, warm_query="cmap=1"),
     View("Training", "views/training.py", ":material/monitoring:",
          "-ELBO, reconstruction and KL curves, KL per dimension; train a new model in the background.",
          warm=6, jobs=("job",)),

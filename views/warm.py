@@ -51,8 +51,13 @@ def visits(models: list[dict], default: str, views=None) -> list[tuple[str, str]
     caps = {m["name"]: m["caps"] for m in models}
     first = sorted(views, key=lambda v: v.warm)
     out = [(v.path, f"model={default}") for v in first if default in caps and registry.fits(v, caps[default])]
+    out += [(v.path, f"model={default}&{v.warm_query}") for v in first
+            if v.warm_query and default in caps and registry.fits(v, caps[default])]
     home = {v.title: v for v in views}
     out += [(home[t].path, f"model={m['name']}") for m in models if (t := registry.home_of(m["caps"])) in home]
+    # then the sections that are off until asked for, on each model's home view (directions, the map)
+    out += [(home[t].path, f"model={m['name']}&{home[t].warm_query}") for m in models
+            if (t := registry.home_of(m["caps"])) in home and home[t].warm_query]
     out += [(v.path, f"model={m['name']}") for m in models for v in views
             if v.warm_each and registry.fits(v, m["caps"])]
     seen = set()

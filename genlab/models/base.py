@@ -21,7 +21,7 @@ import torch
 DATA_KINDS = ("image", "points", "table")
 LATENT_KINDS = ("gaussian", "binary", "none")
 SAMPLERS = ("ancestral", "gibbs", "langevin")
-LIKELIHOODS = ("elbo", "iw", "exact", "ais")
+LIKELIHOODS = ("elbo", "iw", "exact", "ais", "ode")
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,8 @@ class LikelihoodRecord:
     bpd: float | None = None  # bits per dimension, where the data are 8-bit (value / (D ln 2))
 
     NAMES: ClassVar[dict[str, str]] = {"elbo": "−ELBO", "iw": "importance-weighted NLL",
-                                       "exact": "exact NLL", "ais": "NLL by AIS"}
+                                       "exact": "exact NLL", "ais": "NLL by AIS",
+                                       "ode": "NLL by the probability-flow ODE"}
 
     @property
     def label(self) -> str:
@@ -164,7 +165,7 @@ def card_likelihoods(card: dict) -> list[LikelihoodRecord]:
 
 def best_likelihood(records: list[LikelihoodRecord]) -> LikelihoodRecord | None:
     """The tightest estimate: exact, then AIS, then importance-weighted (largest k), then the ELBO."""
-    order = {"exact": 0, "ais": 1, "iw": 2, "elbo": 3}
+    order = {"exact": 0, "ode": 1, "ais": 2, "iw": 3, "elbo": 4}
     return min(records, key=lambda r: (order.get(r.method, 9), -r.settings.get("k", 0)), default=None)
 
 
