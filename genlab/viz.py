@@ -320,6 +320,32 @@ def toy_field_spec(field: dict, title: str = "") -> dict:
     return {"data": data, "layout": layout}
 
 
+def denoise_field_spec(pic: dict, real: np.ndarray, title: str = "") -> dict:
+    """2-d denoising view (`LiveDenoise.picture`): the data in grey, the sampling velocity at time
+    t as short arrows on a grid (how far one step moves a point there), and particles' paths from
+    noise (faint lines) to where they end (dots). Plotly JSON, redrawn every second while live."""
+    grid, arrows, paths = pic["grid"], pic["arrows"], pic["paths"]
+    tips = grid + arrows
+    nan = np.full(len(grid), np.nan)
+    ax, ay = np.stack([grid[:, 0], tips[:, 0], nan], 1).ravel(), np.stack([grid[:, 1], tips[:, 1], nan], 1).ravel()
+    px = np.concatenate([paths[:, :, 0], np.full((1, paths.shape[1]), np.nan)]).T.ravel()  # (P * (S + 2),)
+    py = np.concatenate([paths[:, :, 1], np.full((1, paths.shape[1]), np.nan)]).T.ravel()
+    end = paths[-1]
+    lim = [float(grid[:, 0].min()) - 0.2, float(grid[:, 0].max()) + 0.2]
+    data = [{"marker": {"color": "#b8c2cc", "size": 3}, "mode": "markers", "name": "data",
+             "x": real[:, 0], "y": real[:, 1], "type": "scatter"},
+            {"line": {"color": "#1f77b4", "width": 1}, "mode": "lines", "name": f"velocity at t = {pic['t']:g}",
+             "x": ax, "y": ay, "type": "scatter"},
+            {"line": {"color": "rgba(214,39,40,0.35)", "width": 1}, "mode": "lines", "name": "paths from noise",
+             "x": px, "y": py, "type": "scatter"},
+            {"marker": {"color": "#d62728", "size": 5}, "mode": "markers", "name": "where they end",
+             "x": end[:, 0], "y": end[:, 1], "type": "scatter"}]
+    layout = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "xaxis": {"range": lim},
+              "yaxis": {"range": lim, "scaleanchor": "x"}, "legend": {"orientation": "h", "y": -0.1},
+              "title": {"text": title}, "height": 440}
+    return {"data": data, "layout": layout}
+
+
 def toy_field_figure(field: dict, title: str = ""):
     """`toy_field_spec` as a Plotly figure (interactive charts)."""
     import plotly.graph_objects as go

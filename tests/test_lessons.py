@@ -346,6 +346,8 @@ class ViewScan:
                         except ValueError:
                             pass
                     out.append((regex, call, env))
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "label_picker":  # (model, key, ...)
+                out += [(regex, None, env) for regex, env in self.keys(node.args[1])]
             qp = None
             if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and _is_qp(node.value):
                 qp = node.slice

@@ -35,7 +35,7 @@ def test_every_entry_is_whole_and_unique():
             assert isinstance(spec, (lessons.Int, lessons.Float, lessons.Choice, lessons.Models)), v.title
     jobs = [k for v in registry.VIEWS for k in v.jobs]
     assert len(jobs) == len(set(jobs)) and registry.job_views() == {
-        "job": "Training", "gan_job": "GAN Live", "rbm_job": "Energy Models"}
+        "job": "Training", "gan_job": "GAN Live", "rbm_job": "Energy Models", "dn_job": "Diffusion"}
     warm = [v.warm for v in registry.VIEWS if v.warm]
     assert len(warm) == len(set(warm)) and registry.view("Home").warm == min(warm)  # a class lands on Home
 

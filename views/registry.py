@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from genlab.data import TOY_SETS
 from genlab.lessons import Choice, Float, Int, Model, Models
 from genlab.models.base import Capabilities, missing
 from genlab.tabular import TABLES
@@ -34,7 +35,9 @@ class View:
     keys: URL key -> spec (genlab.lessons Int, Float, Choice, Models): what a link or a lesson
         step may set. extra_keys: widgets not in the URL that a lesson step resets too.
     needs: capabilities the picked model must have; the view switches to a model that has them.
-    explores: the view is the home of models that have its needs (the most needs wins).
+    explores: the view is the home of models that have its needs (the most needs wins; a view
+        with `home_first` wins over views that explore any model, as the Diffusion view is made
+        for one kind of model whose needs are few).
     warm: its place in the warm-up's first round (0: never opened: it starts a job or reads a
         person's input); warm_each: then opened with every model it fits. warm_query: what the
         warm-up adds to the link when it opens the view with a model it is the home of (sections
@@ -51,6 +54,7 @@ class View:
     extra_keys: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     explores: bool = False
+    home_first: bool = False
     warm: int = 0
     warm_each: bool = True
     warm_query: str = ""
@@ -105,6 +109,13 @@ VIEWS: tuple[View, ...] = (
                                 "a half-masked test image")),
                "steps": Int(10, 2000), "every": Int(1, 100)},
          extra_keys=("textbook", "cseed"), needs=("images", "energy"), explores=True, warm=9, jobs=("rbm_job",)),
+    View("Diffusion", "views/diffusion.py", ":material/blur_on:",
+         "Watch noise become a digit step by step; samplers side by side; guidance towards a picked digit.",
+         keys={"ft": Float(0.0, 1.0), "fidx": TEST_INDEX, "rseed": SEED, "rsteps": Choice(("10", "20", "50")),
+               "reta": Choice(("0", "1")), "rlabel": Choice(("none", *map(str, range(10)))), "rw": Float(0.0, 8.0),
+               "sseed": SEED, "glabel": Choice(("none", *map(str, range(10)))), "gw": Float(0.0, 8.0),
+               "lset": Choice(tuple(TOY_SETS))},
+         extra_keys=("ddpm_all", "lseed"), jobs=("dn_job",), needs=("denoiser",), explores=True, home_first=True, warm=10),
     View("Structure Search", "views/structure.py", ":material/account_tree:",
          "Which features should a coupling layer condition on? Watch an evolutionary search on table data.",
          keys={"s_data": Choice(tuple(TABLES)), "s_layers": Int(1, 12), "s_budget": Int(5, 400),
@@ -165,5 +176,6 @@ def home_of(caps: Capabilities | Mapping) -> str:
     they fit, the one that needs the most of what this model has (the first on a tie); Home when
     none fits. Takes a model's capabilities, or a model entry of the picker (its "caps")."""
     caps = caps["caps"] if isinstance(caps, Mapping) else caps
-    best = max((v for v in VIEWS if v.explores and fits(v, caps)), key=lambda v: len(v.needs), default=VIEWS[0])
+    best = max((v for v in VIEWS if v.explores and fits(v, caps)), key=lambda v: (v.home_first, len(v.needs)),
+               default=VIEWS[0])
     return best.title

@@ -44,6 +44,10 @@ class Capabilities:
     filters: `filters()` shows each hidden unit's weights as an image.
     reconstruct: `reconstruct(x)` maps data to its code and back (v -> h -> v for an RBM).
     generative: False for helper models (the measuring-stick classifier): pickers leave them out.
+    denoises: a model that makes data by removing noise along a path x_t = alpha_t x0 + sigma_t eps
+        (t from 0, data, to 1, noise): `path(t)`, `noise(x0, t, g)`, `estimates(x_t, t)` ->
+        (x0_hat, eps_hat), and the samplers `ddim(z, steps, eta, ..., trajectory=)` and `ode(z, steps,
+        ...)`; `decode` takes `steps=` (how many sampler steps a picture costs).
     num_classes: a conditional model takes a class label (0 .. num_classes - 1): `sample(n,
         generator, labels=)`, `decode(z, labels=)` and `encode(x, labels=)` take a LongTensor of
         one label per row (sample draws them from the generator when not given; decode and encode
@@ -68,6 +72,7 @@ class Capabilities:
     reconstruct: bool = False
     generative: bool = True
     num_classes: int = 0
+    denoises: bool = False
 
     def __post_init__(self):
         if self.data_kind not in DATA_KINDS:
@@ -102,6 +107,7 @@ NEEDS: dict[str, tuple[Callable[[Capabilities], bool], str]] = {
     "exact_likelihood": (lambda c: "exact" in c.likelihoods, "has no exact likelihood"),
     "traceable": (lambda c: c.traceable, "has no invertible layers to follow one by one"),
     "energy": (lambda c: c.energy, "has no energy function to sample by a Markov chain"),
+    "denoiser": (lambda c: c.denoises, "does not make data by removing noise step by step"),
 }
 
 
@@ -326,6 +332,7 @@ PROTOCOL: dict[str, tuple[Callable[[Capabilities], bool], tuple[str, ...]]] = {
     "energy": (lambda c: c.energy, ("free_energy", "chain", "chain_settings")),
     "filters": (lambda c: c.filters, ("filters",)),
     "reconstruct": (lambda c: c.reconstruct, ("reconstruct",)),
+    "denoises": (lambda c: c.denoises, ("path", "noise", "estimates", "ddim", "ode", "step_noise")),
 }
 
 

@@ -43,6 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..live import LiveRun
 from .base import Capabilities, Curves, LikelihoodRecord, Preset, Series, descend, option, register
 
 LAMBDA_MAX, LAMBDA_MIN = 10.0, -10.0  # the log-SNR at t = 0 and t = 1 (cosine schedule)
@@ -176,6 +177,88 @@ class PointNet(nn.Module):
         return self.out(self.body(torch.cat([x, self.cond(t, labels)], 1)))
 
 
+# ----------------------------------------------------------------------------- live: two models on 2-d points
+class Pair(nn.Module):
+    """Two models trained side by side on the same batches: a diffusion model and flow matching."""
+
+    def __init__(self, diffusion: Diffusion, flow: Diffusion):
+        super().__init__()
+        self.diffusion, self.flow = diffusion, flow
+
+
+def toy_pair(seed: int = 0, hidden: tuple[int, ...] = (128, 128, 128)) -> Pair:
+    """The live comparison's two models: the same MLP, one trained as a diffusion model
+    (v-prediction, cosine schedule), one by flow matching; weights drawn from the seed."""
+    torch.manual_seed(seed)
+    make = lambda objective: Diffusion(DiffusionConfig(data_shape=(2,), hidden=hidden, time_dim=32,  # noqa: E731
+                                                       objective=objective, ema=0))
+    return Pair(make("diffusion"), make("flow"))
+
+
+@dataclass
+class LiveDenoiseSettings:
+    lr: float = 2e-3
+    batch_size: int = 256
+
+
+class LiveDenoise(LiveRun):
+    """A diffusion model and a flow-matching model on 2-d points, stepped together on the same
+    batches. Each draws its learned velocity field (where the ODE carries points at a time t) and
+    particles carried from noise to data along their trajectories."""
+
+    keys = ("loss_diffusion", "loss_flow")
+    actions = ("step",)
+    kind = "denoising"
+    Settings = LiveDenoiseSettings
+
+    @staticmethod
+    def models(seed: int = 0) -> Pair:
+        """The two models a live comparison trains (`toy_pair`)."""
+        return toy_pair(seed)
+
+    def __init__(self, model: Pair, data: torch.Tensor, settings: LiveDenoiseSettings, seed: int = 0,
+                 toy: str | None = None, film_every: int = 100, film=None):
+        self.opts = [m.configure_optimizers(settings.lr)[0] for m in (model.diffusion, model.flow)]
+        super().__init__(model, data, settings, seed, None, film_every, None)
+        self.particles = torch.randn(64, 2, generator=self.gen, device=self.device)  # the same noise every frame
+        self.real = data[torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:600].to(
+            data.device)]
+
+    def apply(self, s: LiveDenoiseSettings) -> None:
+        self.settings = s
+        for opt in self.opts:
+            for grp in opt.param_groups:
+                grp["lr"] = s.lr
+
+    def _update(self, action: str) -> tuple[dict[str, torch.Tensor], bool]:
+        idx = torch.randint(0, len(self.data), (self.settings.batch_size,), generator=self.gen, device=self.device)
+        x = self.data[idx]
+        a = self.model.diffusion.train_step(x, [self.opts[0]], self.gen)["loss"]
+        b = self.model.flow.train_step(x, [self.opts[1]], self.gen)["loss"]
+        return {"loss_diffusion": a, "loss_flow": b}, True
+
+    @torch.no_grad()
+    def picture(self, m: Diffusion, t: float = 0.5, n: int = 15, extent: float = 3.0, steps: int = 24) -> dict:
+        """The velocity of sampling (towards the data: -dx/dt) on an n x n grid at time t, and the
+        particles' paths by Heun's method from t = 1 to 0, (steps + 1, P, 2)."""
+        was = m.training
+        m.eval()
+        ticks = torch.linspace(-extent, extent, n, device=self.device)
+        yy, xx = torch.meshgrid(ticks, ticks, indexing="ij")
+        grid = torch.stack([xx.flatten(), yy.flatten()], 1)
+        arrows = -m.velocity(grid, t) / steps  # how far one sampling step moves a point there
+        _, paths, _ = m.ode(self.particles, steps, method="heun", trajectory=True)
+        m.train(was)
+        return {"grid": grid.cpu().numpy(), "arrows": arrows.cpu().numpy(), "paths": paths.cpu().numpy(), "t": t}
+
+    def draw(self) -> dict:
+        """The data and one panel per model: its title, the history key of its loss, its picture."""
+        return {"real": self.real.cpu().numpy(), "panels": [
+            {"title": "diffusion (v-prediction, cosine schedule)", "loss": "loss_diffusion",
+             **self.picture(self.model.diffusion)},
+            {"title": "flow matching (straight paths)", "loss": "loss_flow", **self.picture(self.model.flow)}]}
+
+
 # ----------------------------------------------------------------------------- the descriptor
 def _label(cfg: DiffusionConfig) -> str:
     kind = "flow matching" if cfg.objective == "flow" else "DDPM"
@@ -205,6 +288,7 @@ def _recipe(opts: dict, shape: tuple[int, ...], dataset: str) -> tuple[Diffusion
 
 
 @register("diffusion", DiffusionConfig, label=_label, describe=_describe, curves=_curves, make_config=_recipe,
+          live=LiveDenoise,
           presets={"ddpm": Preset(help="denoising diffusion model (DDPM / DDIM)"),
                    "flow-matching": Preset(fixed={"objective": "flow"}, help="flow matching: straight paths"),
                    "ddpm-toy": Preset(data="moons", help="diffusion on 2-d points")},
@@ -229,7 +313,8 @@ class Diffusion(nn.Module):
         cfg = self.config
         return Capabilities(data_kind="image" if self.image else "points", data_shape=cfg.data_shape,
                             data_range=(0.0, 1.0) if self.image else None, latent="gaussian", latent_dim=self.dims,
-                            encode=True, likelihoods=("ode",), validates=True, num_classes=cfg.num_classes)
+                            encode=True, likelihoods=("ode",), validates=True, num_classes=cfg.num_classes,
+                            denoises=True)
 
     # -- the path: alpha_t, sigma_t and their time derivatives -------------------------------
     def log_snr(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -443,8 +528,8 @@ class Diffusion(nn.Module):
         return {"loss": loss.detach()}
 
     def loss_terms(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Held-out denoising loss (unconditional where the model is conditional), per example."""
-        return {"loss": self.loss(x, generator)}
+        """Held-out denoising loss (unconditional where the model is conditional), averaged over x."""
+        return {"loss": self.loss(x, generator).mean()}
 
     # -- the likelihood ------------------------------------------------------------------------------------
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None, steps: int = 50,
