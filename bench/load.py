@@ -55,6 +55,9 @@ MOVES = {
     # the chains' seed (by key: the live-training settings above it have a "Seed" too, which changes no picture)
     "energy": ("model=rbm-mnist-h500", [("key:cseed", lambda r: float(r.randrange(10_000)))]),
     "compare": ("", [("Seed", lambda r: float(r.randrange(10_000)))]),
+    # the forward process's time (cheap), and a new seed for the reverse process (a film of 8 guided digits)
+    "diffusion": ("model=ddpm-mnist", [("Time t", lambda r: [round(r.uniform(0.0, 1.0), 2)]),
+                                       ("key:rseed", lambda r: float(r.randrange(10_000)))]),
 }
 
 

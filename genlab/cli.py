@@ -170,14 +170,16 @@ def cmd_eval(a) -> int:
             err = f" ± {r.stderr:.2f}" if r.stderr is not None else ""
             bpd = f" = {r.bpd:.4f} bits per dimension" if r.bpd is not None else ""
             print(f"{r.label}: {r.value:.2f}{err} nats per example{bpd}", file=sys.stderr)
-    elif caps.mnist_images and dataset == "mnist":  # no likelihood: measure the samples instead
+    if caps.mnist_images and dataset == "mnist" and (not records or caps.denoises):
+        # no likelihood (or a sampler whose steps matter): measure the samples
         from . import evaluation
         try:
             ref = evaluation.load_reference(Path(a.path).parent, device)
         except (store.CheckpointError, FileNotFoundError) as e:
             print(f"{name} defines no likelihood, and its samples cannot be scored: {e}", file=sys.stderr)
             return 1
-        print(f"{name} defines no likelihood; scoring {a.n:,} samples against the MNIST test set", file=sys.stderr)
+        print(f"{name}{'' if records else ' defines no likelihood'}: scoring {a.n:,} samples against the MNIST test set",
+              file=sys.stderr)
         measured = evaluation.evaluate_model(ref, model, card, n=a.n, seed=a.seed)
         out["quality"] = measured.get("quality")
         if "agreement" in measured:  # a conditional model: does it draw the digit it is asked for?
@@ -185,12 +187,17 @@ def cmd_eval(a) -> int:
             print("the classifier reads the asked label in " + ", ".join(
                 f"{d}: {100 * v:.1f} %" for d, v in enumerate(measured["agreement"]["per_label"]))
                 + f" (mean {100 * measured['agreement']['mean']:.1f} %)", file=sys.stderr)
-    elif not metrics:
+        if "sampler_fid" in measured:
+            out["sampler_fid"] = measured["sampler_fid"]
+            print("FID against DDIM steps: " + ", ".join(f"{r['steps']} steps {r['fid']:.1f} ({r['seconds']:.0f} s)"
+                                                         for r in measured["sampler_fid"]), file=sys.stderr)
+    elif not records and not metrics:
         print(f"{name}: a {card['family']} on {dataset} has no likelihood or test measure to report", file=sys.stderr)
         return 1
     print(json.dumps(out, indent=1))
     if a.write:
-        store.update_card(a.path, metrics=metrics, likelihoods=[r.to_dict() for r in records])
+        store.update_card(a.path, metrics=metrics, likelihoods=[r.to_dict() for r in records],
+                          **{k: out[k] for k in ("sampler_fid",) if k in out})
         print(f"metrics written to {a.path}.json", file=sys.stderr)
     return 0
 

@@ -45,14 +45,21 @@ def principal(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torc
     there are more rows than columns, else X X^T (N, N), whose eigenvectors U give the axes
     X^T U / s. A GAN's 2,000 x 12,544 features take a 2,000 x 2,000 eigenproblem instead of a
     full SVD (seconds instead of tens of seconds on a 2-core CPU)."""
-    x = x.double()
-    mean = x.mean(0)
-    xc = x - mean  # (N, D)
-    wide = xc.shape[1] > xc.shape[0]
-    var, vecs = torch.linalg.eigh(xc @ xc.T if wide else xc.T @ xc)  # ascending
+    mean = x.double().mean(0)
+    wide = x.shape[1] > x.shape[0]
+    starts = range(0, x.shape[1], 1024)
+    block = lambda j: x[:, j:j + 1024].double() - mean[j:j + 1024]  # noqa: E731 - (N, <=1024), centred
+    if wide:  # X X^T in double, a block of columns at a time: no double copy of a large X is kept
+        var, vecs = torch.linalg.eigh(sum((b := block(j)) @ b.T for j in starts))  # ascending
+    else:
+        xc = x.double() - mean  # (N, D)
+        var, vecs = torch.linalg.eigh(xc.T @ xc)
     var, vecs = var.flip(0).clamp_min(0), vecs.flip(1)
     k = min(k, int((var > var[0] * 1e-12).sum()) if var[0] > 0 else 1)
-    axes = (xc.T @ vecs[:, :k] / var[:k].sqrt().clamp_min(1e-300)).T if wide else vecs[:, :k].T  # (k, D)
+    if wide:  # the axes X^T U / s, a block of columns at a time
+        axes = torch.cat([block(j).T @ vecs[:, :k] for j in starts]).T / var[:k].sqrt().clamp_min(1e-300)[:, None]
+    else:
+        axes = vecs[:, :k].T  # (k, D)
     axes = axes / axes.norm(dim=1, keepdim=True).clamp_min(1e-300)
     flip = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
     axes = axes * flip

@@ -106,6 +106,27 @@ def label_agreement(ref: Reference, model, n: int = 1000, seed: int = 0, batch_s
     return {"per_label": per, "mean": round(sum(per) / len(per), 4), "n_per_label": n, "seed": seed}
 
 
+@torch.no_grad()
+def sampler_fid(ref: Reference, model, n: int = 2000, seed: int = 0, steps: tuple[int, ...] = (10, 20, 50),
+                batch_size: int = 500) -> list[dict]:
+    """A denoising model's FID against the number of DDIM steps: the same n noises (and labels, for
+    a conditional model, with its guidance) decoded with each number of steps."""
+    dev = base.device_of(model)
+    g = torch.Generator(device=dev).manual_seed(seed)
+    caps = model.capabilities
+    z = model.prior_sample(n, g)
+    labels = torch.randint(caps.num_classes, (n,), generator=g, device=dev) if caps.num_classes else None
+    rows = []
+    with base.eval_mode(model):
+        for s in steps:
+            t0 = time.perf_counter()
+            images = torch.cat([model.decode(z[i:i + batch_size], labels=None if labels is None else
+                                             labels[i:i + batch_size], steps=s) for i in range(0, n, batch_size)])
+            rows.append({"steps": s, "fid": round(metrics.fid(ref.embed(images)[0], ref.test_features), 2), "n": n,
+                         "seconds": round(time.perf_counter() - t0, 1), "seed": seed})
+    return rows
+
+
 def quality(ref: Reference, images: torch.Tensor, k: int = 3) -> dict:
     """FID, Inception Score, label histogram and entropy, precision and recall against the test set."""
     feats, probs = ref.embed(images)
@@ -156,6 +177,8 @@ def evaluate_model(ref: Reference, model, card: dict, n: int | None = None, seed
     out["quality"]["seconds"] = round(time.perf_counter() - t0, 1)
     if caps.num_classes:
         out["agreement"] = label_agreement(ref, model, n=min(n, 1000), seed=seed)
+    if caps.denoises:  # a sampler's steps are a setting: FID against them
+        out["sampler_fid"] = sampler_fid(ref, model, n=min(n, 2000), seed=seed)
     out["likelihood"] = likelihood_summary(card)
     return out
 

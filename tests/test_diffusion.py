@@ -214,10 +214,14 @@ def test_a_conditional_model_drops_labels_while_training():
 def test_the_moving_average_follows_the_weights_and_samples():
     torch.manual_seed(0)
     model = Diffusion(DiffusionConfig(data_shape=(2,), hidden=(8,), time_dim=4, ema=0.9))
-    before = [p.clone() for p in model.ema_net.parameters()]
-    model.train_step(torch.randn(64, 2), model.configure_optimizers(1e-2))
-    for e, p, b in zip(model.ema_net.parameters(), model.net.parameters(), before):
-        assert torch.allclose(e, 0.9 * b + 0.1 * p.detach(), atol=1e-6)
+    opt = model.configure_optimizers(1e-2)
+    for n in range(1, 40):
+        before = [p.clone() for p in model.ema_net.parameters()]
+        model.train_step(torch.randn(64, 2), opt)
+        d = min(0.9, (1 + n) / (10 + n))  # the decay warms up: 0.18 at the first update, 0.9 from the 71st
+        for e, p, b in zip(model.ema_net.parameters(), model.net.parameters(), before):
+            assert torch.allclose(e, d * b + (1 - d) * p.detach(), atol=1e-6)
+    assert int(model.ema_updates) == 39
     assert model.denoiser() is model.net  # training: the weights
     assert model.eval().denoiser() is model.ema_net  # sampling: the average
 

@@ -116,3 +116,24 @@ def test_the_2d_comparison_trains_live_pauses_steps_and_stops(ckpts, monkeypatch
     assert x["panels"][0]["paths"].shape == (25, 64, 2) and x["panels"][1]["arrows"].shape == (225, 2)
     at.button(key="dn_stop").click().run()
     assert not at.exception and "dn_job" not in at.session_state and not job.alive
+
+
+def test_the_command_line_trains_resumes_and_evaluates_a_diffusion_model(ckpts, tmp_path, capsys):
+    import json
+    from genlab.cli import main
+    out = tmp_path / "d"
+    assert main(["train", "ddpm", "--dataset", "digits8", "--channels", "8,8,8", "--time-dim", "16", "--epochs", "1",
+                 "--sample-steps", "3", "--num-classes", "10", "--eval-k", "-1", "--out", str(out)]) == 0
+    assert main(["train", "ddpm", "--resume", str(out), "--epochs", "1", "--eval-k", "-1"]) == 0
+    card = json.loads((tmp_path / "d.json").read_text())
+    assert len(card["history"]["epochs"]) == 2 and card["config"]["num_classes"] == 10
+    capsys.readouterr()
+    # the shipped-size path: likelihood by the ODE on a few test digits, FID against steps, agreement
+    assert main(["eval", str(ckpts / "ddpm-test"), "--n", "64", "--limit", "8", "--write"]) == 0
+    err = capsys.readouterr().err
+    assert "NLL by the probability-flow ODE" in err and "bits per dimension" in err and "FID against DDIM steps" in err
+    card = json.loads((ckpts / "ddpm-test.json").read_text())
+    (ode,) = card["likelihoods"]
+    assert ode["method"] == "ode" and ode["n"] == 8 and ode["bpd"] > 0 and ode["stderr"] > 0
+    assert "Hutchinson" in ode["settings"]["divergence"] and ode["settings"]["dequantization"] == "uniform, 8-bit"
+    assert [r["steps"] for r in card["sampler_fid"]] == [10, 20, 50]
