@@ -30,6 +30,7 @@ st.markdown(common.PIXELATED_CSS, unsafe_allow_html=True)
 lesson_bar.show(nav)  # the note and previous / next of a lesson being stepped through
 with st.sidebar:
     common.model_picker()
+    common.sampler_steps_control()  # a denoising model's steps: here, so the value survives page switches
     common.job_badge()
     common.chart_style_toggle()
     st.caption(f"Device: {genlab.describe_device(common.device())}")

@@ -85,6 +85,19 @@ def test_the_latent_explorer_and_interpolation_work_on_its_noise(ckpts, monkeypa
         assert not at.error and pictures(at), page
 
 
+def test_the_sampler_steps_are_a_sidebar_control_every_latent_view_follows(ckpts, monkeypatch):
+    at = app(ckpts, monkeypatch, "views/latent_explorer.py", dsteps="10")
+    steps = at.select_slider(key="dsteps")
+    assert steps.value == 10 and list(steps.options) == ["5", "10", "20", "50"]
+    before = pictures(at)[0][1]
+    steps.set_value(5).run()
+    assert not at.exception and at.query_params["dsteps"] == "5"
+    assert pictures(at)[0][1] != before  # the grid decoded with 5 steps
+    plain = app(ckpts, monkeypatch, "views/latent_explorer.py")
+    plain.sidebar.selectbox(key="model").set_value("vae-mnist-z2").run()
+    assert not [s for s in plain.select_slider if s.key == "dsteps"]  # only a denoising model has steps
+
+
 def test_a_model_that_does_not_denoise_is_switched(ckpts, monkeypatch):
     monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ckpts))
     at = AppTest.from_file(APP, default_timeout=240)

@@ -69,10 +69,69 @@ def _mtime(p: Path) -> int:
 
 
 def memo(key: tuple, compute: Callable[[], object], model: str | None = None):
-    """`compute()` once per server for this key (and the model's files, when `model` names one);
-    every session that asks for the same key gets the same read-only value."""
-    full: Hashable = (key, model, stamp(model)) if model else key
+    """`compute()` once per server for this key (and the model's files, when `model` names one,
+    and the sampler steps this session gives it, for a denoising model); every session that asks
+    for the same key gets the same read-only value."""
+    steps = st.session_state.get(STEPS_FOR)
+    full: Hashable = ((key, model, stamp(model)) + ((steps[1],) if steps and steps[0] == model else ())
+                      if model else key)
     return MEMO.get(full, compute)
+
+
+# ----------------------------------------------------------------------------- a denoiser's sampler steps
+STEPS = "dsteps"  # session key (and URL parameter) of the sidebar's sampler steps
+STEPS_FOR = "_steps_for"  # (model name, steps) the views' pictures of that model are drawn with
+STEP_CHOICES = (5, 10, 20, 50)
+
+
+class Stepped:
+    """A denoising model seen with another number of sampler steps: `decode`, `encode` and
+    `sample` take these steps unless told; everything else is the shared model's own, untouched."""
+
+    def __init__(self, model, steps: int):
+        self._model, self._steps = model, steps
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def decode(self, z, labels=None, steps=None, guidance=None):
+        return self._model.decode(z, labels, steps or self._steps, guidance)
+
+    def encode(self, x, labels=None, steps=None, guidance=None):
+        return self._model.encode(x, labels, steps or self._steps, guidance)
+
+    def sample(self, n, generator=None, labels=None, steps=None):
+        return self._model.sample(n, generator, labels, steps or self._steps)
+
+
+def sampler_steps_control() -> None:
+    """The sidebar's "Sampler steps" (kept in the URL) when the picked model denoises; drawn by
+    app.py beside the model picker, so its value survives page switches."""
+    name = st.session_state.get("model")
+    try:
+        model = load_model(name)[0] if name else None
+    except genlab.CheckpointError:  # the view says so
+        model = None
+    if model is None or not model.capabilities.denoises:
+        st.session_state.pop(STEPS_FOR, None)
+        return
+    own = int(model.config.sample_steps)
+    url_default(STEPS, lambda v: int(v) if str(v).isdigit() and int(v) in STEP_CHOICES else
+                (own if own in STEP_CHOICES else 20))
+    st.select_slider("Sampler steps", STEP_CHOICES, key=STEPS,
+                     help="How many DDIM steps every picture of this model costs on every view: fewer are faster "
+                          f"and rougher. The model samples with {own} by default.")
+    url_write(STEPS)
+    st.session_state[STEPS_FOR] = (name, int(st.session_state[STEPS]))
+
+
+def sampler_steps(name: str, model):
+    """The model as the views should use it: a denoising model with the sidebar's sampler steps
+    (`Stepped` when they differ from its own); any other model unchanged."""
+    got = st.session_state.get(STEPS_FOR)
+    if not model.capabilities.denoises or not got or got[0] != name or got[1] == int(model.config.sample_steps):
+        return model
+    return Stepped(model, got[1])
 
 
 @st.cache_resource(show_spinner=False)
@@ -366,7 +425,7 @@ def current_model(needs: tuple[str, ...] | None = None, view: str | None = None)
             st.page_link(registry.file(where), label=f"Go to {where}")
         st.stop()
     _switch_note(title, name)
-    return name, model, card
+    return name, sampler_steps(name, model), card
 
 
 def samples(model, n: int, seed: int, label: str | int | None = None) -> torch.Tensor:

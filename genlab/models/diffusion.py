@@ -477,14 +477,14 @@ class Diffusion(nn.Module):
         """DDIM inversion of data x (images in [0, 1]): its noise x_1, flattened (B, D)."""
         return self.invert(self.from_data(x), steps or self.config.sample_steps, labels, guidance).flatten(1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
-               ) -> torch.Tensor:
-        """n samples by DDIM with the config's steps; a conditional model draws the n labels from the
-        generator when not given, and samples them with the config's guidance."""
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
+               steps: int | None = None) -> torch.Tensor:
+        """n samples by DDIM with the config's steps (or `steps`); a conditional model draws the n
+        labels from the generator when not given, and samples them with the config's guidance."""
         z = self.prior_sample(n, generator)
         if self.config.num_classes and labels is None:
             labels = torch.randint(self.config.num_classes, (n,), generator=generator, device=z.device)
-        return self.decode(z, labels)
+        return self.decode(z, labels, steps)
 
     # -- learning ------------------------------------------------------------------------------------------
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
