@@ -67,6 +67,22 @@ def copy_checkpoint(path: Path, folder: Path) -> None:
         shutil.copy(f, folder / f.name)
 
 
+def tiny_diffusion(folder: Path, name: str = "ddpm-test") -> Path:
+    """A small conditional diffusion model trained in a few seconds on 512 MNIST digits, saved in
+    `folder` with a copy of the shipped MNIST classifier beside it; returns its path."""
+    from genlab import save
+    from genlab.data import load_mnist
+    from genlab.models.diffusion import Diffusion, DiffusionConfig
+    from genlab.train import TrainConfig, fit
+    torch.manual_seed(0)
+    train = load_mnist("train", limit=512)
+    model = Diffusion(DiffusionConfig(channels=(8, 8, 8), time_dim=16, num_classes=10, sample_steps=4, timesteps=20))
+    hist = fit(model, train.x, TrainConfig(epochs=1, batch_size=64, lr=1e-3), train_y=train.y)
+    save(model, folder / name, dataset={"name": "mnist", "split": "train"}, history=hist.to_dict())
+    copy_checkpoint(ROOT / "checkpoints" / "mnist-classifier", folder)
+    return folder / name
+
+
 def wait_for(cond, timeout: float = 30.0) -> bool:
     """Poll `cond` until it holds (True) or `timeout` seconds pass (False)."""
     end = time.monotonic() + timeout

@@ -30,22 +30,32 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(ckpt_dir, tmp_path_factory):
+def serve(ckpt_dir, tmp_path_factory):
+    """A server on these checkpoints for a module's tests: yields (url, log path); no traceback
+    may reach its log."""
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     with streamlit_server(ckpt_dir, log) as url:
         yield url, log
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
-@pytest.fixture(scope="module")
-def page(server):
+def browse(height: int = 1000):
+    """Chromium (the system's) driven by Playwright: yields one page 1400 px wide."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield pg
+        yield browser.new_page(viewport={"width": 1400, "height": height})
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(ckpt_dir, tmp_path_factory):
+    yield from serve(ckpt_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    yield from browse()
 
 
 def shot(pg, name):

@@ -5,41 +5,23 @@ Pause, Step, Stop). GENLAB_SHOTS=folder keeps the screenshots."""
 import re
 
 import pytest
-import torch
 
-from conftest import ROOT, copy_checkpoint, streamlit_server
-from test_browser import ARGS, PICTURES, assert_no_errors, chromium_path, image_sources, open_view, settle, shot
+from conftest import tiny_diffusion
+from test_browser import assert_no_errors, browse, image_sources, open_view, serve, settle, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from genlab import save
-    from genlab.data import load_mnist
-    from genlab.models.diffusion import Diffusion, DiffusionConfig
-    from genlab.train import TrainConfig, fit
     d = tmp_path_factory.mktemp("checkpoints")
-    torch.manual_seed(0)
-    train = load_mnist("train", limit=512)
-    model = Diffusion(DiffusionConfig(channels=(8, 8, 8), time_dim=16, num_classes=10, sample_steps=4, timesteps=20))
-    hist = fit(model, train.x, TrainConfig(epochs=1, batch_size=64, lr=1e-3), train_y=train.y)
-    save(model, d / "ddpm-test", dataset={"name": "mnist", "split": "train"}, history=hist.to_dict())
-    copy_checkpoint(ROOT / "checkpoints" / "mnist-classifier", d)
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    with streamlit_server(d, log) as url:
-        yield url, log
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    tiny_diffusion(d)
+    yield from serve(d, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1600})
-        yield pg
-        browser.close()
+    yield from browse(height=1600)
 
 
 def test_the_reverse_process_is_scrubbed_and_a_chosen_digit_is_guided(server, page):

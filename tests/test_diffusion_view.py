@@ -3,27 +3,17 @@ seconds: the forward process at a time slider, the reverse process scrubbed step
 its GIF, samplers side by side, guidance towards a picked digit with the classifier's reading;
 the family on the other views through the protocol (the Latent Explorer decodes its noise)."""
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, copy_checkpoint
+from conftest import ROOT, copy_checkpoint, tiny_diffusion
 
 APP = str(ROOT / "app.py")
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
-    from genlab import save
-    from genlab.data import load_mnist
-    from genlab.models.diffusion import Diffusion, DiffusionConfig
-    from genlab.train import TrainConfig, fit
     d = tmp_path_factory.mktemp("checkpoints")
-    torch.manual_seed(0)
-    train = load_mnist("train", limit=512)
-    model = Diffusion(DiffusionConfig(channels=(8, 8, 8), time_dim=16, num_classes=10, sample_steps=4, timesteps=20))
-    hist = fit(model, train.x, TrainConfig(epochs=1, batch_size=64, lr=1e-3), train_y=train.y)
-    save(model, d / "ddpm-test", dataset={"name": "mnist", "split": "train"}, history=hist.to_dict())
-    copy_checkpoint(ROOT / "checkpoints" / "mnist-classifier", d)
+    tiny_diffusion(d)
     copy_checkpoint(ROOT / "checkpoints" / "vae-mnist-z2", d)
     return d
 
